@@ -1,0 +1,3 @@
+from luminaguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The reasoning loop: run → step → query the model → gate → act → observe."""

@@ -1,0 +1,355 @@
+"""The `luminaguard` command. Thin: parses, calls the parts, prints.
+
+Heavy modules are imported inside the command that needs them, so that
+`luminaguard --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from luminaguard import __version__
+from luminaguard.errors import LuminaGuardError, UsageError, UserError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+OUTCOME_EXIT = {"finished": 0, "error": 1, "limits_exceeded": 3, "denied": 4}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="luminaguard", description="A local-first, secure runtime for AI agents.")
+    p.add_argument("--version", action="version", version=f"luminaguard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    doctor = sub.add_parser("doctor", help="what works on this machine, and why not")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    run = sub.add_parser("run", help="run an agent on a task")
+    run.add_argument("task", help="what the agent should do")
+    _workspace_arg(run)
+    run.add_argument("--model", help="PROVIDER/MODEL, e.g. scripted/playbook.json")
+    run.add_argument(
+        "--playbook", type=Path, help="replay this playbook (same as --model scripted/PATH)"
+    )
+    run.add_argument("--policy", type=Path, help="policy file (TOML)")
+    run.add_argument("--sandbox", help="sandbox backend (default from config: bwrap)")
+    run.add_argument("--max-steps", type=int, help="model turns before the run is stopped")
+
+    demo = sub.add_parser("demo", help="the bundled demo, offline and unattended")
+    demo.add_argument(
+        "--workspace", type=Path, help="an empty or new directory (default: a new temp dir)"
+    )
+
+    audit = sub.add_parser("audit", help="the tamper-evident run journals")
+    asub = audit.add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    alist = asub.add_parser("list", help="every run, oldest first")
+    alist.add_argument("--json", action="store_true")
+    ashow = asub.add_parser("show", help="one run's journal")
+    ashow.add_argument("run", help="run id (or a unique prefix)")
+    ashow.add_argument("--json", action="store_true")
+    averify = asub.add_parser("verify", help="check the hash chain of one run, or of every run")
+    averify.add_argument("run", nargs="?", help="run id (default: every run)")
+    averify.add_argument("--json", action="store_true")
+
+    sandbox = sub.add_parser("sandbox", help="run commands in the sandbox directly")
+    ssub = sandbox.add_subparsers(
+        dest="sandbox_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sexec = ssub.add_parser("exec", help="run CMD in the sandbox; its exit code passes through")
+    _workspace_arg(sexec)
+    sexec.add_argument("--network", default="none", help="network mode (none)")
+    sexec.add_argument("--backend", help="sandbox backend (default from config: bwrap)")
+    sexec.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    sexec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    return p
+
+
+def _workspace_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workspace", type=Path, default=None, help="the workspace directory (default: .)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        handler = COMMANDS[args.command]
+        return handler(args)
+    except UserError as exc:
+        print(f"luminaguard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LuminaGuardError as exc:
+        print(f"luminaguard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("luminaguard: interrupted", file=sys.stderr)
+        return 130
+
+
+def _workspace(path: Path | None) -> Path:
+    ws = (path or Path.cwd()).resolve()
+    if not ws.is_dir():
+        raise UsageError(f"workspace {ws} is not a directory")
+    return ws
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from luminaguard.doctor import OK, run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps({"checks": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        marks = {"ok": "✔", "warn": "!", "missing": "✘", "failed": "✘", "unknown": "?"}
+        for c in checks:
+            print(f"{marks[c.status]} {c.name:<16} {c.detail}")
+    return EXIT_ERROR if any(c.required and c.status != OK for c in checks) else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+
+    workspace = _workspace(args.workspace)
+    settings = load_settings(workspace)
+    if args.model and args.playbook:
+        raise UsageError("give --model or --playbook, not both")
+    spec = f"scripted/{args.playbook}" if args.playbook else args.model or settings.model
+    if not spec:
+        raise UsageError(
+            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model in luminaguard.toml"
+        )
+    max_steps = args.max_steps if args.max_steps is not None else settings.agent.max_steps
+    if max_steps < 1:
+        raise UsageError("--max-steps must be at least 1")
+    return _run_agent(
+        args.task,
+        workspace=workspace,
+        spec=spec,
+        policy_path=args.policy or settings.policy,
+        backend=args.sandbox or settings.sandbox.backend,
+        max_steps=max_steps,
+        interactive=None,
+        demo=False,
+    )
+
+
+def _run_agent(
+    task: str,
+    *,
+    workspace: Path,
+    spec: str,
+    policy_path: Path | None,
+    backend: str,
+    max_steps: int,
+    interactive: bool | None,
+    demo: bool,
+) -> int:
+    import asyncio
+
+    from luminaguard.agent.loop import Agent
+    from luminaguard.audit.run import RunRecorder
+    from luminaguard.config import load_settings
+    from luminaguard.llm.registry import open_provider
+    from luminaguard.policy.approver import default_approver
+    from luminaguard.policy.policyfile import load_policy
+    from luminaguard.sandbox import open_sandbox
+    from luminaguard.tools.builtin import BuiltinTools
+    from luminaguard.ui.terminal import DemoReport, TerminalReport
+
+    settings = load_settings(workspace)
+    provider = open_provider(spec)
+    policy = load_policy(policy_path)
+    sandbox = open_sandbox(backend, workspace, settings.sandbox)
+    recorder = RunRecorder(settings.data_dir, task=task, workspace=workspace, model=spec)
+    report = DemoReport() if demo else TerminalReport()
+    print(f"▶ run {recorder.run_id} in {workspace}  (model {spec}, policy: {policy.source})")
+    agent = Agent(
+        provider,
+        BuiltinTools(sandbox),
+        default_approver(policy, interactive),
+        recorder,
+        policy=policy,
+        max_steps=max_steps,
+        system_prompt=settings.agent.system_prompt,
+        report=report,
+    )
+    try:
+        result = asyncio.run(agent.run(task))
+    finally:
+        sandbox.close()
+    print(
+        f"\n■ {result.outcome}: {result.message}"
+        if result.outcome != "finished"
+        else "\n■ finished"
+    )
+    print(
+        f"  steps {result.steps}, tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out"
+    )
+    print(f"  journal {result.journal}")
+    print(f"  verify with: luminaguard audit verify {result.run_id}")
+    return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    import time
+    from importlib import resources
+
+    bundle = resources.files("luminaguard") / "demo"
+    if args.workspace:
+        workspace = args.workspace.resolve()
+        if workspace.exists() and any(workspace.iterdir()):
+            raise UsageError(f"demo workspace {workspace} is not empty")
+        workspace.mkdir(parents=True, exist_ok=True)
+    else:
+        workspace = Path(tempfile.mkdtemp(prefix="luminaguard-demo-"))
+    with resources.as_file(bundle) as bundle_dir:
+        for item in (bundle_dir / "project").iterdir():
+            shutil.copy2(item, workspace / item.name)
+        started = time.monotonic()
+        print("LuminaGuard demo: an agent fixes a failing test, offline, on a scripted model.")
+        print("Every tool call runs in the sandbox; the bundled policy answers the approvals.\n")
+        code = _run_agent(
+            "The tests of this project fail. Find out why and fix the code.",
+            workspace=workspace,
+            spec=f"scripted/{bundle_dir / 'playbook.json'}",
+            policy_path=bundle_dir / "policy.toml",
+            backend="bwrap",
+            max_steps=20,
+            interactive=False,
+            demo=True,
+        )
+    print(f"  demo took {time.monotonic() - started:.1f} s; the fixed project is in {workspace}")
+    return code
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from luminaguard.audit.index import RunIndex
+    from luminaguard.audit.journal import read_records, verify
+    from luminaguard.config import load_settings
+
+    settings = load_settings(Path.cwd())
+    index = RunIndex(settings.data_dir / "index.db")
+    if args.audit_command == "list":
+        runs = index.list()
+        if args.json:
+            keys = ("id", "task", "started", "outcome", "path")
+            print(json.dumps([{k: r[k] for k in keys} for r in runs], indent=2))
+        elif not runs:
+            print(f"no runs recorded in {settings.data_dir}")
+        for r in runs if not args.json else []:
+            print(
+                f"{r['id']}  {r['started'][:19]}  {r['outcome'] or 'running':<16} {r['task'][:60]}"
+            )
+        return EXIT_OK
+    if args.audit_command == "show":
+        run = _get_run(index, args.run)
+        records = read_records(Path(run["path"]))
+        if args.json:
+            print(json.dumps({"run": run, "records": records}, indent=2, ensure_ascii=False))
+        else:
+            print(
+                f"run {run['id']}: {run['task']}\n  started {run['started']}, outcome {run['outcome'] or 'running'}\n  journal {run['path']}\n"
+            )
+            for rec in records:
+                print(
+                    f"{rec.get('seq', '?'):>4} {str(rec.get('ts', ''))[11:23]} {rec.get('type', '?'):<13} {_summary(rec)}"
+                )
+        return EXIT_OK
+    runs = [_get_run(index, args.run)] if args.run else index.list()
+    results = []
+    for run in runs:
+        problems = verify(Path(run["path"]), run["records"], run["head"])
+        results.append(
+            {
+                "id": run["id"],
+                "path": run["path"],
+                "ok": not problems,
+                "problems": [str(p) for p in problems],
+            }
+        )
+    if args.json:
+        print(json.dumps({"ok": all(r["ok"] for r in results), "runs": results}, indent=2))
+    else:
+        for r in results:
+            print(f"{'✔' if r['ok'] else '✘'} {r['id']}  {r['path']}")
+            for problem in r["problems"]:
+                print(f"    {problem}")
+        if not results:
+            print("no runs to verify")
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
+
+
+def _get_run(index: Any, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] | None = index.get(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id!r} in the audit index (see `luminaguard audit list`)")
+    return run
+
+
+def _summary(rec: dict[str, Any]) -> str:
+    d = rec.get("data", {})
+    t = rec.get("type")
+    if t == "model_turn":
+        calls = ", ".join(c["name"] for c in d.get("tool_calls", []))
+        return (d.get("content") or "")[:60] + (f" → {calls}" if calls else "")
+    if t == "tool_call":
+        return f"{d['call']['name']} [{d.get('risk')}]"
+    if t == "decision":
+        return f"{'approved' if d.get('approved') else 'denied'} by {d.get('by')}"
+    if t == "tool_result":
+        return f"{d.get('name')}: {'error' if d.get('is_error') else 'ok'}"
+    if t in ("run_started", "user"):
+        return str(d.get("task") or d.get("content", ""))[:60]
+    if t == "run_finished":
+        return f"{d.get('outcome')}: {str(d.get('message', ''))[:50]}"
+    return json.dumps(d)[:60]
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.config import load_settings
+    from luminaguard.sandbox import open_sandbox
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise UsageError("no command: luminaguard sandbox exec [options] -- CMD [ARG...]")
+    if args.network != "none":
+        raise UsageError(
+            f"network mode {args.network!r} is not available yet; this version supports: none"
+        )
+    workspace = _workspace(args.workspace)
+    settings = load_settings(workspace)
+    sandbox = open_sandbox(args.backend or settings.sandbox.backend, workspace, settings.sandbox)
+    result = asyncio.run(sandbox.exec(cmd, timeout_s=args.timeout))
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.timed_out:
+        print(f"luminaguard: command timed out after {result.duration_s:.1f} s", file=sys.stderr)
+    return result.exit_code
+
+
+COMMANDS = {
+    "doctor": cmd_doctor,
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "audit": cmd_audit,
+    "sandbox": cmd_sandbox,
+}

@@ -1,0 +1,175 @@
+"""One settings object from ``luminaguard.toml`` and the environment.
+
+Lookup order (first found wins, no merging between files):
+
+1. ``$LUMINAGUARD_CONFIG`` if set (it must exist);
+2. ``<workspace>/luminaguard.toml``;
+3. ``$XDG_CONFIG_HOME/luminaguard/luminaguard.toml`` (``~/.config/...``).
+
+Then environment overrides: ``LUMINAGUARD_<SECTION>__<KEY>=value`` sets
+``[section] key`` (``LUMINAGUARD_AGENT__MAX_STEPS=10``), and
+``LUMINAGUARD_<KEY>`` a top-level key (``LUMINAGUARD_MODEL=scripted/p.json``).
+Values are read as TOML scalars when they parse as such, else as strings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from luminaguard.errors import ConfigError
+
+CONFIG_NAME = "luminaguard.toml"
+ENV_PREFIX = "LUMINAGUARD_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class AgentSettings(_Section):
+    """The reasoning loop."""
+
+    max_steps: int = Field(30, ge=1, le=10_000)
+    """Model turns before the run ends with 'limits exceeded'."""
+
+    system_prompt: str | None = None
+    """Replaces the built-in system prompt when set."""
+
+
+class SandboxSettings(_Section):
+    """Where and how tool calls run."""
+
+    backend: str = "bwrap"
+    """Sandbox backend by short name (`bwrap`)."""
+
+    timeout_s: float = Field(120.0, gt=0, le=86_400)
+    """Wall-clock limit of one command; the whole process tree is killed after it."""
+
+    memory_mb: int = Field(2048, ge=16)
+    """Address-space limit of each process in the sandbox, in MiB."""
+
+    cpu_s: int = Field(300, ge=1)
+    """CPU-time limit of each process in the sandbox, in seconds."""
+
+    max_file_mb: int = Field(512, ge=1)
+    """Largest file a sandboxed process may write, in MiB."""
+
+    max_open_files: int = Field(1024, ge=16)
+    """Open file descriptors per sandboxed process."""
+
+    output_limit_kb: int = Field(256, ge=1)
+    """Bytes of stdout and of stderr kept per command, in KiB; the rest is dropped and noted."""
+
+
+class Settings(_Section):
+    """Everything LuminaGuard reads from configuration."""
+
+    model: str | None = None
+    """Default model spec, `PROVIDER/MODEL` (e.g. `scripted/playbook.json`)."""
+
+    policy: Path | None = None
+    """Policy file used when `--policy` is not given. Default: GREEN runs, the rest asks."""
+
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    """Where run journals and the run index live (outside any workspace and sandbox)."""
+
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    """The reasoning loop."""
+
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    """Where and how tool calls run."""
+
+    source: str = Field("defaults", exclude=True)
+    """Where these settings came from (for messages)."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "luminaguard"
+
+
+def config_path(workspace: Path, env: Mapping[str, str]) -> Path | None:
+    explicit = env.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG names {path}, which does not exist")
+        return path
+    candidates = [workspace / CONFIG_NAME]
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    candidates.append(Path(xdg) / "luminaguard" / CONFIG_NAME)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def load_settings(workspace: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings for ``workspace``; one clear ``ConfigError`` on bad input."""
+    env = os.environ if env is None else env
+    workspace = Path.cwd() if workspace is None else workspace
+    path = config_path(workspace, env)
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} cannot be read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    overrides = _env_overrides(env)
+    if overrides:
+        source += " + environment"
+    for dotted, value in overrides.items():
+        section, _, key = dotted.rpartition(".")
+        target = data.setdefault(section, {}) if section else data
+        if not isinstance(target, dict):
+            raise ConfigError(f"environment override {dotted} conflicts with {section} in {source}")
+        target[key] = value
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from exc
+    settings.source = source
+    if path is not None and settings.policy is not None and not settings.policy.is_absolute():
+        settings.policy = path.parent / settings.policy
+    return settings
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        out[dotted] = _scalar(raw)
+    return out
+
+
+def _scalar(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic error as one sentence naming the key."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind: Literal["extra_forbidden"] | str = err["type"]
+    if kind == "extra_forbidden":
+        msg = f"unknown key {key}"
+    else:
+        msg = f"{key}: {err['msg']}"
+        if "input" in err and not isinstance(err["input"], dict):
+            msg += f" (got {err['input']!r})"
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return msg

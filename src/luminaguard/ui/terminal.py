@@ -1,0 +1,88 @@
+"""The plain-terminal view of a run: model text, each tool call with its level,
+each decision, what each action changed, and the end."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from luminaguard.messages import ToolCall, ToolResult
+from luminaguard.policy.approver import ICONS
+from luminaguard.policy.risk import Assessment
+from luminaguard.protocols import Decision
+
+EXCERPT_LINES = 12
+
+
+def _args(call: ToolCall) -> str:
+    a = call.arguments
+    if isinstance(a, dict):
+        shown = {
+            k: (v if not isinstance(v, str) or len(v) <= 60 else v[:57] + "...")
+            for k, v in a.items()
+        }
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    return repr(a)[:80]
+
+
+def _indent(text: str, prefix: str = "     ", limit: int = EXCERPT_LINES) -> str:
+    lines = text.rstrip("\n").splitlines()
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... ({len(lines) - limit} more lines)"]
+    return "\n".join(prefix + line for line in lines)
+
+
+class TerminalReport:
+    """Prints run events as they happen. ``show_previews`` prints what an approved call will change."""
+
+    def __init__(self, out: TextIO | None = None, *, show_previews: bool = True) -> None:
+        self.out = out or sys.stdout
+        self.show_previews = show_previews
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        getattr(self, f"on_{event}", lambda d: None)(data)
+        self.out.flush()
+
+    def on_model(self, d: dict[str, Any]) -> None:
+        prefix = "✔ " if d["final"] else "💭 "
+        self.out.write(f"\n{prefix}{d['content']}\n")
+
+    def on_tool_call(self, d: dict[str, Any]) -> None:
+        call: ToolCall = d["call"]
+        a: Assessment = d["assessment"]
+        self.out.write(f"{ICONS[a.risk]} {call.name}({_args(call)})  [{a.risk.label}]\n")
+
+    def on_decision(self, d: dict[str, Any]) -> None:
+        decision: Decision = d["decision"]
+        if decision.approved and decision.by == "user":
+            return
+        if not decision.approved:
+            self.out.write(f"   ✘ denied by {decision.by}: {decision.reason}\n")
+        elif d["assessment"].risk > 0:
+            self.out.write(f"   ✔ approved by {decision.by}: {decision.reason}\n")
+
+    def on_tool_result(self, d: dict[str, Any]) -> None:
+        result: ToolResult = d["result"]
+        call: ToolCall = d["call"]
+        if result.data.get("denied"):
+            return
+        changes = result.data.get("changes")
+        if (result.is_error and "exit_code" not in result.data) or call.name == "shell":
+            self.out.write(_indent(result.output) + "\n")
+        if changes and any(changes[k] for k in ("created", "modified", "deleted")):
+            marks = [("+", "created"), ("~", "modified"), ("-", "deleted")]
+            lines = [f"{m} {p}" for m, k in marks for p in changes[k]]
+            self.out.write("   changed: " + ", ".join(lines) + "\n")
+
+    def on_end(self, d: dict[str, Any]) -> None:
+        pass
+
+
+class DemoReport(TerminalReport):
+    """The demo additionally prints the diff of each approved change."""
+
+    def on_tool_call(self, d: dict[str, Any]) -> None:
+        super().on_tool_call(d)
+        call: ToolCall = d["call"]
+        if self.show_previews and call.name == "write_file" and d["preview"]:
+            self.out.write(_indent(d["preview"], limit=40) + "\n")
