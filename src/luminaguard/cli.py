@@ -220,8 +220,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         workspace = Path(tempfile.mkdtemp(prefix="luminaguard-demo-"))
     with resources.as_file(bundle) as bundle_dir:
-        for item in (bundle_dir / "project").iterdir():
-            shutil.copy2(item, workspace / item.name)
+        shutil.copytree(
+            bundle_dir / "project",
+            workspace,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         started = time.monotonic()
         print("LuminaGuard demo: an agent fixes a failing test, offline, on a scripted model.")
         print("Every tool call runs in the sandbox; the bundled policy answers the approvals.\n")

@@ -77,9 +77,10 @@ class Workspace:
             raise ToolError(f"{path} is a directory") from None
         except OSError as exc:
             raise ToolError(f"{path}: {exc.strerror}") from exc
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ToolError(f"{path} is a directory")
         with os.fdopen(fd, "rb") as f:
-            if stat.S_ISDIR(os.fstat(f.fileno()).st_mode):
-                raise ToolError(f"{path} is a directory")
             return f.read()
 
     def write_file(self, path: str, data: bytes) -> None:

@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from luminaguard.agent.loop import Agent, RunResult
+from luminaguard.audit.journal import read_records, verify
+from luminaguard.audit.run import RunRecorder
+from luminaguard.config import SandboxSettings
+from luminaguard.llm.scripted import Playbook, ScriptedProvider
+from luminaguard.messages import AssistantTurn, Message, ToolSpec
+from luminaguard.policy.approver import PolicyApprover
+from luminaguard.policy.policyfile import Policy
+from luminaguard.policy.risk import Risk
+from luminaguard.protocols import ApprovalRequest, Approver, Decision, Provider
+from luminaguard.sandbox.bwrap import BwrapSandbox
+from luminaguard.tools.builtin import BuiltinTools
+
+
+def run_agent(
+    workspace: Path,
+    data_dir: Path,
+    steps: list[dict[str, Any]],
+    *,
+    policy: Policy | None = None,
+    ask: Approver | None = None,
+    max_steps: int = 10,
+    provider: Provider | None = None,
+) -> tuple[RunResult, list[dict[str, Any]]]:
+    policy = policy or Policy()
+    provider = provider or ScriptedProvider(Playbook.model_validate({"steps": steps}))
+    recorder = RunRecorder(data_dir, task="test task", workspace=workspace, model="scripted/test")
+    agent = Agent(
+        provider,
+        BuiltinTools(BwrapSandbox(workspace, SandboxSettings(timeout_s=30))),
+        PolicyApprover(policy, ask),
+        recorder,
+        policy=policy,
+        max_steps=max_steps,
+    )
+    result = asyncio.run(agent.run("test task"))
+    return result, read_records(Path(result.journal))
+
+
+def results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r["data"] for r in records if r["type"] == "tool_result"]
+
+
+def test_a_run_finishes_when_the_model_answers_without_tools(
+    workspace: Path, data_dir: Path
+) -> None:
+    (workspace / "a.txt").write_text("hello")
+    result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {"tool_calls": [{"name": "read_file", "arguments": {"path": "a.txt"}}]},
+            {"content": "It says hello."},
+        ],
+    )
+    assert result.outcome == "finished"
+    assert result.message == "It says hello."
+    assert result.steps == 2
+    assert results(records)[0]["output"] == "hello"
+    assert records[-1]["type"] == "run_finished" and records[-1]["data"]["outcome"] == "finished"
+    assert verify(Path(result.journal)) == []
+
+
+def test_the_step_limit_ends_a_run_that_does_not_finish(workspace: Path, data_dir: Path) -> None:
+    step = {"tool_calls": [{"name": "list_dir", "arguments": {}}]}
+    result, records = run_agent(workspace, data_dir, [step] * 5, max_steps=3)
+    assert result.outcome == "limits_exceeded"
+    assert "step limit of 3" in result.message
+    assert len([r for r in records if r["type"] == "model_turn"]) == 3
+
+
+def test_without_anyone_to_ask_a_write_is_denied_and_the_agent_is_told(
+    workspace: Path, data_dir: Path
+) -> None:
+    result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {
+                "tool_calls": [
+                    {"name": "write_file", "arguments": {"path": "new.txt", "content": "x"}}
+                ]
+            },
+            {"content": "I could not write."},
+        ],
+    )
+    assert result.outcome == "finished"
+    assert not (workspace / "new.txt").exists()
+    observed = results(records)[0]
+    assert observed["is_error"] and observed["output"].startswith("denied:")
+    assert "no one to ask" in observed["output"]
+    decision = next(r["data"] for r in records if r["type"] == "decision")
+    assert decision == {
+        "call_id": decision["call_id"],
+        "approved": False,
+        "by": "unattended",
+        "reason": decision["reason"],
+    }
+
+
+class Refuse:
+    def __init__(self, stop: bool) -> None:
+        self.stop = stop
+        self.asked: list[ApprovalRequest] = []
+
+    async def decide(self, request: ApprovalRequest) -> Decision:
+        self.asked.append(request)
+        return Decision(False, "tester", "not today", stop=self.stop)
+
+
+def test_a_denial_that_stops_the_run_ends_it_as_denied(workspace: Path, data_dir: Path) -> None:
+    refuse = Refuse(stop=True)
+    result, _ = run_agent(
+        workspace,
+        data_dir,
+        [
+            {"tool_calls": [{"name": "delete_file", "arguments": {"path": "keep.txt"}}]},
+            {"content": "never reached"},
+        ],
+        ask=refuse,
+    )
+    assert result.outcome == "denied"
+    assert "not today" in result.message
+    assert result.steps == 1
+    assert refuse.asked[0].assessment.risk == Risk.ORANGE
+
+
+def test_a_denial_by_the_policy_level_never_reaches_the_person(
+    workspace: Path, data_dir: Path
+) -> None:
+    refuse = Refuse(stop=False)
+    policy = Policy(deny=frozenset({Risk.ORANGE}), on_denial="stop")
+    result, _ = run_agent(
+        workspace,
+        data_dir,
+        [{"tool_calls": [{"name": "shell", "arguments": {"command": "true"}}]}, {"content": "x"}],
+        policy=policy,
+        ask=refuse,
+    )
+    assert result.outcome == "denied"
+    assert refuse.asked == []
+
+
+def test_approved_actions_run_in_the_sandbox_and_change_the_workspace(
+    workspace: Path, data_dir: Path
+) -> None:
+    policy = Policy(auto_approve=frozenset({Risk.GREEN, Risk.YELLOW, Risk.ORANGE}))
+    result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {
+                "tool_calls": [
+                    {"name": "write_file", "arguments": {"path": "n.txt", "content": "one\n"}}
+                ]
+            },
+            {
+                "tool_calls": [
+                    {"name": "shell", "arguments": {"command": "echo two >> n.txt; id -u"}}
+                ]
+            },
+            {"content": "ok"},
+        ],
+        policy=policy,
+    )
+    assert result.outcome == "finished"
+    assert (workspace / "n.txt").read_text() == "one\ntwo\n"
+    shell = results(records)[1]
+    assert "1000" in shell["output"]
+    assert shell["data"]["changes"]["modified"] == ["n.txt"]
+
+
+def test_malformed_tool_arguments_become_an_observation_not_a_crash(
+    workspace: Path, data_dir: Path
+) -> None:
+    result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {
+                "tool_calls": [
+                    {"name": "read_file", "arguments": "{not json"},
+                    {"name": "read_file", "arguments": {"path": 3}},
+                    {"name": "read_file", "arguments": {}},
+                    {"name": "read_file", "arguments": ["a"]},
+                    {"name": "read_file", "arguments": {"path": "a", "bogus": 1}},
+                    {"name": "launch_rockets", "arguments": {}},
+                ]
+            },
+            {"content": "giving up"},
+        ],
+    )
+    assert result.outcome == "finished"
+    outs = [r["output"] for r in results(records)]
+    assert len(outs) == 6
+    assert all(o.startswith("error:") for o in outs)
+    assert "not valid JSON" in outs[0]
+    assert "path" in outs[1] and "path" in outs[2]
+    assert "JSON object" in outs[3]
+    assert "bogus" in outs[4]
+    assert "unknown tool 'launch_rockets'" in outs[5]
+
+
+class JournalWatchingProvider:
+    """Checks, each time it is asked, that the previous step is already on disk."""
+
+    name = "watcher"
+
+    def __init__(self, inner: Provider, journal_dir: Path) -> None:
+        self.inner = inner
+        self.journal_dir = journal_dir
+        self.seen: list[list[str]] = []
+
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AssistantTurn:
+        [journal] = self.journal_dir.glob("*.jsonl")
+        lines = journal.read_text().splitlines()
+        self.seen.append([json.loads(line)["type"] for line in lines])
+        return await self.inner.complete(messages, tools)
+
+
+def test_every_step_is_journaled_before_the_next_starts(workspace: Path, data_dir: Path) -> None:
+    (workspace / "a").write_text("x")
+    inner = ScriptedProvider(
+        Playbook.model_validate(
+            {
+                "steps": [
+                    {"tool_calls": [{"name": "read_file", "arguments": {"path": "a"}}]},
+                    {"content": "done"},
+                ]
+            }
+        )
+    )
+    watcher = JournalWatchingProvider(inner, data_dir / "runs")
+    result, _ = run_agent(workspace, data_dir, [], provider=watcher)
+    assert result.outcome == "finished"
+    assert watcher.seen[0][-1] == "user"
+    assert watcher.seen[1][-4:] == ["model_turn", "tool_call", "decision", "tool_result"]
+
+
+def test_a_model_that_fails_ends_the_run_with_an_error_outcome(
+    workspace: Path, data_dir: Path
+) -> None:
+    result, records = run_agent(
+        workspace, data_dir, [{"tool_calls": [{"name": "list_dir", "arguments": {}}]}]
+    )
+    assert result.outcome == "error"
+    assert "has no step 2" in result.message
+    assert records[-2]["type"] == "model_error"

@@ -1,0 +1,186 @@
+"""The command-line contract, through the real entry point in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from luminaguard import __version__
+from tests.conftest import LUMINAGUARD, write_playbook
+
+
+def lg(
+    *args: str, cwd: Path | None = None, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LUMINAGUARD, *args],
+        capture_output=True,
+        encoding="utf-8",
+        input=stdin,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_clean_error(r: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("luminaguard: error: ")
+    assert fragment in lines[0]
+
+
+def test_version() -> None:
+    r = lg("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"luminaguard {__version__}"
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = "import sys, luminaguard.cli as c; c.build_parser().format_help(); print(sorted(m for m in ('pydantic', 'asyncio', 'sqlite3') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_doctor_json_reports_each_check_with_a_reason() -> None:
+    r = lg("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert {
+        "python",
+        "bubblewrap",
+        "user namespaces",
+        "seccomp",
+        "kvm",
+        "qemu",
+        "node",
+        "temporal",
+    } <= set(checks)
+    for c in checks.values():
+        assert c["status"] in {"ok", "warn", "missing", "failed", "unknown"}
+        assert c["detail"]
+    assert checks["python"]["status"] == "ok"
+    assert r.returncode == (0 if checks["bubblewrap"]["status"] == "ok" else 1)
+
+
+def test_run_with_a_playbook_ends_by_printing_the_journal(workspace: Path, tmp_path: Path) -> None:
+    (workspace / "README.md").write_text("# hi\n")
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}}]},
+            {"content": "Read it."},
+        ],
+    )
+    r = lg("run", "read the readme", "--workspace", str(workspace), "--playbook", str(pb))
+    assert r.returncode == 0, r.stderr
+    assert "Read it." in r.stdout
+    journal = next(
+        line.split()[-1] for line in r.stdout.splitlines() if line.strip().startswith("journal ")
+    )
+    assert Path(journal).is_file()
+    listed = json.loads(lg("audit", "list", "--json").stdout)
+    assert [run["path"] for run in listed] == [journal]
+    assert set(listed[0]) == {"id", "task", "started", "outcome", "path"}
+    assert listed[0]["outcome"] == "finished" and listed[0]["task"] == "read the readme"
+
+
+def test_a_write_with_no_terminal_and_no_policy_is_denied(workspace: Path, tmp_path: Path) -> None:
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {"tool_calls": [{"name": "write_file", "arguments": {"path": "x", "content": "y"}}]},
+            {"content": "ok"},
+        ],
+    )
+    r = lg("run", "write", "--workspace", str(workspace), "--model", f"scripted/{pb}")
+    assert r.returncode == 0
+    assert "denied by unattended" in r.stdout
+    assert not (workspace / "x").exists()
+
+
+def test_the_step_limit_has_its_own_exit_code(workspace: Path, tmp_path: Path) -> None:
+    pb = write_playbook(
+        tmp_path / "p.json", [{"tool_calls": [{"name": "list_dir", "arguments": {}}]}] * 3
+    )
+    r = lg("run", "loop", "--workspace", str(workspace), "--playbook", str(pb), "--max-steps", "2")
+    assert r.returncode == 3
+    assert "limits_exceeded" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "task"], "no model"),
+        (["run", "task", "--model", "gpt4"], "is not PROVIDER/MODEL"),
+        (["run", "task", "--model", "nosuch/x"], "unknown provider 'nosuch'"),
+        (["run", "task", "--playbook", "/nonexistent/p.json"], "does not exist"),
+        (["run", "task", "--playbook", "p.json", "--sandbox", "nosuch"], "known backends: bwrap"),
+        (
+            ["run", "task", "--playbook", "p.json", "--policy", "/nonexistent.toml"],
+            "does not exist",
+        ),
+        (["run", "task", "--workspace", "/nonexistent-dir"], "is not a directory"),
+        (["frobnicate"], "invalid choice"),
+        (["audit", "show", "nope"], "no run 'nope'"),
+        (["sandbox", "exec"], "no command"),
+        (["sandbox", "exec", "--network", "allow:example.com", "--", "true"], "not available yet"),
+    ],
+)
+def test_user_mistakes_are_one_clear_sentence(
+    args: list[str], fragment: str, workspace: Path, tmp_path: Path
+) -> None:
+    write_playbook(workspace / "p.json", [{"content": "x"}])
+    r = lg(*args, cwd=workspace)
+    assert_clean_error(r, fragment)
+
+
+def test_a_bad_config_file_is_one_clear_sentence(workspace: Path) -> None:
+    (workspace / "luminaguard.toml").write_text("[agent]\nmax_steps = 'x'\n")
+    r = lg("run", "task", "--playbook", "p.json", cwd=workspace)
+    assert_clean_error(r, "agent.max_steps")
+
+
+def test_sandbox_exec_passes_the_exit_code_through(workspace: Path) -> None:
+    r = lg("sandbox", "exec", "--workspace", str(workspace), "--", "sh", "-c", "echo hi; exit 5")
+    assert r.returncode == 5 and r.stdout == "hi\n"
+
+
+def test_the_demo_runs_offline_and_its_journal_verifies(tmp_path: Path) -> None:
+    ws = tmp_path / "demo"
+    r = lg("demo", "--workspace", str(ws))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL: test_average" in r.stdout
+    assert "+    return sum(values) / len(values)" in r.stdout
+    assert "approved by policy" in r.stdout
+    assert "journal " in r.stdout
+    assert "len(values) + 1" not in (ws / "calc.py").read_text()
+    tests = subprocess.run(
+        [sys.executable, "-m", "unittest"], cwd=ws, capture_output=True, check=False
+    )
+    assert tests.returncode == 0
+    v = lg("audit", "verify", "--json")
+    assert v.returncode == 0 and json.loads(v.stdout)["ok"] is True
+
+
+def test_audit_verify_exits_non_zero_and_says_where(workspace: Path, tmp_path: Path) -> None:
+    pb = write_playbook(tmp_path / "p.json", [{"content": "done"}])
+    assert lg("run", "t", "--workspace", str(workspace), "--playbook", str(pb)).returncode == 0
+    run = json.loads(lg("audit", "list", "--json").stdout)[0]
+    path = Path(run["path"])
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace('"t"', '"tampered"')
+    path.write_text("\n".join(lines) + "\n")
+    r = lg("audit", "verify", run["id"])
+    assert r.returncode == 1
+    assert "line 2:" in r.stdout and "edited" in r.stdout
+    shown = json.loads(lg("audit", "show", run["id"], "--json").stdout)
+    assert shown["run"]["id"] == run["id"] and len(shown["records"]) == len(lines)
