@@ -132,7 +132,9 @@ def test_the_step_limit_has_its_own_exit_code(workspace: Path, tmp_path: Path) -
         (["frobnicate"], "invalid choice"),
         (["audit", "show", "nope"], "no run 'nope'"),
         (["sandbox", "exec"], "no command"),
-        (["sandbox", "exec", "--network", "allow:example.com", "--", "true"], "not available yet"),
+        (["sandbox", "exec", "--network", "bogus", "--", "true"], "unknown network mode"),
+        (["sandbox", "preview"], "no command"),
+        (["pool", "bench", "--n", "0"], "at least 1"),
     ],
 )
 def test_user_mistakes_are_one_clear_sentence(

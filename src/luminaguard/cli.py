@@ -68,10 +68,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sexec = ssub.add_parser("exec", help="run CMD in the sandbox; its exit code passes through")
     _workspace_arg(sexec)
-    sexec.add_argument("--network", default="none", help="network mode (none)")
+    sexec.add_argument(
+        "--network", help="none (default), allow:HOST[,HOST...], test[:HOST,...] or host"
+    )
     sexec.add_argument("--backend", help="sandbox backend (default from config: bwrap)")
     sexec.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    sexec.add_argument("--read-only", action="store_true", help="mount the workspace read-only")
     sexec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    sprev = ssub.add_parser(
+        "preview", help="what CMD would change; the workspace is left untouched"
+    )
+    _workspace_arg(sprev)
+    sprev.add_argument("--json", action="store_true", help="print JSON")
+    sprev.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    sprev.add_argument(
+        "--commit", action="store_true", help="apply the previewed changes afterwards"
+    )
+    sprev.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+
+    pool = sub.add_parser("pool", help="the warm sandbox pool")
+    psub = pool.add_subparsers(
+        dest="pool_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    pbench = psub.add_parser(
+        "bench", help="cold and warm acquire+exec latency beside a plain subprocess"
+    )
+    pbench.add_argument("--backend", default="bwrap", help="sandbox backend (bwrap)")
+    pbench.add_argument("--n", type=int, default=50, help="samples per measurement")
+    pbench.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 
@@ -326,28 +350,97 @@ def _summary(rec: dict[str, Any]) -> str:
     return json.dumps(d)[:60]
 
 
+def _command(args: argparse.Namespace) -> list[str]:
+    cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise UsageError(
+            f"no command: luminaguard sandbox {args.sandbox_command} [options] -- CMD [ARG...]"
+        )
+    return cmd
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import asyncio
 
     from luminaguard.config import load_settings
     from luminaguard.sandbox import open_sandbox
+    from luminaguard.sandbox.network import NetworkMode
 
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        raise UsageError("no command: luminaguard sandbox exec [options] -- CMD [ARG...]")
-    if args.network != "none":
-        raise UsageError(
-            f"network mode {args.network!r} is not available yet; this version supports: none"
-        )
+    cmd = _command(args)
     workspace = _workspace(args.workspace)
     settings = load_settings(workspace)
-    sandbox = open_sandbox(args.backend or settings.sandbox.backend, workspace, settings.sandbox)
-    result = asyncio.run(sandbox.exec(cmd, timeout_s=args.timeout))
+    if args.sandbox_command == "preview":
+        return _preview(cmd, workspace, settings, args)
+    network = NetworkMode.parse(args.network or settings.sandbox.network)
+    sandbox_settings = settings.sandbox.model_copy(update={"network": str(network), "pool_size": 0})
+    sandbox = open_sandbox(
+        args.backend or settings.sandbox.backend,
+        workspace,
+        sandbox_settings,
+        read_only=args.read_only,
+    )
+    try:
+        result = asyncio.run(sandbox.exec(cmd, timeout_s=args.timeout))
+    finally:
+        sandbox.close()
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
+    for attempt in getattr(sandbox, "last_network", []):
+        verdict = "allowed" if attempt["allowed"] else "BLOCKED"
+        if attempt.get("would_block"):
+            verdict += " (allow mode would block it)"
+        print(
+            f"luminaguard: network {attempt['method']} {attempt['host']}:{attempt['port']} {verdict}",
+            file=sys.stderr,
+        )
     if result.timed_out:
         print(f"luminaguard: command timed out after {result.duration_s:.1f} s", file=sys.stderr)
     return result.exit_code
+
+
+def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.sandbox.bwrap import BwrapSandbox
+    from luminaguard.ui.terminal import render_preview
+
+    sandbox = BwrapSandbox(workspace, settings.sandbox)
+    preview = asyncio.run(sandbox.preview(cmd, timeout_s=args.timeout))
+    try:
+        data = preview.to_dict()
+        if args.json:
+            print(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            sys.stdout.write(render_preview(data))
+        if args.commit:
+            preview.commit()
+            print("luminaguard: committed the previewed changes", file=sys.stderr)
+    finally:
+        preview.discard()
+    return EXIT_OK
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.config import load_settings
+    from luminaguard.sandbox.bench import pool_bench
+
+    if args.backend != "bwrap":
+        raise UsageError(f"unknown sandbox backend {args.backend!r}; known backends: bwrap")
+    if args.n < 1:
+        raise UsageError("--n must be at least 1")
+    settings = load_settings(Path.cwd())
+    result = asyncio.run(pool_bench(settings.sandbox, args.n))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name in ("baseline_subprocess", "cold", "warm"):
+            r = result[name]
+            print(
+                f"{name:<20} p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms"
+            )
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -356,4 +449,5 @@ COMMANDS = {
     "demo": cmd_demo,
     "audit": cmd_audit,
     "sandbox": cmd_sandbox,
+    "pool": cmd_pool,
 }

@@ -57,6 +57,15 @@ class SandboxSettings(_Section):
     cpu_s: int = Field(300, ge=1)
     """CPU-time limit of each process in the sandbox, in seconds."""
 
+    pids_max: int = Field(256, ge=8)
+    """Processes and threads the whole sandbox may have at once (needs cgroups; see `doctor`)."""
+
+    network: str = "none"
+    """Network mode: `none`, `allow:HOST[,HOST...]`, `test[:HOST,...]` or `host` (no isolation)."""
+
+    pool_size: int = Field(2, ge=0, le=64)
+    """Sandboxes kept started ahead of need (0: start each one on demand)."""
+
     max_file_mb: int = Field(512, ge=1)
     """Largest file a sandboxed process may write, in MiB."""
 

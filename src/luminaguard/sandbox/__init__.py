@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import UsageError
@@ -18,7 +19,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def open_sandbox(name: str, workspace: Path, settings: SandboxSettings) -> Sandbox:
+def open_sandbox(name: str, workspace: Path, settings: SandboxSettings, **options: Any) -> Sandbox:
     try:
         target = BACKENDS[name]
     except KeyError:
@@ -26,5 +27,5 @@ def open_sandbox(name: str, workspace: Path, settings: SandboxSettings) -> Sandb
         raise UsageError(f"unknown sandbox backend {name!r}; known backends: {known}") from None
     module_name, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
-    sandbox: Sandbox = cls(workspace, settings)
+    sandbox: Sandbox = cls(workspace, settings, **options)
     return sandbox

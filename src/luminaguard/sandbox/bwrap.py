@@ -1,27 +1,40 @@
 """The bubblewrap backend: each command in fresh Linux namespaces.
 
-What this is: a per-command sandbox with the workspace mounted read-write at
-``/workspace``, system directories read-only, a private ``/tmp``, no network,
-no capabilities, a clean environment and per-process resource limits.
+Every command runs with the workspace at ``/workspace`` (read-write, read-only,
+or a throw-away copy-on-write overlay for a preview), system directories
+read-only, a private ``/tmp``, the network per its mode, no capabilities, the
+seccomp filter of ``seccomp.py``, a clean environment, and limits on memory,
+processes, CPU time, file size, open files, wall-clock time and output.
 
-What it is not (yet): it installs no seccomp filter, sets no cgroup limits and
-has no copy-on-write preview or warm pool; those arrive with the hardened
-sandbox. Every choice below says why it is there.
+Before the first command of a process runs, a self-test checks that the
+sandbox really refuses a write outside the workspace and a network
+connection; if it does not, no command runs (``SandboxUnavailable``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import SandboxUnavailable
+from luminaguard.errors import SandboxError, SandboxUnavailable
 from luminaguard.protocols import ExecResult
+from luminaguard.sandbox import seccomp
+from luminaguard.sandbox.cgroups import Cgroup
+from luminaguard.sandbox.network import NONE, EgressProxy, NetworkMode
 from luminaguard.sandbox.process import Limits, run_process
 from luminaguard.sandbox.workspace import SANDBOX_ROOT, Workspace
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.preview import Preview
 
 SANDBOX_UID = 1000
 """The uid inside the sandbox. Never 0: being root in the user namespace would
@@ -43,28 +56,31 @@ SANDBOX_ENV = {
     # that would show up as changes the person has to look at.
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+PROXY_URL = "http://127.0.0.1:3128"
+PROXY_ENV = {
+    k: PROXY_URL
+    for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
+}
+PROXY_DIR = "/.luminaguard/net"
+HELPER_DIR = "/.luminaguard/helpers"
+SANDBOX_PYTHON = "/usr/bin/python3"
 
 # /etc is not bound whole: it holds host keys, credentials and service
 # configuration. Only what programs need to start is made visible.
 ETC_ALLOW = (
-    "alternatives",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "localtime",
-    "nsswitch.conf",
-    "hosts",
-    "ssl",
-    "ca-certificates",
-    "mime.types",
-    "bash.bashrc",
-    "profile",
-    "inputrc",
-    "timezone",
-)
+    "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
+    "hosts", "ssl", "ca-certificates", "mime.types", "bash.bashrc", "profile", "inputrc",
+    "timezone", "python3", "python3.11", "python3.12", "python3.13", "gitconfig", "magic",
+)  # fmt: skip
 
-PASSWD = f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:/tmp:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+PASSWD = (
+    "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+    f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:/tmp:/bin/bash\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+)
 GROUP = f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\nnogroup:x:65534:\n"
+
+WorkspaceMode = Literal["rw", "ro", "overlay"]
 
 
 @functools.cache
@@ -85,81 +101,261 @@ def find_bwrap() -> str:
     return found
 
 
+@functools.cache
+def bwrap_supports(flag: str) -> bool:
+    import subprocess
+
+    out = subprocess.run(
+        [find_bwrap(), "--help"], capture_output=True, encoding="utf-8", check=False
+    )
+    return flag in out.stdout + out.stderr
+
+
+@functools.cache
+def helpers_dir() -> str:
+    """The directory holding the in-sandbox helper scripts, bound read-only."""
+    return str(Path(__file__).parent)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one sandbox is put together."""
+
+    workspace: Path
+    workspace_mode: WorkspaceMode = "rw"
+    network: NetworkMode = NONE
+    upper: Path | None = None
+    """Overlay mode: where the writes go (on the host)."""
+    work: Path | None = None
+    """Overlay mode: overlayfs's work directory (same file system as ``upper``)."""
+    proxy_dir: Path | None = None
+    ro_binds: tuple[tuple[str, str], ...] = ()
+    """Extra read-only binds, (host path, sandbox path)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment variables (on top of the clean allow-list)."""
+
+
+def build_argv(
+    bwrap: str, layout: Layout, fds: dict[str, int], command: Sequence[str]
+) -> list[str]:
+    """The bwrap command line for ``layout``. ``fds`` holds passwd, group and seccomp."""
+    args = [
+        bwrap,
+        # Fresh user, pid, ipc, uts and cgroup namespaces, and a network
+        # namespace unless the mode is `host`.
+        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
+        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--hostname", "sandbox",
+        # All capabilities dropped, even inside the namespace.
+        "--cap-drop", "ALL",
+        # Its own session: a process inside cannot inject keystrokes into
+        # our terminal with TIOCSTI (the seccomp filter refuses it too).
+        "--new-session",
+        # If we die, the sandbox dies with us: no orphans.
+        "--die-with-parent",
+    ]  # fmt: skip
+    if layout.network.kind != "host":
+        args.append("--unshare-net")
+    if bwrap_supports("--disable-userns"):
+        # No nested user namespaces: they are the usual way into kernel bugs.
+        args.append("--disable-userns")
+    args += ["--seccomp", str(fds["seccomp"])]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        target = os.path.realpath(f"/{name}")
+        if target.startswith("/usr/") and os.path.isdir(target):
+            args += ["--symlink", target.lstrip("/"), f"/{name}"]
+    for name in ETC_ALLOW:
+        path = f"/etc/{name}"
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    args += [
+        "--ro-bind-data", str(fds["passwd"]), "/etc/passwd",
+        "--ro-bind-data", str(fds["group"]), "/etc/group",
+        # Only null, zero, full, random, urandom, tty and a private pts.
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",
+        "--ro-bind", helpers_dir(), HELPER_DIR,
+    ]  # fmt: skip
+    for host, inside in layout.ro_binds:
+        args += ["--ro-bind", host, inside]
+    ws, dest = str(layout.workspace), str(SANDBOX_ROOT)
+    if layout.workspace_mode == "overlay":
+        assert layout.upper is not None and layout.work is not None
+        args += ["--overlay-src", ws, "--overlay", str(layout.upper), str(layout.work), dest]
+    elif layout.workspace_mode == "ro":
+        args += ["--ro-bind", ws, dest]
+    else:
+        args += ["--bind", ws, dest]
+    if layout.proxy_dir is not None:
+        args += ["--bind", str(layout.proxy_dir), PROXY_DIR]
+    args += ["--chdir", dest, "--"]
+    if layout.network.proxied:
+        command = [SANDBOX_PYTHON, "-I", "-S", f"{HELPER_DIR}/bridge_main.py", "--", *command]
+    return [*args, *command]
+
+
+def sandbox_env(layout: Layout) -> dict[str, str]:
+    env = dict(SANDBOX_ENV)
+    if layout.network.proxied:
+        env.update(PROXY_ENV)
+        env["NO_PROXY"] = env["no_proxy"] = ""
+    env.update(layout.env)
+    return env
+
+
+class DataFds:
+    """Pipes holding the small files bwrap reads at start (passwd, group, seccomp filter)."""
+
+    def __init__(self) -> None:
+        self.fds = {"passwd": _data_fd(PASSWD.encode()), "group": _data_fd(GROUP.encode())}
+        self.fds["seccomp"] = _data_fd(seccomp.filter_program())
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _data_fd(data: bytes) -> int:
+    """A readable fd holding ``data``, for bwrap's ``--ro-bind-data`` and ``--seccomp``."""
+    r, w = os.pipe()
+    # Each is a few KiB at most, below the pipe buffer: the write cannot block.
+    os.write(w, data)
+    os.close(w)
+    return r
+
+
+def limits_of(settings: SandboxSettings) -> Limits:
+    return Limits(
+        memory_bytes=settings.memory_mb * 1024 * 1024,
+        cpu_s=settings.cpu_s,
+        file_bytes=settings.max_file_mb * 1024 * 1024,
+        open_files=settings.max_open_files,
+    )
+
+
+async def launch(
+    layout: Layout,
+    settings: SandboxSettings,
+    argv: Sequence[str],
+    *,
+    stdin: str | None,
+    timeout_s: float | None,
+) -> tuple[ExecResult, list[dict[str, object]]]:
+    """Run one command in a fresh sandbox; returns its result and the network requests seen."""
+    cgroup = Cgroup(settings.memory_mb * 1024 * 1024, settings.pids_max)
+    fds = DataFds()
+    proxy_tmp = tempfile.TemporaryDirectory(prefix="lg-net-") if layout.network.proxied else None
+    try:
+        if proxy_tmp is not None:
+            layout = Layout(**{**layout.__dict__, "proxy_dir": Path(proxy_tmp.name)})
+        cmd = build_argv(find_bwrap(), layout, fds.fds, argv)
+        limits = limits_of(settings)
+        run = functools.partial(
+            run_process,
+            cmd,
+            env=sandbox_env(layout),
+            stdin=stdin,
+            timeout_s=timeout_s or settings.timeout_s,
+            output_limit=settings.output_limit_kb * 1024,
+            limits=limits,
+            pass_fds=list(fds.fds.values()),
+            cgroup_procs=cgroup.procs_files(),
+            join=cgroup.join_self,
+            on_kill=cgroup.kill,
+        )
+        if proxy_tmp is None:
+            return await run(), []
+        async with EgressProxy(layout.network, Path(proxy_tmp.name)) as proxy:
+            result = await run()
+        return result, proxy.attempts
+    finally:
+        fds.close()
+        cgroup.kill()
+        cgroup.destroy_later()
+        if proxy_tmp is not None:
+            proxy_tmp.cleanup()
+
+
 class BwrapSandbox:
     """Runs each command in a fresh bubblewrap sandbox over one workspace."""
 
-    def __init__(self, workspace: Path, settings: SandboxSettings) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        settings: SandboxSettings,
+        *,
+        network: NetworkMode | None = None,
+        read_only: bool = False,
+        ro_binds: Sequence[tuple[str, str]] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.ws = Workspace(workspace)
         self.workspace = self.ws.root
         self.settings = settings
-        self.bwrap = find_bwrap()
-        self.limits = Limits(
-            memory_bytes=settings.memory_mb * 1024 * 1024,
-            cpu_s=settings.cpu_s,
-            file_bytes=settings.max_file_mb * 1024 * 1024,
-            open_files=settings.max_open_files,
+        self.network = network or NetworkMode.parse(settings.network)
+        self.layout = Layout(
+            self.workspace,
+            "ro" if read_only else "rw",
+            self.network,
+            ro_binds=tuple(ro_binds),
+            env=tuple((env or {}).items()),
         )
-
-    def argv(self, command: Sequence[str], data_fds: tuple[int, int]) -> list[str]:
-        passwd_fd, group_fd = data_fds
-        args = [
-            self.bwrap,
-            # Fresh user, pid, net, ipc, uts and cgroup namespaces; with the
-            # network namespace empty, no connection can leave.
-            "--unshare-all",
-            "--unshare-user",
-            "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID),
-            "--hostname", "sandbox",
-            # All capabilities dropped, even inside the namespace.
-            "--cap-drop", "ALL",
-            # Its own session: a process inside cannot inject keystrokes into
-            # our terminal with TIOCSTI.
-            "--new-session",
-            # If we die, the sandbox dies with us: no orphans.
-            "--die-with-parent",
-            "--ro-bind", "/usr", "/usr",
-            "--symlink", "usr/bin", "/bin",
-            "--symlink", "usr/sbin", "/sbin",
-            "--symlink", "usr/lib", "/lib",
-        ]  # fmt: skip
-        if os.path.isdir("/usr/lib64"):
-            args += ["--symlink", "usr/lib64", "/lib64"]
-        for name in ETC_ALLOW:
-            path = f"/etc/{name}"
-            if os.path.exists(path):
-                args += ["--ro-bind", path, path]
-        args += [
-            "--ro-bind-data", str(passwd_fd), "/etc/passwd",
-            "--ro-bind-data", str(group_fd), "/etc/group",
-            # Only null, zero, full, random, urandom, tty and a private pts.
-            "--dev", "/dev",
-            "--proc", "/proc",
-            "--tmpfs", "/tmp",
-            "--bind", str(self.workspace), str(SANDBOX_ROOT),
-            "--chdir", str(SANDBOX_ROOT),
-            "--",
-            *command,
-        ]  # fmt: skip
-        return args
+        self.last_network: list[dict[str, object]] = []
+        self._pool: object | None = None
+        find_bwrap()
+        if self.network.kind == "host":
+            print(
+                "luminaguard: WARNING: sandbox network mode is `host`: commands can reach any network",
+                file=sys.stderr,
+            )
 
     async def exec(
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
     ) -> ExecResult:
-        fds = [_data_fd(PASSWD), _data_fd(GROUP)]
-        try:
-            return await run_process(
-                self.argv(argv, (fds[0], fds[1])),
-                env=SANDBOX_ENV,
-                stdin=stdin,
-                timeout_s=timeout_s or self.settings.timeout_s,
-                output_limit=self.settings.output_limit_kb * 1024,
-                limits=self.limits,
-                pass_fds=fds,
-            )
-        finally:
-            for fd in fds:
-                os.close(fd)
+        if not argv:
+            raise SandboxError("empty command")
+        await ensure_self_test(self.settings)
+        pool = self._warm_pool()
+        if pool is not None:
+            from luminaguard.sandbox.pool import WarmPool
+
+            assert isinstance(pool, WarmPool)
+            self.last_network = []
+            return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
+        result, self.last_network = await launch(
+            self.layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
+        )
+        return result
+
+    def _warm_pool(self) -> object | None:
+        """The warm pool serves the plain case: default network, read-write workspace."""
+        if (
+            self.settings.pool_size <= 0
+            or self.layout.network.kind != "none"
+            or self.layout.ro_binds
+            or self.layout.env
+        ):
+            return None
+        if self._pool is None:
+            from luminaguard.sandbox.pool import WarmPool
+
+            self._pool = WarmPool(self.layout, self.settings, self.settings.pool_size)
+            self._pool.fill()
+        return self._pool
+
+    async def preview(
+        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+    ) -> Preview:
+        """Run ``argv`` on a throw-away copy-on-write layer of the workspace, network cut."""
+        from luminaguard.sandbox.preview import run_preview
+
+        await ensure_self_test(self.settings)
+        return await run_preview(
+            self.workspace, self.settings, argv, stdin=stdin, timeout_s=timeout_s
+        )
 
     def read_file(self, path: str) -> bytes:
         return self.ws.read_file(path)
@@ -174,13 +370,29 @@ class BwrapSandbox:
         return self.ws.list_dir(path)
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            from luminaguard.sandbox.pool import WarmPool
+
+            assert isinstance(self._pool, WarmPool)
+            self._pool.close()
+            self._pool = None
 
 
-def _data_fd(text: str) -> int:
-    """A readable fd holding ``text``, for bwrap's ``--ro-bind-data``."""
-    r, w = os.pipe()
-    # Small enough to fit the pipe buffer: the write cannot block.
-    os.write(w, text.encode("utf-8"))
-    os.close(w)
-    return r
+_self_test_error: str | None = None
+_self_test_passed = False
+
+
+async def ensure_self_test(settings: SandboxSettings) -> None:
+    """Run the self-test once per process; raise if it failed, now or before."""
+    global _self_test_passed, _self_test_error
+    if _self_test_passed:
+        return
+    if _self_test_error is None:
+        from luminaguard.sandbox.selftest import self_test
+
+        _self_test_error = await self_test(settings) or ""
+    if _self_test_error:
+        raise SandboxUnavailable(
+            f"the sandbox failed its self-test, so no tool runs: {_self_test_error}"
+        )
+    _self_test_passed = True

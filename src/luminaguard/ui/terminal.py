@@ -86,3 +86,45 @@ class DemoReport(TerminalReport):
         call: ToolCall = d["call"]
         if self.show_previews and call.name == "write_file" and d["preview"]:
             self.out.write(_indent(d["preview"], limit=40) + "\n")
+
+
+def render_preview(data: dict[str, Any]) -> str:
+    """A plain-text Diff Card of a preview's JSON."""
+    from luminaguard.policy.risk import Risk
+
+    risk = Risk.parse(data["risk"])
+    lines = [f"{ICONS[risk]} {risk.name}  $ {' '.join(data['command'])}"]
+    lines += [f"   · {r}" for r in data["reasons"]]
+    lines.append(
+        f"   exit code {data['exit_code']}" + (" (timed out)" if data["timed_out"] else "")
+    )
+    for path in data["created_dirs"]:
+        lines.append(f"   + {path}/")
+    for path in data["created"]:
+        lines.append(f"   + {path}")
+    for m in data["modified"]:
+        lines.append(f"   ~ {m['path']}")
+        lines += [f"       {line}" for line in m["diff"].rstrip("\n").splitlines()]
+    for path in data["deleted"]:
+        lines.append(f"   - {path}")
+    for c in data["mode_changes"]:
+        lines.append(f"   ± {c['path']}  mode {c['before']:o} → {c['after']:o}")
+    for s in data["symlinks"]:
+        lines.append(
+            f"   → {s['path']} -> {s['target']}"
+            + ("  (points outside the workspace)" if s["outside"] else "")
+        )
+    for a in data["network"]:
+        what = (
+            f"{a.get('method', '')} {a.get('host')}:{a.get('port')}"
+            if "host" in a
+            else f"suspected: {a.get('evidence')}"
+        )
+        lines.append(f"   ⚡ network {what}")
+    for note in data["unobserved"]:
+        lines.append(f"   ? {note}")
+    for name in ("stdout", "stderr"):
+        if data[name].strip():
+            lines.append(f"   {name}:")
+            lines.append(_indent(data[name], "     "))
+    return "\n".join(lines) + "\n"

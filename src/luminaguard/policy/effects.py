@@ -1,0 +1,56 @@
+"""The effect classifier: a level from what a preview observed. Pure."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from luminaguard.policy.risk import Assessment, Reason, Risk
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.preview import Effects
+
+
+def classify_effects(effects: Effects, *, timed_out: bool = False) -> Assessment:
+    """GREEN for nothing, YELLOW for only new files, ORANGE for changes and
+    deletions, RED for network attempts, links or writes leaving the workspace,
+    and anything that could not be observed."""
+    reasons: list[tuple[Risk, Reason]] = []
+    if effects.network:
+        hosts = sorted({str(a.get("host") or a.get("evidence")) for a in effects.network})
+        reasons.append(
+            (Risk.RED, Reason("effect-network", f"tried to reach the network ({', '.join(hosts)})"))
+        )
+    outside = [s["path"] for s in effects.symlinks if s.get("outside")]
+    if outside:
+        reasons.append(
+            (
+                Risk.RED,
+                Reason(
+                    "effect-link-outside",
+                    f"creates links out of the workspace: {', '.join(outside)}",
+                ),
+            )
+        )
+    for note in effects.unobserved:
+        reasons.append((Risk.RED, Reason("effect-unobserved", note)))
+    if timed_out:
+        reasons.append(
+            (
+                Risk.RED,
+                Reason("effect-timeout", "the preview timed out, so its effects are incomplete"),
+            )
+        )
+    if effects.modified or effects.deleted or effects.mode_changes:
+        n = len(effects.modified) + len(effects.deleted) + len(effects.mode_changes)
+        reasons.append(
+            (Risk.ORANGE, Reason("effect-changes", f"changes or deletes {n} existing path(s)"))
+        )
+    if effects.created or effects.created_dirs or effects.symlinks:
+        n = len(effects.created) + len(effects.created_dirs) + len(effects.symlinks)
+        reasons.append(
+            (Risk.YELLOW, Reason("effect-creates", f"creates {n} new path(s) in the workspace"))
+        )
+    if not reasons:
+        return Assessment.of(Risk.GREEN, "effect-none", "changed nothing")
+    top = max(r for r, _ in reasons)
+    return Assessment(top, tuple(reason for r, reason in reasons if r == top))

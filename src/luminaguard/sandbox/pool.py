@@ -1,0 +1,255 @@
+"""The warm pool: sandboxes started ahead of need.
+
+Each warm sandbox is a bubblewrap sandbox already set up (namespaces, mounts,
+seccomp, cgroup, limits) whose process is a small supervisor waiting for one
+command; on request it replaces itself with the command. Acquiring one and
+running a command therefore costs about what a plain subprocess costs.
+
+A warm sandbox serves one command and is then destroyed, never handed to
+another: nothing (files in /tmp, background processes) carries over. The
+pool refills in the background. Idle sandboxes belong to no event loop; the
+command is collected in the loop that runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from luminaguard.config import SandboxSettings
+from luminaguard.protocols import ExecResult
+from luminaguard.sandbox.bwrap import (
+    HELPER_DIR,
+    SANDBOX_PYTHON,
+    DataFds,
+    Layout,
+    build_argv,
+    find_bwrap,
+    limits_of,
+    sandbox_env,
+)
+from luminaguard.sandbox.cgroups import Cgroup
+from luminaguard.sandbox.process import collect, kill_group, spawn_limited
+
+
+@dataclass(eq=False)
+class Warm:
+    proc: subprocess.Popen[bytes]
+    control: int
+    ready: int
+    cgroup: Cgroup
+    spawned: float
+
+    def close_control(self) -> None:
+        # Close once and forget the number: a second close could hit a
+        # descriptor that another sandbox has been given since.
+        if self.control >= 0:
+            os.close(self.control)
+            self.control = -1
+
+    def destroy(self) -> None:
+        kill_group(self.proc)
+        self.cgroup.destroy()
+        self.close_control()
+        if self.ready >= 0:
+            os.close(self.ready)
+            self.ready = -1
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+
+@dataclass
+class PoolStats:
+    idle: int = 0
+    in_use: int = 0
+    waiters: int = 0
+    spawned: int = 0
+    failures: int = 0
+    spawn_ms: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        ms = sorted(self.spawn_ms)
+
+        def pct(p: float) -> float:
+            return round(ms[min(len(ms) - 1, round(p * (len(ms) - 1)))], 2) if ms else 0.0
+
+        return {
+            "idle": self.idle,
+            "in_use": self.in_use,
+            "waiters": self.waiters,
+            "spawned": self.spawned,
+            "failures": self.failures,
+            "spawn_ms": {
+                "p50": pct(0.5),
+                "p95": pct(0.95),
+                "p99": pct(0.99),
+                "mean": round(statistics.fmean(ms), 2) if ms else 0.0,
+            },
+        }
+
+
+class WarmPool:
+    """Keeps ``size`` sandboxes of one layout ready."""
+
+    def __init__(self, layout: Layout, settings: SandboxSettings, size: int) -> None:
+        self.layout = layout
+        self.settings = settings
+        self.size = size
+        self.idle: deque[Warm] = deque()
+        self.stats = PoolStats()
+        self._spawning = 0
+        self._closed = False
+        # Every sandbox not yet destroyed, so close() can reach those whose
+        # spawn finished after the event loop that asked for them was gone.
+        self._live: set[Warm] = set()
+        self._lock = threading.Lock()
+        # Spawning forks this process: keep it off the event loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lg-pool")
+
+    def _spawn(self) -> Warm:
+        started = time.monotonic()
+        cgroup = Cgroup(self.settings.memory_mb * 1024 * 1024, self.settings.pids_max)
+        fds = DataFds()
+        control_r, control_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        try:
+            command = [
+                SANDBOX_PYTHON,
+                "-I",
+                "-S",
+                f"{HELPER_DIR}/supervisor_main.py",
+                str(control_r),
+                str(ready_w),
+            ]
+            argv = build_argv(find_bwrap(), self.layout, fds.fds, command)
+            proc = spawn_limited(
+                argv,
+                env=sandbox_env(self.layout),
+                pass_fds=[*fds.fds.values(), control_r, ready_w],
+                limits=limits_of(self.settings),
+                cgroup_procs=cgroup.procs_files(),
+                join=cgroup.join_self,
+            )
+        except BaseException:
+            cgroup.destroy()
+            for fd in (control_w, ready_r):
+                os.close(fd)
+            raise
+        finally:
+            fds.close()
+            os.close(control_r)
+            os.close(ready_w)
+        warm = Warm(proc, control_w, ready_r, cgroup, started)
+        with self._lock:
+            self._live.add(warm)
+        return warm
+
+    def _destroy(self, warm: Warm) -> None:
+        with self._lock:
+            self._live.discard(warm)
+        warm.destroy()
+
+    def _spawn_ready(self) -> Warm:
+        """Spawn and wait until the supervisor is up (it writes one byte)."""
+        warm = self._spawn()
+        if os.read(warm.ready, 1) != b"R":
+            self._destroy(warm)
+            raise OSError("the warm sandbox did not start")
+        self.stats.spawn_ms.append((time.monotonic() - warm.spawned) * 1000)
+        self.stats.spawned += 1
+        return warm
+
+    def fill(self) -> None:
+        """Start spawning until ``size`` sandboxes are idle or on their way (in the background)."""
+        with self._lock:
+            wanted = 0 if self._closed else self.size - len(self.idle) - self._spawning
+            self._spawning += max(0, wanted)
+        for _ in range(max(0, wanted)):
+            self._executor.submit(self._refill_one)
+
+    def _refill_one(self) -> None:
+        # Runs on the pool's thread: no event loop is involved, so a pool
+        # outlives the loop that first used it.
+        try:
+            warm = self._spawn_ready()
+        except Exception:
+            self.stats.failures += 1
+            warm = None
+        with self._lock:
+            self._spawning -= 1
+            if warm is not None and not self._closed:
+                self.idle.append(warm)
+                warm = None
+            self.stats.idle = len(self.idle)
+        if warm is not None:
+            self._destroy(warm)
+
+    async def acquire(self) -> Warm:
+        """An idle sandbox, or a new one when none is idle; then refill."""
+        with self._lock:
+            warm_or_none = self.idle.popleft() if self.idle else None
+        if warm_or_none is not None:
+            warm = warm_or_none
+        else:
+            self.stats.waiters += 1
+            try:
+                warm = await asyncio.get_running_loop().run_in_executor(None, self._spawn)
+            finally:
+                self.stats.waiters -= 1
+        self.stats.idle = len(self.idle)
+        self.fill()
+        return warm
+
+    async def run(
+        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+    ) -> ExecResult:
+        warm = await self.acquire()
+        self.stats.in_use += 1
+        started = time.monotonic()
+        try:
+            # One write of well under PIPE_BUF: atomic and cannot block.
+            request = json.dumps({"argv": list(argv)}).encode() + b"\n"
+            if len(request) > 60_000:
+                raise ValueError("command line too long for a warm sandbox")
+            os.write(warm.control, request)
+            warm.close_control()
+            return await collect(
+                warm.proc,
+                stdin=stdin,
+                timeout_s=timeout_s or self.settings.timeout_s,
+                output_limit=self.settings.output_limit_kb * 1024,
+                started=started,
+                on_kill=warm.cgroup.kill,
+            )
+        finally:
+            self.stats.in_use -= 1
+            # The command has exited and its output is read; tearing the
+            # sandbox down is off the caller's critical path.
+            if self._closed:
+                self._destroy(warm)
+            else:
+                self._executor.submit(self._destroy, warm)
+
+    def close(self) -> None:
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.idle.clear()
+        with self._lock:
+            live, self._live = list(self._live), set()
+        for warm in live:
+            warm.destroy()
+        self.stats.idle = 0

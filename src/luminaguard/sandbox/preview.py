@@ -1,0 +1,403 @@
+"""Copy-on-write preview of a command, and commit of exactly what it did.
+
+``run_preview`` runs the command in a sandbox whose workspace is an overlay:
+the real workspace is the read-only lower layer and every write lands in a
+throw-away upper directory. The network is cut, but a recording proxy is
+offered, so a proxy-aware client's attempt shows up as a network effect. The
+effects are read from the upper directory alone, so their cost grows with what
+the command changed, not with the size of the workspace.
+
+``Preview.commit`` applies exactly those changes to the real workspace. It
+first checks that every path it touches is still as it was when previewed
+(else ``CommitConflict``, nothing applied), and it writes through the
+workspace helpers, which never follow a symlink out of the workspace.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from luminaguard.config import SandboxSettings
+from luminaguard.errors import SandboxError, ToolError
+from luminaguard.protocols import ExecResult
+from luminaguard.sandbox.network import RECORD
+from luminaguard.sandbox.workspace import Workspace
+
+DIFF_LIMIT = 64 * 1024
+OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
+
+# Error output that betrays an effect the sandbox blocked without our seeing it.
+SUSPECT_NETWORK = re.compile(
+    r"Network is unreachable|Could not resolve host|Temporary failure in name resolution|"
+    r"Name or service not known|getaddrinfo failed|nodename nor servname|Failed to connect to|"
+    r"Connection refused|No route to host",
+    re.IGNORECASE,
+)
+SUSPECT_OUTSIDE_WRITE = re.compile(r"Read-only file system", re.IGNORECASE)
+
+
+class CommitConflict(SandboxError):
+    """The workspace changed since the preview; nothing was applied."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(
+            f"the workspace changed since the preview at {', '.join(paths)}; nothing was applied"
+        )
+        self.paths = paths
+
+
+@dataclass(frozen=True)
+class State:
+    """What a workspace path was: its type, and for files their hash and mode."""
+
+    kind: str  # "file" | "dir" | "link" | "missing" | "other"
+    sha256: str = ""
+    mode: int = 0
+    target: str = ""
+
+    @classmethod
+    def of(cls, path: Path) -> State:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return cls("missing")
+        if stat.S_ISLNK(st.st_mode):
+            return cls("link", target=os.readlink(path))
+        if stat.S_ISDIR(st.st_mode):
+            return cls("dir", mode=stat.S_IMODE(st.st_mode))
+        if stat.S_ISREG(st.st_mode):
+            return cls("file", _sha256(path), stat.S_IMODE(st.st_mode))
+        return cls("other", mode=stat.S_IMODE(st.st_mode))
+
+
+@dataclass(frozen=True)
+class Modified:
+    path: str
+    diff: str
+    binary: bool = False
+    size_before: int = 0
+    size_after: int = 0
+
+
+@dataclass
+class Effects:
+    """What a previewed command did."""
+
+    created: list[str] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)
+    modified: list[Modified] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    mode_changes: list[dict[str, Any]] = field(default_factory=list)
+    symlinks: list[dict[str, Any]] = field(default_factory=list)
+    network: list[dict[str, Any]] = field(default_factory=list)
+    unobserved: list[str] = field(default_factory=list)
+    """Effects that could not be observed, or were only suspected from the output."""
+
+    def is_empty(self) -> bool:
+        return not (
+            self.created
+            or self.created_dirs
+            or self.modified
+            or self.deleted
+            or self.mode_changes
+            or self.symlinks
+        )
+
+
+@dataclass
+class Preview:
+    """A previewed command: its result, its effects, and the layer holding them."""
+
+    argv: list[str]
+    result: ExecResult
+    effects: Effects
+    workspace: Path
+    upper: Path | None
+    before: dict[str, State]
+    committed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        from luminaguard.policy.effects import classify_effects
+
+        e = self.effects
+        assessment = classify_effects(e, timed_out=self.result.timed_out)
+        return {
+            "command": self.argv,
+            "created": e.created,
+            "created_dirs": e.created_dirs,
+            "modified": [asdict(m) for m in e.modified],
+            "deleted": e.deleted,
+            "mode_changes": e.mode_changes,
+            "symlinks": e.symlinks,
+            "network": e.network,
+            "unobserved": e.unobserved,
+            "exit_code": self.result.exit_code,
+            "timed_out": self.result.timed_out,
+            "stdout": self.result.stdout,
+            "stderr": self.result.stderr,
+            "risk": assessment.risk.label,
+            "reasons": [str(r) for r in assessment.reasons],
+        }
+
+    def commit(self) -> None:
+        """Apply exactly the previewed changes to the workspace, or nothing on conflict."""
+        if self.committed:
+            raise SandboxError("this preview was already committed")
+        if self.upper is None:
+            raise SandboxError("this preview was discarded")
+        ws = Workspace(self.workspace)
+        stale = sorted(p for p, was in self.before.items() if State.of(ws.root / p) != was)
+        if stale:
+            raise CommitConflict(stale)
+        e = self.effects
+        try:
+            for rel in sorted(e.deleted, key=lambda p: -p.count("/")):
+                target = ws.root / rel
+                if target.is_dir() and not target.is_symlink():
+                    ws.resolve(rel)
+                    target.rmdir()
+                else:
+                    ws.delete_file(rel)
+            for rel in sorted(e.created_dirs, key=lambda p: p.count("/")):
+                path = ws.resolve(rel)
+                path.mkdir(exist_ok=True)
+                os.chmod(path, stat.S_IMODE((self.upper / rel).lstat().st_mode))
+            for rel in [*e.created, *(m.path for m in e.modified)]:
+                src = self.upper / rel
+                ws.write_file(rel, src.read_bytes())
+                os.chmod(ws.resolve(rel), stat.S_IMODE(src.lstat().st_mode))
+            for link in e.symlinks:
+                parent = ws.resolve(str(Path(link["path"]).parent))
+                dest = parent / Path(link["path"]).name
+                if dest.is_symlink() or dest.exists():
+                    ws.delete_file(link["path"])
+                os.symlink(link["target"], dest)
+            for change in e.mode_changes:
+                path = ws.resolve(change["path"])
+                if not path.is_symlink():
+                    os.chmod(path, change["after"])
+        except (ToolError, OSError) as exc:
+            raise SandboxError(f"commit stopped part-way: {exc}") from exc
+        self.committed = True
+        self.discard()
+
+    def discard(self) -> None:
+        if self.upper is not None:
+            shutil.rmtree(self.upper.parent, ignore_errors=True)
+            self.upper = None
+
+
+async def run_preview(
+    workspace: Path,
+    settings: SandboxSettings,
+    argv: Sequence[str],
+    *,
+    stdin: str | None = None,
+    timeout_s: float | None = None,
+) -> Preview:
+    from luminaguard.sandbox.bwrap import Layout, launch
+
+    ws = Workspace(workspace)
+    # Upper and work dirs must share a file system that supports overlay's
+    # whiteouts and xattrs; a private temp dir on the host does.
+    tmp = Path(tempfile.mkdtemp(prefix="lg-preview-"))
+    upper, work = tmp / "upper", tmp / "work"
+    upper.mkdir()
+    work.mkdir()
+    layout = Layout(ws.root, "overlay", RECORD, upper=upper, work=work)
+    try:
+        result, attempts = await launch(layout, settings, argv, stdin=stdin, timeout_s=timeout_s)
+        effects, before = scan(upper, ws.root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    effects.network = [dict(a, blocked=True) for a in attempts]
+    _suspect(effects, result)
+    return Preview(list(argv), result, effects, ws.root, upper, before)
+
+
+def _suspect(effects: Effects, result: ExecResult) -> None:
+    output = result.stdout[-65536:] + "\n" + result.stderr[-65536:]
+    if not effects.network and (m := SUSPECT_NETWORK.search(output)):
+        effects.network.append({"suspected": True, "evidence": m.group(0)})
+        effects.unobserved.append(
+            f"a network attempt is suspected from the output ({m.group(0)!r})"
+        )
+    if m := SUSPECT_OUTSIDE_WRITE.search(output):
+        effects.unobserved.append(
+            f"a write outside the workspace is suspected from the output ({m.group(0)!r})"
+        )
+
+
+def scan(upper: Path, lower: Path) -> tuple[Effects, dict[str, State]]:
+    """Read the effects from an overlay upper directory over ``lower``."""
+    effects = Effects()
+    before: dict[str, State] = {}
+    _scan_dir(upper, lower, "", effects, before)
+    for bucket in (effects.created, effects.created_dirs, effects.deleted):
+        bucket.sort()
+    effects.modified.sort(key=lambda m: m.path)
+    return effects, before
+
+
+def _scan_dir(
+    upper: Path, lower: Path, rel: str, effects: Effects, before: dict[str, State]
+) -> None:
+    here = upper / rel if rel else upper
+    with os.scandir(here) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        path_rel = f"{rel}/{entry.name}" if rel else entry.name
+        st = entry.stat(follow_symlinks=False)
+        low = lower / path_rel
+        was = State.of(low)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # an overlay whiteout: deleted
+            before[path_rel] = was
+            _deleted(low, path_rel, was, effects, before)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if was.kind != "dir":
+                if was.kind != "missing":
+                    before[path_rel] = was
+                    effects.deleted.append(path_rel)
+                else:
+                    before[path_rel] = was
+                effects.created_dirs.append(path_rel)
+            else:
+                if _is_opaque(Path(entry.path)):
+                    # The directory was replaced: whatever the lower layer had
+                    # below it and the upper one does not is gone.
+                    present = {e.name for e in os.scandir(entry.path)}
+                    for child in sorted(os.listdir(low)):
+                        if child not in present:
+                            child_rel = f"{path_rel}/{child}"
+                            child_state = State.of(low / child)
+                            before[child_rel] = child_state
+                            _deleted(low / child, child_rel, child_state, effects, before)
+                new_mode = stat.S_IMODE(st.st_mode)
+                if new_mode != was.mode:
+                    before[path_rel] = was
+                    effects.mode_changes.append(
+                        {"path": path_rel, "before": was.mode, "after": new_mode}
+                    )
+            _scan_dir(upper, lower, path_rel, effects, before)
+            continue
+        before[path_rel] = was
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(entry.path)
+            if was.kind == "link" and was.target == target:
+                continue
+            if was.kind not in ("missing", "link"):
+                effects.deleted.append(path_rel)
+            effects.symlinks.append(
+                {"path": path_rel, "target": target, "outside": _points_outside(path_rel, target)}
+            )
+            continue
+        if stat.S_ISREG(st.st_mode):
+            mode = stat.S_IMODE(st.st_mode)
+            if was.kind == "missing":
+                effects.created.append(path_rel)
+            elif was.kind != "file":
+                effects.deleted.append(path_rel)
+                effects.created.append(path_rel)
+            else:
+                if _sha256(Path(entry.path)) != was.sha256:
+                    effects.modified.append(_modified(low, Path(entry.path), path_rel))
+                if mode != was.mode:
+                    effects.mode_changes.append(
+                        {"path": path_rel, "before": was.mode, "after": mode}
+                    )
+            continue
+        effects.unobserved.append(
+            f"{path_rel}: a special file (fifo, socket or device) was created"
+        )
+
+
+def _deleted(low: Path, rel: str, was: State, effects: Effects, before: dict[str, State]) -> None:
+    if was.kind == "dir":
+        for here, dirs, files in os.walk(low):
+            sub = os.path.relpath(here, low)
+            for name in files:
+                child = os.path.normpath(f"{rel}/{sub}/{name}")
+                before[child] = State.of(Path(here) / name)
+                effects.deleted.append(child)
+            for name in dirs:
+                if os.path.islink(os.path.join(here, name)):
+                    child = os.path.normpath(f"{rel}/{sub}/{name}")
+                    before[child] = State.of(Path(here) / name)
+                    effects.deleted.append(child)
+    if was.kind != "missing":
+        effects.deleted.append(rel)
+
+
+def _is_opaque(path: Path) -> bool:
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _points_outside(rel: str, target: str) -> bool:
+    if os.path.isabs(target):
+        return not (target == "/workspace" or target.startswith("/workspace/"))
+    depth = 0
+    for part in (Path(rel).parent / target).parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part != ".":
+            depth += 1
+    return False
+
+
+def _modified(low: Path, high: Path, rel: str) -> Modified:
+    old, new = low.read_bytes(), high.read_bytes()
+    if b"\x00" in old[:8192] or b"\x00" in new[:8192]:
+        return Modified(
+            rel,
+            f"binary file {rel}: {len(old)} → {len(new)} bytes, sha256 {_sha256_bytes(old)[:12]} → {_sha256_bytes(new)[:12]}",
+            True,
+            len(old),
+            len(new),
+        )
+    lines = difflib.unified_diff(
+        old.decode("utf-8", "replace").splitlines(keepends=True),
+        new.decode("utf-8", "replace").splitlines(keepends=True),
+        f"a/{rel}",
+        f"b/{rel}",
+    )
+    diff = "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+    if len(diff) > DIFF_LIMIT:
+        diff = (
+            diff[:DIFF_LIMIT]
+            + f"\n[... diff truncated: {len(diff) - DIFF_LIMIT} more characters]\n"
+        )
+    return Modified(rel, diff, False, len(old), len(new))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
