@@ -186,3 +186,55 @@ def test_audit_verify_exits_non_zero_and_says_where(workspace: Path, tmp_path: P
     assert "line 2:" in r.stdout and "edited" in r.stdout
     shown = json.loads(lg("audit", "show", run["id"], "--json").stdout)
     assert shown["run"]["id"] == run["id"] and len(shown["records"]) == len(lines)
+
+
+def test_sandbox_preview_json_reports_effects_and_leaves_the_workspace(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("one\n")
+    (workspace / "gone.txt").write_text("bye\n")
+    r = lg(
+        "sandbox",
+        "preview",
+        "--workspace",
+        str(workspace),
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo two >> a.txt; rm gone.txt; echo n > new.txt",
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["created"] == ["new.txt"]
+    assert data["modified"][0]["path"] == "a.txt" and "+two" in data["modified"][0]["diff"]
+    assert data["deleted"] == ["gone.txt"]
+    assert data["network"] == [] and data["exit_code"] == 0
+    assert data["risk"] == "orange"
+    assert {"stdout", "stderr"} <= set(data)
+    assert (workspace / "a.txt").read_text() == "one\n" and (workspace / "gone.txt").exists()
+    assert not (workspace / "new.txt").exists()
+
+
+def test_sandbox_preview_commit_applies_the_changes(workspace: Path) -> None:
+    r = lg(
+        "sandbox",
+        "preview",
+        "--workspace",
+        str(workspace),
+        "--commit",
+        "--",
+        "sh",
+        "-c",
+        "echo n > new.txt",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "+ new.txt" in r.stdout and "🟡 YELLOW" in r.stdout
+    assert (workspace / "new.txt").read_text() == "n\n"
+
+
+def test_pool_bench_json_has_the_three_measurements() -> None:
+    r = lg("pool", "bench", "--n", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    for name in ("baseline_subprocess", "cold", "warm"):
+        assert {"p50_ms", "p95_ms", "p99_ms"} <= set(data[name])
+        assert data[name]["p50_ms"] > 0

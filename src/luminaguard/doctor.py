@@ -7,7 +7,6 @@ sandbox are required; the rest says which features are available here.
 from __future__ import annotations
 
 import asyncio
-import ctypes.util
 import os
 import re
 import shutil
@@ -64,7 +63,7 @@ def check_bwrap() -> Check:
     version = _version([path, "--version"]) or "unknown version"
     with tempfile.TemporaryDirectory(prefix="lg-doctor-") as tmp:
         try:
-            sandbox = BwrapSandbox(Path(tmp), SandboxSettings(timeout_s=20))
+            sandbox = BwrapSandbox(Path(tmp), SandboxSettings(timeout_s=20, pool_size=0))
             result = asyncio.run(sandbox.exec(["/bin/sh", "-c", "echo ok > probe && id -u"]))
         except (LuminaGuardError, OSError) as exc:
             return Check(
@@ -112,32 +111,65 @@ def check_userns() -> Check:
 
 
 def check_seccomp() -> Check:
+    from luminaguard.sandbox import seccomp
+
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
         status = ""
     if "Seccomp:" not in status:
-        return Check("seccomp", MISSING, "the kernel does not report seccomp support")
-    lib = ctypes.util.find_library("seccomp")
-    detail = f"kernel supports seccomp filters; libseccomp {'found (' + lib + ')' if lib else 'not found'}"
-    return Check(
-        "seccomp", OK if lib else WARN, detail + "; the sandbox does not install a filter yet"
+        return Check(
+            "seccomp", MISSING, "the kernel does not report seccomp support", required=True
+        )
+    reason = seccomp.supported()
+    if reason:
+        return Check(
+            "seccomp",
+            FAILED,
+            reason + "; the sandbox refuses to run without its filter",
+            required=True,
+        )
+    n = len(seccomp.instructions())
+    detail = (
+        f"filter of {n} BPF instructions: {len(seccomp.DENY)} syscalls, namespace clone flags, "
+        "TIOCSTI/TIOCLINUX, raw and packet sockets"
     )
+    return Check("seccomp", OK, detail, required=True)
 
 
 def check_cgroups() -> Check:
-    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        controllers = Path("/sys/fs/cgroup/cgroup.controllers").read_text().split()
-        kind = f"v2 (controllers: {' '.join(controllers) or 'none'})"
-    elif Path("/sys/fs/cgroup/memory").is_dir():
-        kind = "v1 (memory, pids, cpu under /sys/fs/cgroup/<controller>)"
-    else:
-        kind = "not found"
+    from luminaguard.sandbox import cgroups, process
+
+    support = cgroups.support()
+    rl = "rlimits (address space, CPU time, file size, open files)"
+    how = "set by prlimit before exec" if process.prlimit_path() else "set between fork and exec"
+    if support.mechanism == "rlimits":
+        return Check(
+            "resource limits",
+            WARN,
+            f"{rl} {how}; no memory or process-count limit for the whole sandbox: {support.reason}",
+        )
     return Check(
-        "resource limits",
-        OK,
-        f"rlimits in force (memory, CPU time, file size, open files); cgroups {kind}",
+        "resource limits", OK, f"{support.reason}: memory and process count per sandbox; {rl} {how}"
     )
+
+
+def check_self_test() -> Check:
+    from luminaguard.config import SandboxSettings
+    from luminaguard.errors import LuminaGuardError
+    from luminaguard.sandbox.selftest import self_test
+
+    try:
+        problem = asyncio.run(self_test(SandboxSettings()))
+    except LuminaGuardError as exc:
+        problem = str(exc)
+    if problem:
+        return Check("sandbox self-test", FAILED, problem + "; no tool will run", required=True)
+    detail = (
+        "refused a write outside the workspace and a host loopback connection; "
+        "seccomp, no capabilities and no_new_privs in force"
+    )
+    return Check("sandbox self-test", OK, detail, required=True)
 
 
 def check_kvm() -> Check:
@@ -193,6 +225,7 @@ CHECKS = (
     check_userns,
     check_seccomp,
     check_cgroups,
+    check_self_test,
     check_kvm,
     check_qemu,
     check_node,

@@ -80,8 +80,5 @@ async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
 
 
 async def _until_idle(pool: Any, limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not pool.idle:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the warm pool did not refill within 10 s")
-        await asyncio.sleep(0.001)
+    if not await asyncio.to_thread(pool.wait_idle, 1, limit_s):
+        raise TimeoutError(f"the warm pool did not refill within {limit_s} s")

@@ -85,6 +85,7 @@ class Cgroup:
 
     def __init__(self, memory_bytes: int, pids_max: int) -> None:
         self.support = support()
+        _sweep_once()
         self.dirs: list[Path] = []
         name = f"{os.getpid()}-{secrets.token_hex(4)}"
         if self.support.mechanism == "cgroup-v2":
@@ -172,6 +173,11 @@ def _reaper() -> ThreadPoolExecutor:
 
 def _write(path: Path, value: int) -> None:
     path.write_text(str(value))
+
+
+@functools.cache
+def _sweep_once() -> int:
+    return sweep_stale()
 
 
 def sweep_stale() -> int:

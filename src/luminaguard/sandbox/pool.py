@@ -14,6 +14,7 @@ command is collected in the loop that runs it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -117,8 +118,12 @@ class WarmPool:
         # spawn finished after the event loop that asked for them was gone.
         self._live: set[Warm] = set()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         # Spawning forks this process: keep it off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lg-pool")
+        # A pool its owner forgot to close still tears its sandboxes (and
+        # their cgroups) down when the process exits.
+        atexit.register(self.close)
 
     def _spawn(self) -> Warm:
         started = time.monotonic()
@@ -195,8 +200,16 @@ class WarmPool:
                 self.idle.append(warm)
                 warm = None
             self.stats.idle = len(self.idle)
+            self._changed.notify_all()
         if warm is not None:
             self._destroy(warm)
+
+    def wait_idle(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` sandboxes are idle; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: len(self.idle) >= count or self._closed, timeout_s
+            )
 
     async def acquire(self) -> Warm:
         """An idle sandbox, or a new one when none is idle; then refill."""
@@ -245,6 +258,7 @@ class WarmPool:
                 self._executor.submit(self._destroy, warm)
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         self._closed = True
         self._executor.shutdown(wait=True, cancel_futures=True)
         self.idle.clear()

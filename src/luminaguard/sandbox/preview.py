@@ -156,7 +156,13 @@ class Preview:
         if self.upper is None:
             raise SandboxError("this preview was discarded")
         ws = Workspace(self.workspace)
-        stale = sorted(p for p, was in self.before.items() if State.of(ws.root / p) != was)
+        # Every path must still resolve inside the workspace and be as it was:
+        # checked for all of them before anything is applied.
+        stale = sorted(
+            p
+            for p, was in self.before.items()
+            if not ws.is_inside(str(Path(p).parent)) or State.of(ws.root / p) != was
+        )
         if stale:
             raise CommitConflict(stale)
         e = self.effects

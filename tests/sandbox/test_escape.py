@@ -1,0 +1,211 @@
+"""The escape and abuse suite: each attack against a real sandbox.
+
+Every attack is harmless to the machine even if the sandbox were broken:
+targets are unique temp paths and processes this test owns; nothing kills
+by -1, nothing deletes outside temp dirs, nothing talks to any address but
+this machine's loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from luminaguard.config import SandboxSettings
+from luminaguard.protocols import ExecResult
+from luminaguard.sandbox import cgroups
+from luminaguard.sandbox.bwrap import BwrapSandbox
+
+
+def run(workspace: Path, argv: list[str], **settings: object) -> ExecResult:
+    sandbox = BwrapSandbox(
+        workspace, SandboxSettings(**{"timeout_s": 30, "pool_size": 0, **settings})
+    )  # type: ignore[arg-type]
+    try:
+        return asyncio.run(sandbox.exec(argv))
+    finally:
+        sandbox.close()
+
+
+def sh(workspace: Path, script: str, **settings: object) -> ExecResult:
+    return run(workspace, ["/bin/bash", "-c", script], **settings)
+
+
+def py(workspace: Path, code: str, **settings: object) -> ExecResult:
+    return run(workspace, ["/usr/bin/python3", "-I", "-c", code], **settings)
+
+
+SYSCALL_PROBE = """
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_ulong(a) for a in args])
+    return 0 if r >= 0 else ctypes.get_errno()
+results = {
+    "ptrace": call(101, 16, 1),               # PTRACE_ATTACH to pid 1
+    "process_vm_readv": call(310, 1, 0, 0, 0, 0, 0),
+    "mount": call(165, 0, 0, 0, 0, 0),
+    "umount2": call(166, 0, 0),
+    "pivot_root": call(155, 0, 0),
+    "fsopen": call(430, 0, 0),
+    "open_tree": call(428, 0, 0, 0),
+    "unshare_user": call(272, 0x10000000),
+    "unshare_net": call(272, 0x40000000),
+    "setns": call(308, 0, 0),
+    "clone_newuser": call(56, 0x10000000 | 17, 0, 0, 0, 0),
+    "clone3": call(435, 0, 0),
+    "keyctl": call(250, 0, 0, 0, 0, 0),
+    "add_key": call(248, 0, 0, 0, 0, 0),
+    "bpf": call(321, 0, 0, 0),
+    "userfaultfd": call(323, 0),
+    "io_uring_setup": call(425, 1, 0),
+    "perf_event_open": call(298, 0, 0, 0, 0, 0),
+    "kexec_load": call(246, 0, 0, 0, 0),
+    "init_module": call(175, 0, 0, 0),
+    "open_by_handle_at": call(304, 0, 0, 0),
+    "x32_getpid": call(0x40000000 | 39),
+    "tiocsti": call(16, 0, 0x5412, 0),
+    "tiocsti_high_bits": call(16, 0, 0x5412 | (1 << 32), 0),
+    "tioclinux": call(16, 0, 0x541C, 0),
+    "af_packet": call(41, 17, 3, 0),
+    "raw_inet": call(41, 2, 3, 1),
+    "raw_inet6": call(41, 10, 3, 58),
+    "getpid": call(39),
+    "plain_tcp_socket": call(41, 2, 1, 0),
+    "unix_socket": call(41, 1, 1, 0),
+}
+print(json.dumps(results))
+"""
+
+EPERM, ENOSYS = 1, 38
+
+
+def test_the_seccomp_filter_refuses_dangerous_syscalls_and_allows_ordinary_ones(
+    workspace: Path,
+) -> None:
+    import json
+
+    r = py(workspace, SYSCALL_PROBE)
+    assert r.exit_code == 0, r.stderr
+    got = json.loads(r.stdout)
+    for name in got:
+        if name in ("getpid", "plain_tcp_socket", "unix_socket"):
+            assert got[name] == 0, name
+        elif name == "clone3":
+            assert got[name] == ENOSYS
+        else:
+            assert got[name] == EPERM, f"{name} returned errno {got[name]}"
+
+
+def test_nested_namespaces_mounts_and_chroot_fail_from_the_shell(workspace: Path) -> None:
+    r = sh(
+        workspace,
+        "unshare -U true && echo UNSHARED; mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo MOUNTED; chroot / true && echo CHROOTED; true",
+    )
+    for word in ("UNSHARED", "MOUNTED", "CHROOTED"):
+        assert word not in r.stdout
+
+
+def test_writes_through_a_symlink_to_the_host_do_not_land(workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / f"target-{secrets.token_hex(4)}"
+    outside.mkdir()
+    os.symlink(outside, workspace / "link")
+    os.symlink(outside / "file", workspace / "filelink")
+    r = sh(
+        workspace,
+        "echo x > link/escaped; echo x > filelink; cp /etc/hostname link/ 2>/dev/null; true",
+    )
+    assert list(outside.iterdir()) == [], r.stderr
+
+
+def test_host_files_outside_the_workspace_cannot_be_read(workspace: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret.txt"
+    token = secrets.token_hex(8)
+    secret.write_text(token)
+    r = sh(workspace, f"cat {secret}; cat /etc/shadow; cat /root/.bash_history; ls /home; true")
+    assert token not in r.stdout
+    assert r.stdout.strip() == ""
+
+
+def test_host_processes_cannot_be_seen_or_killed(workspace: Path) -> None:
+    victim = subprocess.Popen(["sleep", "300"])
+    try:
+        r = sh(workspace, f"kill -9 {victim.pid} 2>&1; ls /proc | grep -x {victim.pid}; true")
+        assert victim.poll() is None, "the sandbox killed a host process"
+        assert str(victim.pid) not in r.stdout.split()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_the_bounding_set_is_empty_and_no_new_privs_is_set(workspace: Path) -> None:
+    r = sh(workspace, "grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status")
+    status = dict(line.split(":\t") for line in r.stdout.strip().splitlines())
+    assert status == {"CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
+
+
+def test_proc_and_sys_cannot_be_written(workspace: Path) -> None:
+    r = sh(
+        workspace,
+        "echo 1 > /proc/sys/kernel/sysrq && echo WROTE-PROC; echo x > /sys/kernel/uevent_helper && echo WROTE-SYS; ls /sys 2>&1 | head -1; true",
+    )
+    assert "WROTE" not in r.stdout
+
+
+def test_a_memory_bomb_is_stopped_by_the_memory_limit(workspace: Path) -> None:
+    r = py(workspace, "x = bytearray(1024 * 1024 * 1024); print('ALLOCATED')", memory_mb=256)
+    assert "ALLOCATED" not in r.stdout
+    assert "MemoryError" in r.stderr
+
+
+FORK_BOMB = """
+import os, time
+children, failed = [], 0
+for _ in range(300):
+    try:
+        pid = os.fork()
+    except OSError:
+        failed += 1
+        continue
+    if pid == 0:
+        time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+print(len(children), failed)
+"""
+
+
+@pytest.mark.skipif(
+    cgroups.support().mechanism == "rlimits",
+    reason=f"no process-count limit here: {cgroups.support().reason}",
+)
+def test_a_fork_bomb_is_stopped_by_the_process_limit(workspace: Path) -> None:
+    r = py(workspace, FORK_BOMB, pids_max=40)
+    started, failed = map(int, r.stdout.split())
+    assert started < 40 and failed > 0
+
+
+def test_cpu_time_is_limited(workspace: Path) -> None:
+    r = py(workspace, "while True: pass", cpu_s=1, timeout_s=20)
+    assert not r.timed_out
+    # Soft and hard limit are equal, so the kernel may send SIGKILL instead of SIGXCPU.
+    assert r.exit_code in (128 + 9, 128 + 24)
+
+
+def test_the_network_is_only_the_sandbox_loopback(workspace: Path) -> None:
+    r = sh(
+        workspace, "ls /sys/class/net 2>/dev/null || ip -o link 2>/dev/null || cat /proc/net/dev"
+    )
+    assert "eth" not in r.stdout and "ens" not in r.stdout and "veth" not in r.stdout
+
+
+def test_the_terminal_cannot_be_reached(workspace: Path) -> None:
+    r = sh(workspace, "echo x > /dev/tty && echo REACHED-TTY; true")
+    assert "REACHED-TTY" not in r.stdout
