@@ -230,26 +230,7 @@ def _diff(old: str, new: str, path: str) -> str:
 
 
 def assess_builtin(ws: Workspace, name: str, args: BaseModel) -> Assessment:
-    """The static risk of a built-in call, from its arguments.
+    """The static risk of a built-in call, from its arguments (see ``policy.classify``)."""
+    from luminaguard.policy.classify import classify_action
 
-    A first table until the shell classifier lands: reads are GREEN, new files
-    YELLOW, overwrites, deletions and every shell command ORANGE, and any path
-    that leaves the workspace RED.
-    """
-    path = getattr(args, "path", None)
-    if isinstance(path, str) and not ws.is_inside(path):
-        return Assessment.of(Risk.RED, "path-outside", f"{path} is outside the workspace")
-    if name in ("read_file", "list_dir", "search"):
-        return Assessment.of(Risk.GREEN, "read-only", f"{name} only reads the workspace")
-    if name == "write_file":
-        assert isinstance(path, str)
-        if ws.exists(path):
-            return Assessment.of(Risk.ORANGE, "overwrite", f"write_file replaces existing {path}")
-        return Assessment.of(Risk.YELLOW, "new-file", f"write_file creates {path}")
-    if name == "delete_file":
-        return Assessment.of(Risk.ORANGE, "delete", f"delete_file removes {path}")
-    if name == "shell":
-        return Assessment.of(
-            Risk.ORANGE, "shell", "shell commands may change the workspace (not yet classified)"
-        )
-    return Assessment.of(Risk.RED, "unknown-tool", f"{name} cannot be classified")
+    return classify_action(name, args.model_dump(), ws=ws)
