@@ -238,3 +238,39 @@ def test_pool_bench_json_has_the_three_measurements() -> None:
     for name in ("baseline_subprocess", "cold", "warm"):
         assert {"p50_ms", "p95_ms", "p99_ms"} <= set(data[name])
         assert data[name]["p50_ms"] > 0
+
+
+def test_classify_reads_json_lines_and_answers_one_line_each(workspace: Path) -> None:
+    (workspace / "notes.txt").write_text("x")
+    lines = [
+        {"tool": "shell", "args": {"command": "rm -rf build"}},
+        {"tool": "shell", "args": {"command": "ls -la"}},
+        {"tool": "write_file", "args": {"path": "notes.txt", "content": "y"}},
+        {"tool": "write_file", "args": {"path": "new.txt", "content": "y"}},
+        {"tool": "delete_file", "args": {"path": "/etc/passwd"}},
+        {
+            "tool": "mcp:github/merge_pull_request",
+            "args": {},
+            "annotations": {"readOnlyHint": True, "openWorldHint": False},
+        },
+    ]
+    stdin = "\n".join(json.dumps(x) for x in lines) + "\nnot json\n"
+    r = lg("classify", "--workspace", str(workspace), stdin=stdin)
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["risk"] for o in out] == ["orange", "green", "orange", "yellow", "red", "red", "red"]
+    assert all(o["reasons"] for o in out)
+    assert "error" in out[-1]
+    assert r.returncode == 1 and "could not be read" in r.stderr
+
+
+def test_classify_trusts_annotations_of_servers_marked_trusted(workspace: Path) -> None:
+    (workspace / "luminaguard.toml").write_text(
+        '[mcp.servers.github]\nurl = "http://127.0.0.1:9/mcp"\ntrusted = true\n'
+    )
+    line = {
+        "tool": "mcp:github/list_issues",
+        "args": {},
+        "annotations": {"readOnlyHint": True, "openWorldHint": False},
+    }
+    r = lg("classify", "--workspace", str(workspace), stdin=json.dumps(line) + "\n")
+    assert json.loads(r.stdout)["risk"] == "green"

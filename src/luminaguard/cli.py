@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", type=Path, help="policy file (TOML)")
     run.add_argument("--sandbox", help="sandbox backend (default from config: bwrap)")
     run.add_argument("--max-steps", type=int, help="model turns before the run is stopped")
+    run.add_argument(
+        "--approver",
+        choices=["prompt", "inbox", "none"],
+        help="who answers approvals: the terminal prompt (default with a terminal), "
+        "the shared approval inbox (`luminaguard approvals`), or nobody (deny)",
+    )
+    run.add_argument(
+        "--as", dest="as_", metavar="NAME", help="the principal approving at the prompt"
+    )
 
     demo = sub.add_parser("demo", help="the bundled demo, offline and unattended")
     demo.add_argument(
@@ -85,6 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--commit", action="store_true", help="apply the previewed changes afterwards"
     )
     sprev.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+
+    classify = sub.add_parser("classify", help="risk of actions read as JSON lines on stdin")
+    _workspace_arg(classify)
+
+    appr = sub.add_parser(
+        "approvals", help="the shared approval inbox (Textual), or list / decide from scripts"
+    )
+    appr.add_argument(
+        "--as", dest="as_", metavar="NAME", help="who is deciding (default: the local user)"
+    )
+    asub2 = appr.add_subparsers(dest="approvals_command", metavar="ACTION", parser_class=_Parser)
+    alist2 = asub2.add_parser("list", help="pending cards, oldest first")
+    alist2.add_argument("--json", action="store_true")
+    adecide = asub2.add_parser("decide", help="approve or deny one pending card")
+    adecide.add_argument("id", type=int)
+    adecide.add_argument("verdict", choices=["approve", "deny"])
+    adecide.add_argument("--reason", default="")
+    adecide.add_argument(
+        "--grant-hours", type=float, help="with approve: also grant matching actions for H hours"
+    )
+    adecide.add_argument(
+        "--step", action="store_true", help="decide every pending card of the same step"
+    )
+    adecide.add_argument(
+        "--as", dest="as_", metavar="NAME", help="who is deciding (default: the local user)"
+    )
 
     pool = sub.add_parser("pool", help="the warm sandbox pool")
     psub = pool.add_subparsers(
@@ -167,8 +203,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         policy_path=args.policy or settings.policy,
         backend=args.sandbox or settings.sandbox.backend,
         max_steps=max_steps,
-        interactive=None,
-        demo=False,
+        approver_name=args.approver,
+        principal=args.as_,
     )
 
 
@@ -180,34 +216,49 @@ def _run_agent(
     policy_path: Path | None,
     backend: str,
     max_steps: int,
-    interactive: bool | None,
-    demo: bool,
+    approver_name: str | None,
+    principal: str | None = None,
+    demo: bool = False,
 ) -> int:
     import asyncio
+    import time
 
     from luminaguard.agent.loop import Agent
     from luminaguard.audit.run import RunRecorder
     from luminaguard.config import load_settings
     from luminaguard.llm.registry import open_provider
-    from luminaguard.policy.approver import default_approver
+    from luminaguard.policy.gate import ApprovalManager, GateContext
+    from luminaguard.policy.grants import GrantStore
     from luminaguard.policy.policyfile import load_policy
+    from luminaguard.policy.ratelimit import Limiter
     from luminaguard.sandbox import open_sandbox
     from luminaguard.tools.builtin import BuiltinTools
-    from luminaguard.ui.terminal import DemoReport, TerminalReport
+    from luminaguard.ui.terminal import TerminalReport
 
     settings = load_settings(workspace)
     provider = open_provider(spec)
     policy = load_policy(policy_path)
+    approver = _approver(approver_name, principal, settings.data_dir, policy.approval_timeout_s)
     sandbox = open_sandbox(backend, workspace, settings.sandbox)
     recorder = RunRecorder(settings.data_dir, task=task, workspace=workspace, model=spec)
-    report = DemoReport() if demo else TerminalReport()
+    report = TerminalReport()
+    grants = GrantStore(settings.data_dir / "state.db", policy.standing_grants(time.time()))
+    limiter = Limiter(settings.data_dir / "state.db", policy.limits) if policy.limits else None
+    gate = ApprovalManager(
+        policy,
+        approver,
+        grants=grants,
+        context=GateContext(recorder.run_id, str(workspace), agent=f"pid {os.getpid()}", task=task),
+        record=recorder.record,
+        report=report,
+        limiter=limiter,
+    )
     print(f"▶ run {recorder.run_id} in {workspace}  (model {spec}, policy: {policy.source})")
     agent = Agent(
         provider,
         BuiltinTools(sandbox),
-        default_approver(policy, interactive),
+        gate,
         recorder,
-        policy=policy,
         max_steps=max_steps,
         system_prompt=settings.agent.system_prompt,
         report=report,
@@ -216,6 +267,7 @@ def _run_agent(
         result = asyncio.run(agent.run(task))
     finally:
         sandbox.close()
+        grants.close()
     print(
         f"\n■ {result.outcome}: {result.message}"
         if result.outcome != "finished"
@@ -227,6 +279,22 @@ def _run_agent(
     print(f"  journal {result.journal}")
     print(f"  verify with: luminaguard audit verify {result.run_id}")
     return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
+
+
+def _approver(name: str | None, principal: str | None, data_dir: Path, timeout_s: float) -> Any:
+    from luminaguard.policy.approver import TerminalApprover, Unattended, default_approver
+
+    if name is None:
+        return default_approver(principal=principal)
+    if name == "prompt":
+        return TerminalApprover(principal=principal)
+    if name == "none":
+        return Unattended()
+    if name == "inbox":
+        from luminaguard.policy.inbox import InboxApprover
+
+        return InboxApprover(data_dir / "inbox.db", timeout_s=timeout_s)
+    raise UsageError(f"unknown approver {name!r}; known approvers: prompt, inbox, none")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -260,7 +328,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             policy_path=bundle_dir / "policy.toml",
             backend="bwrap",
             max_steps=20,
-            interactive=False,
+            approver_name="none",
             demo=True,
         )
     print(f"  demo took {time.monotonic() - started:.1f} s; the fixed project is in {workspace}")
@@ -443,6 +511,90 @@ def cmd_pool(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+    from luminaguard.policy.classify import classify_action
+    from luminaguard.sandbox.workspace import Workspace
+
+    workspace = _workspace(args.workspace)
+    settings = load_settings(workspace)
+    ws = Workspace(workspace)
+    trusted = {name for name, server in settings.mcp.servers.items() if server.trusted}
+    bad = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("tool"), str):
+                raise ValueError("each line must be an object with a string `tool`")
+            tool, call_args = item["tool"], item.get("args", {})
+            if not isinstance(call_args, dict):
+                raise ValueError("`args` must be an object")
+            annotations = item.get("annotations")
+            server = tool[4:].split("/", 1)[0] if tool.startswith("mcp:") else None
+            a = classify_action(
+                tool, call_args, ws=ws, annotations=annotations, trusted=server in trusted
+            )
+            out = a.to_dict()
+        except ValueError as exc:
+            bad += 1
+            out = {"risk": "red", "reasons": [f"invalid-input: line {n}: {exc}"], "error": str(exc)}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    if bad:
+        print(
+            f"luminaguard: error: {bad} input line(s) could not be read (reported as red)",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+    from luminaguard.policy.gate import local_user
+    from luminaguard.policy.inbox import InboxStore
+
+    settings = load_settings(Path.cwd())
+    store = InboxStore(settings.data_dir / "inbox.db")
+    who = args.as_ or local_user()
+    if args.approvals_command == "list":
+        items = store.pending()
+        if args.json:
+            print(json.dumps([i.to_dict() for i in items], indent=2, ensure_ascii=False))
+        elif not items:
+            print("no pending approvals")
+        for i in items if not args.json else []:
+            print(
+                f"{i.id:>5}  {i.card.risk.label:<7} {i.agent:<14} {i.card.tool:<12} {i.task[:50]}"
+            )
+        return EXIT_OK
+    if args.approvals_command == "decide":
+        targets = store.related(args.id) if args.step else [store.get(args.id)]
+        targets = [t for t in targets if t is not None and t.status == "pending"]
+        if not targets:
+            raise UsageError(f"no pending approval {args.id} (see `luminaguard approvals list`)")
+        if args.grant_hours is not None and args.verdict != "approve":
+            raise UsageError("--grant-hours goes with approve")
+        for t in targets:
+            store.decide(
+                t.id,
+                approved=args.verdict == "approve",
+                by=who,
+                reason=args.reason,
+                grant_hours=args.grant_hours,
+            )
+            print(f"{t.id}: {args.verdict}d by {who}")
+        return EXIT_OK
+    if not sys.stdout.isatty():
+        raise UsageError(
+            "the approval inbox needs a terminal; use `luminaguard approvals list` or `decide` from scripts"
+        )
+    from luminaguard.ui.inbox_app import run_inbox
+
+    run_inbox(store, who)
+    return EXIT_OK
+
+
 COMMANDS = {
     "doctor": cmd_doctor,
     "run": cmd_run,
@@ -450,4 +602,6 @@ COMMANDS = {
     "audit": cmd_audit,
     "sandbox": cmd_sandbox,
     "pool": cmd_pool,
+    "classify": cmd_classify,
+    "approvals": cmd_approvals,
 }

@@ -76,6 +76,38 @@ class SandboxSettings(_Section):
     """Bytes of stdout and of stderr kept per command, in KiB; the rest is dropped and noted."""
 
 
+class McpServer(_Section):
+    """One MCP server: `command`/`args` for stdio, or `url` for Streamable HTTP."""
+
+    command: str | None = None
+    """Program that starts a stdio server."""
+    args: list[str] = Field(default_factory=list)
+    """Its arguments."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment for the server."""
+    cwd: str | None = None
+    """Working directory of a stdio server."""
+    url: str | None = None
+    """Endpoint of a Streamable HTTP server."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """HTTP headers sent to an HTTP server."""
+    trusted: bool = False
+    """Whether its tool annotations (read-only, destructive, open-world) feed the risk classifier."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Per-call timeout, reset by progress notifications."""
+    sandbox: bool = True
+    """Run a stdio server inside the sandbox (default) or, when false, on the host."""
+    network: str = "none"
+    """Network mode of a sandboxed stdio server."""
+
+
+class McpSettings(_Section):
+    """MCP servers by name."""
+
+    servers: dict[str, McpServer] = Field(default_factory=dict)
+    """`[mcp.servers.NAME]` tables."""
+
+
 class Settings(_Section):
     """Everything LuminaGuard reads from configuration."""
 
@@ -93,6 +125,9 @@ class Settings(_Section):
 
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     """Where and how tool calls run."""
+
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    """MCP servers."""
 
     source: str = Field("defaults", exclude=True)
     """Where these settings came from (for messages)."""

@@ -12,14 +12,16 @@ Each has one obvious default:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from luminaguard.messages import AssistantTurn, Message, ToolCall, ToolResult, ToolSpec
 
 if TYPE_CHECKING:
+    from luminaguard.policy.card import DiffCard
+    from luminaguard.policy.grants import Grant
     from luminaguard.policy.risk import Assessment
 
 
@@ -46,13 +48,27 @@ class ToolSource(Protocol):
         """The static risk of ``call``, before anything runs. Pure: no I/O but reads."""
         ...
 
-    def preview(self, call: ToolCall) -> str:
-        """What ``call`` would change, as far as can be told before it runs ('' if nothing)."""
+    async def prepare(self, call: ToolCall) -> Prepared:
+        """Find out what ``call`` would do without doing it (a preview, a diff, the exact request)."""
         ...
 
     async def call(self, call: ToolCall) -> ToolResult:
-        """Run ``call``. Raises ``ToolError`` for failures the model should see."""
+        """Run ``call`` directly (GREEN actions). Raises ``ToolError`` for failures the model should see."""
         ...
+
+
+@dataclass
+class Prepared:
+    """A call made ready for a decision: what it would do, and how to do or drop it."""
+
+    kind: str
+    """`command`, `create`, `edit`, `delete`, `request` or `read`."""
+    apply: Callable[[], Awaitable[ToolResult]]
+    """Carry it out: commit the preview, or perform the request."""
+    discard: Callable[[], None] = lambda: None
+    effects: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    effect_assessment: Assessment | None = None
 
 
 @dataclass(frozen=True)
@@ -77,9 +93,20 @@ class Sandbox(Protocol):
     workspace: Path
 
     async def exec(
-        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        timeout_s: float | None = None,
+        read_only: bool = False,
     ) -> ExecResult:
         """Run ``argv`` inside the sandbox with the workspace as working directory."""
+        ...
+
+    async def preview(
+        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+    ) -> Any:
+        """Run ``argv`` on a throw-away copy-on-write layer; a ``sandbox.preview.Preview``."""
         ...
 
     def read_file(self, path: str) -> bytes: ...
@@ -100,20 +127,25 @@ class ApprovalRequest:
     """Everything a person (or a policy) needs to decide on one tool call."""
 
     call: ToolCall
-    assessment: Assessment
-    preview: str = ""
-    """What the call would change, as far as it is known before it runs (a diff, a command)."""
-    context: dict[str, Any] = field(default_factory=dict)
+    card: DiffCard
+
+    @property
+    def assessment(self) -> Assessment:
+        return self.card.assessment
 
 
 @dataclass(frozen=True)
 class Decision:
-    """An approver's answer. ``stop`` ends the run after a denial."""
+    """An approver's answer. ``stop`` ends the run after a denial; ``grant``
+    answers this and future matching actions in advance."""
 
     approved: bool
     by: str
     reason: str = ""
     stop: bool = False
+    grant: Grant | None = None
+    principal: str | None = None
+    """The person who decided, for the permission check (None: a policy or grant)."""
 
 
 class Approver(Protocol):

@@ -12,8 +12,11 @@ from luminaguard.audit.run import RunRecorder
 from luminaguard.config import SandboxSettings
 from luminaguard.llm.scripted import Playbook, ScriptedProvider
 from luminaguard.messages import AssistantTurn, Message, ToolSpec
-from luminaguard.policy.approver import PolicyApprover
+from luminaguard.policy.approver import Unattended
+from luminaguard.policy.gate import ApprovalManager, GateContext
+from luminaguard.policy.grants import GrantStore
 from luminaguard.policy.policyfile import Policy
+from luminaguard.policy.ratelimit import Limit, Limiter
 from luminaguard.policy.risk import Risk
 from luminaguard.protocols import ApprovalRequest, Approver, Decision, Provider
 from luminaguard.sandbox.bwrap import BwrapSandbox
@@ -33,15 +36,23 @@ def run_agent(
     policy = policy or Policy()
     provider = provider or ScriptedProvider(Playbook.model_validate({"steps": steps}))
     recorder = RunRecorder(data_dir, task="test task", workspace=workspace, model="scripted/test")
-    agent = Agent(
-        provider,
-        BuiltinTools(BwrapSandbox(workspace, SandboxSettings(timeout_s=30))),
-        PolicyApprover(policy, ask),
-        recorder,
-        policy=policy,
-        max_steps=max_steps,
+    sandbox = BwrapSandbox(workspace, SandboxSettings(timeout_s=30))
+    grants = GrantStore(data_dir / "state.db")
+    gate = ApprovalManager(
+        policy,
+        ask or Unattended(),
+        grants=grants,
+        context=GateContext(recorder.run_id, str(workspace)),
+        record=recorder.record,
+        report=lambda e, d: None,
+        limiter=Limiter(data_dir / "state.db", policy.limits) if policy.limits else None,
     )
-    result = asyncio.run(agent.run("test task"))
+    agent = Agent(provider, BuiltinTools(sandbox), gate, recorder, max_steps=max_steps)
+    try:
+        result = asyncio.run(agent.run("test task"))
+    finally:
+        sandbox.close()
+        grants.close()
     return result, read_records(Path(result.journal))
 
 
@@ -98,12 +109,9 @@ def test_without_anyone_to_ask_a_write_is_denied_and_the_agent_is_told(
     assert observed["is_error"] and observed["output"].startswith("denied:")
     assert "no one to ask" in observed["output"]
     decision = next(r["data"] for r in records if r["type"] == "decision")
-    assert decision == {
-        "call_id": decision["call_id"],
-        "approved": False,
-        "by": "unattended",
-        "reason": decision["reason"],
-    }
+    assert (decision["approved"], decision["by"]) == (False, "unattended")
+    card = next(r["data"] for r in records if r["type"] == "tool_call")
+    assert decision["card_hash"] == card["card_hash"]
 
 
 class Refuse:
@@ -141,7 +149,7 @@ def test_a_denial_by_the_policy_level_never_reaches_the_person(
     result, _ = run_agent(
         workspace,
         data_dir,
-        [{"tool_calls": [{"name": "shell", "arguments": {"command": "true"}}]}, {"content": "x"}],
+        [{"tool_calls": [{"name": "shell", "arguments": {"command": "make"}}]}, {"content": "x"}],
         policy=policy,
         ask=refuse,
     )
@@ -247,12 +255,72 @@ def test_every_step_is_journaled_before_the_next_starts(workspace: Path, data_di
     assert watcher.seen[1][-4:] == ["model_turn", "tool_call", "decision", "tool_result"]
 
 
-def test_a_model_that_fails_ends_the_run_with_an_error_outcome(
+def test_an_approved_shell_command_is_committed_from_its_preview(
     workspace: Path, data_dir: Path
 ) -> None:
-    result, records = run_agent(
-        workspace, data_dir, [{"tool_calls": [{"name": "list_dir", "arguments": {}}]}]
+    (workspace / "counter").write_text("")
+    policy = Policy(auto_approve=frozenset({Risk.GREEN, Risk.YELLOW, Risk.ORANGE}))
+    _result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {
+                "tool_calls": [
+                    {
+                        "name": "shell",
+                        "arguments": {"command": "echo ran >> counter; echo new > made.txt"},
+                    }
+                ]
+            },
+            {"content": "ok"},
+        ],
+        policy=policy,
     )
-    assert result.outcome == "error"
-    assert "has no step 2" in result.message
-    assert records[-2]["type"] == "model_error"
+    # Run once (in the preview) and committed: not run a second time.
+    assert (workspace / "counter").read_text() == "ran\n"
+    assert (workspace / "made.txt").read_text() == "new\n"
+    card = next(r["data"]["card"] for r in records if r["type"] == "tool_call")
+    assert card["kind"] == "command" and card["effects"]["created"] == ["made.txt"]
+    assert [m["path"] for m in card["effects"]["modified"]] == ["counter"]
+
+
+def test_a_denied_command_leaves_the_workspace_untouched(workspace: Path, data_dir: Path) -> None:
+    (workspace / "keep.txt").write_text("keep")
+    _result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {"tool_calls": [{"name": "shell", "arguments": {"command": "rm keep.txt"}}]},
+            {"content": "ok"},
+        ],
+    )
+    assert (workspace / "keep.txt").exists()
+    card = next(r["data"]["card"] for r in records if r["type"] == "tool_call")
+    assert card["effects"]["deleted"] == ["keep.txt"]
+
+
+def test_a_green_command_runs_and_reads_the_workspace(workspace: Path, data_dir: Path) -> None:
+    (workspace / "a.txt").write_text("alpha\n")
+    _result, records = run_agent(
+        workspace,
+        data_dir,
+        [
+            {"tool_calls": [{"name": "shell", "arguments": {"command": "cat a.txt | wc -l"}}]},
+            {"content": "ok"},
+        ],
+    )
+    out = results(records)[0]["output"]
+    assert "exit code: 0" in out and "1" in out
+    decision = next(r["data"] for r in records if r["type"] == "decision")
+    assert decision["approved"] and "green" in decision["reason"]
+
+
+def test_a_rate_limit_is_a_clear_error_to_the_agent(workspace: Path, data_dir: Path) -> None:
+    policy = Policy(limits=(Limit(scope="tool", name="list_dir", capacity=1),))
+    step = {"tool_calls": [{"name": "list_dir", "arguments": {}}]}
+    _result, records = run_agent(
+        workspace, data_dir, [step, step, {"content": "ok"}], policy=policy
+    )
+    outs = [r["output"] for r in results(records)]
+    assert not outs[0].startswith("error")
+    assert outs[1].startswith("error: rate limit reached for tool list_dir calls")

@@ -2,45 +2,78 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from luminaguard.errors import ConfigError
 from luminaguard.messages import ToolCall
-from luminaguard.policy.approver import PolicyApprover, TerminalApprover, effective_assessment
+from luminaguard.policy.approver import TerminalApprover, Unattended, effective_assessment
+from luminaguard.policy.card import DiffCard
+from luminaguard.policy.gate import ApprovalManager, GateContext
+from luminaguard.policy.grants import Grant, GrantStore
 from luminaguard.policy.policyfile import Policy, load_policy
 from luminaguard.policy.risk import Assessment, Risk, strictest
-from luminaguard.protocols import ApprovalRequest, Decision
+from luminaguard.protocols import ApprovalRequest, Approver, Decision
 
 CALL = ToolCall("c1", "shell", {"command": "make"})
 
 
-def request(risk: Risk) -> ApprovalRequest:
-    return ApprovalRequest(CALL, Assessment.of(risk, "rule", "why"), "$ make")
+def card(risk: Risk, command: str = "make", effects: dict[str, Any] | None = None) -> DiffCard:
+    return DiffCard(
+        "shell",
+        {"command": command},
+        Assessment.of(risk, "rule", "why"),
+        "command",
+        effects or {"exit_code": 0},
+    )
 
 
-def decide(approver: PolicyApprover, risk: Risk) -> Decision:
-    return asyncio.run(approver.decide(request(risk)))
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        self.records.append((kind, data))
 
 
-def test_by_default_only_green_runs_and_nothing_else_runs_unattended() -> None:
-    approver = PolicyApprover(Policy(), ask=None)
-    assert decide(approver, Risk.GREEN).approved
+def manager(
+    tmp_path: Path, policy: Policy, approver: Approver | None = None
+) -> tuple[ApprovalManager, Recorder]:
+    rec = Recorder()
+    m = ApprovalManager(
+        policy,
+        approver or Unattended(),
+        grants=GrantStore(tmp_path / "state.db", policy.standing_grants(time.time())),
+        context=GateContext("run-1", "/ws"),
+        record=rec,
+        report=lambda e, d: None,
+    )
+    return m, rec
+
+
+def decide(m: ApprovalManager, c: DiffCard) -> Decision:
+    return asyncio.run(m.decide(CALL, c))
+
+
+def test_by_default_only_green_runs_and_nothing_else_runs_unattended(tmp_path: Path) -> None:
+    m, _ = manager(tmp_path, Policy())
     for risk in (Risk.YELLOW, Risk.ORANGE, Risk.RED):
-        d = decide(approver, risk)
+        d = decide(m, card(risk))
         assert not d.approved and d.by == "unattended"
 
 
-def test_the_policy_file_sets_levels_and_denials(tmp_path: Path) -> None:
+def test_the_policy_file_sets_levels_denials_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text(
         'auto_approve = ["green", "yellow"]\ndeny = ["red"]\non_denial = "stop"\n[risk]\nshell = "yellow"\n'
     )
     policy = load_policy(path)
-    approver = PolicyApprover(policy, ask=None)
-    assert decide(approver, Risk.YELLOW).approved
-    red = decide(approver, Risk.RED)
+    m, _ = manager(tmp_path, policy)
+    assert decide(m, card(Risk.YELLOW)).approved
+    red = decide(m, card(Risk.RED))
     assert not red.approved and red.stop and str(path) in red.by
     assert (
         effective_assessment(policy, CALL, Assessment.of(Risk.ORANGE, "shell", "x")).risk
@@ -53,6 +86,77 @@ def test_the_policy_file_sets_levels_and_denials(tmp_path: Path) -> None:
     )
 
 
+class Person:
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self.asked = 0
+
+    async def decide(self, request: ApprovalRequest) -> Decision:
+        self.asked += 1
+        return self.decision
+
+
+def test_a_grant_made_at_approval_answers_the_next_matching_card(tmp_path: Path) -> None:
+    grant = Grant("shell", Risk.ORANGE, time.time() + 3600, pattern="make*")
+    person = Person(Decision(True, "alice", "ok", grant=grant, principal="alice"))
+    m, rec = manager(tmp_path, Policy(), person)
+    assert decide(m, card(Risk.ORANGE)).approved
+    second = decide(m, card(Risk.ORANGE, "make test"))
+    assert second.approved and second.by.startswith("grant ")
+    assert person.asked == 1
+    assert [k for k, _ in rec.records] == ["grant"]
+    # Not covered: another command, or a higher level: the person is asked again.
+    decide(m, card(Risk.ORANGE, "rm -rf x"))
+    decide(m, card(Risk.RED, "make"))
+    assert person.asked == 3
+
+
+def test_a_red_grant_lives_only_for_its_run(tmp_path: Path) -> None:
+    grant = Grant("shell", Risk.RED, time.time() + 3600)
+    m, rec = manager(
+        tmp_path, Policy(), Person(Decision(True, "alice", "ok", grant=grant, principal="alice"))
+    )
+    decide(m, card(Risk.RED))
+    stored = rec.records[0][1]
+    assert stored["run_id"] == "run-1"
+    other = GrantStore(tmp_path / "state.db").match(card(Risk.RED), workspace="/ws", run_id="run-2")
+    assert other is None
+
+
+def test_grants_expire_and_respect_hosts() -> None:
+    g = Grant("shell", Risk.RED, until=1000.0, hosts=("pypi.org",))
+    net = card(Risk.RED, effects={"network": [{"host": "pypi.org", "port": 443}]})
+    assert g.covers(net, workspace="/ws", run_id="r", now=999.0)
+    assert not g.covers(net, workspace="/ws", run_id="r", now=1000.0)
+    evil = card(Risk.RED, effects={"network": [{"host": "evil.example", "port": 443}]})
+    assert not g.covers(evil, workspace="/ws", run_id="r", now=1.0)
+
+
+def test_standing_grants_from_the_policy_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[[grants]]\ntool = "shell"\npattern = "pytest*"\nmax_risk = "orange"\nhours = 8\n'
+    )
+    m, _ = manager(tmp_path, load_policy(path))
+    assert decide(m, card(Risk.ORANGE, "pytest -q")).approved
+    assert not decide(m, card(Risk.ORANGE, "make")).approved
+
+
+def test_an_approval_by_someone_without_the_right_is_refused_and_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[roles.reviewer]\nmax_risk = "orange"\n[principals.bob]\nrole = "reviewer"\n[principals.root]\nrole = "admin"\n[roles.admin]\nmax_risk = "red"\n'
+    )
+    policy = load_policy(path)
+    m, rec = manager(tmp_path, policy, Person(Decision(True, "bob", "looks fine", principal="bob")))
+    d = decide(m, card(Risk.RED))
+    assert not d.approved and "may approve up to orange" in d.reason
+    assert rec.records[0][0] == "approval_refused"
+    assert decide(m, card(Risk.ORANGE)).approved
+    m2, _ = manager(tmp_path, policy, Person(Decision(True, "mallory", "yes", principal="mallory")))
+    assert "not a principal" in decide(m2, card(Risk.YELLOW)).reason
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -60,6 +164,8 @@ def test_the_policy_file_sets_levels_and_denials(tmp_path: Path) -> None:
         ('on_denial = "explode"', "on_denial"),
         ("colour = 1", "unknown key colour"),
         ("auto_approve = [", "not valid TOML"),
+        ('[[grants]]\ntool = "shell"\n', "grants.0.max_risk"),
+        ('[[limits]]\nscope = "galaxy"\ncapacity = 1\n', "limits.0.scope"),
     ],
 )
 def test_a_bad_policy_file_is_one_clear_error(tmp_path: Path, text: str, expected: str) -> None:
@@ -75,22 +181,23 @@ def test_a_missing_policy_file_is_an_error_not_a_fallback(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("answers", "approved", "stop"),
+    ("answers", "approved", "stop", "grant"),
     [
-        ("y\n", True, False),
-        ("n\nbad idea\n", False, False),
-        ("q\n", False, True),
-        ("maybe\nyes\n", True, False),
-        ("", False, True),
+        ("y\n", True, False, False),
+        ("g\n", True, False, True),
+        ("n\nbad idea\n", False, False, False),
+        ("q\n", False, True, False),
+        ("maybe\nyes\n", True, False, False),
+        ("", False, True, False),
     ],
 )
-def test_the_terminal_prompt(answers: str, approved: bool, stop: bool) -> None:
+def test_the_terminal_prompt(answers: str, approved: bool, stop: bool, grant: bool) -> None:
     out = io.StringIO()
-    approver = PolicyApprover(Policy(), TerminalApprover(io.StringIO(answers), out))
-    d = decide(approver, Risk.ORANGE)
-    assert (d.approved, d.stop) == (approved, stop)
-    assert "🟠 ORANGE  shell" in out.getvalue()
-    assert "$ make" in out.getvalue()
+    approver = TerminalApprover(io.StringIO(answers), out, principal="alice")
+    d = asyncio.run(approver.decide(ApprovalRequest(CALL, card(Risk.ORANGE))))
+    assert (d.approved, d.stop, d.grant is not None) == (approved, stop, grant)
+    assert d.principal == "alice"
+    assert "🟠 ORANGE" in out.getvalue() and "$ make" in out.getvalue()
     if answers.startswith("n"):
         assert d.reason == "bad idea"
 
@@ -103,3 +210,14 @@ def test_strictest_takes_the_highest_level_and_its_reasons() -> None:
     assert s.risk == Risk.ORANGE
     assert [r.rule for r in s.reasons] == ["o", "o2"]
     assert strictest([]).risk == Risk.RED
+
+
+def test_the_card_hash_is_stable_and_covers_the_content() -> None:
+    a, b = card(Risk.ORANGE), card(Risk.ORANGE)
+    assert a.hash == b.hash and len(a.hash) == 64
+    assert card(Risk.ORANGE, "make x").hash != a.hash
+    moved = DiffCard(
+        a.tool, a.arguments, a.assessment, a.kind, a.effects, context={"agent": "other"}
+    )
+    assert moved.hash == a.hash
+    assert DiffCard.from_dict(a.to_dict()).hash == a.hash

@@ -24,10 +24,16 @@ def test_the_corpus_is_large_enough() -> None:
     assert {level for _, _, level in RISKY} == {Risk.YELLOW, Risk.ORANGE, Risk.RED}
 
 
-@pytest.mark.parametrize(("tool", "args", "least"), RISKY, ids=[f"{t}:{a}"[:80] for t, a, _ in RISKY])
-def test_every_risky_action_is_at_or_above_its_level(ws: Workspace, tool: str, args: dict[str, Any], least: Risk) -> None:
+@pytest.mark.parametrize(
+    ("tool", "args", "least"), RISKY, ids=[f"{t}:{a}"[:80] for t, a, _ in RISKY]
+)
+def test_every_risky_action_is_at_or_above_its_level(
+    ws: Workspace, tool: str, args: dict[str, Any], least: Risk
+) -> None:
     a = classify_action(tool, args, ws=ws)
-    assert a.risk >= least, f"{tool} {args} classified {a.risk.label}: {[str(r) for r in a.reasons]}"
+    assert a.risk >= least, (
+        f"{tool} {args} classified {a.risk.label}: {[str(r) for r in a.reasons]}"
+    )
     assert a.reasons
 
 
@@ -62,19 +68,27 @@ def test_a_symlink_in_the_workspace_that_points_out_is_outside(tmp_path: Path) -
         ({"readOnlyHint": True, "openWorldHint": False}, True, Risk.GREEN),
         ({"readOnlyHint": True, "openWorldHint": False}, False, Risk.RED),
         ({"readOnlyHint": True}, True, Risk.RED),
-        ({"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}, True, Risk.YELLOW),
+        (
+            {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False},
+            True,
+            Risk.YELLOW,
+        ),
         ({"destructiveHint": True, "openWorldHint": False}, True, Risk.ORANGE),
         ({}, True, Risk.RED),
         (None, True, Risk.RED),
     ],
 )
-def test_mcp_annotations_count_only_for_trusted_servers(annotations: dict[str, Any] | None, trusted: bool, risk: Risk) -> None:
+def test_mcp_annotations_count_only_for_trusted_servers(
+    annotations: dict[str, Any] | None, trusted: bool, risk: Risk
+) -> None:
     a = classify_action("mcp:srv/tool", {}, ws=None, annotations=annotations, trusted=trusted)
     assert a.risk == risk
 
 
 def test_open_world_reads_take_the_level_the_policy_sets() -> None:
-    a = classify_mcp("mcp:web/search", {"readOnlyHint": True, "openWorldHint": True}, open_world_read=Risk.YELLOW)
+    a = classify_mcp(
+        "mcp:web/search", {"readOnlyHint": True, "openWorldHint": True}, open_world_read=Risk.YELLOW
+    )
     assert a.risk == Risk.YELLOW
 
 
@@ -92,14 +106,19 @@ JOINERS = st.sampled_from([" | ", " && ", " || ", "; ", "\n"])
 
 @settings(max_examples=150, deadline=None)
 @given(first=SIMPLE, second=SIMPLE, joiner=JOINERS, before=st.booleans())
-def test_adding_a_command_never_lowers_the_level(ws: Workspace, first: str, second: str, joiner: str, before: bool) -> None:
+def test_adding_a_command_never_lowers_the_level(
+    ws: Workspace, first: str, second: str, joiner: str, before: bool
+) -> None:
     alone = classify_shell(first, ws).risk
     combined = f"{second}{joiner}{first}" if before else f"{first}{joiner}{second}"
     assert classify_shell(combined, ws).risk >= alone
 
 
 @settings(max_examples=100, deadline=None)
-@given(first=SIMPLE, wrap=st.sampled_from(["( {} )", "{{ {}; }}", "echo $({})", "if true; then {}; fi", "x=$({})"]))
+@given(
+    first=SIMPLE,
+    wrap=st.sampled_from(["( {} )", "{{ {}; }}", "echo $({})", "if true; then {}; fi", "x=$({})"]),
+)
 def test_nesting_a_command_never_lowers_the_level(ws: Workspace, first: str, wrap: str) -> None:
     assert classify_shell(wrap.format(first), ws).risk >= classify_shell(first, ws).risk
 
@@ -107,7 +126,7 @@ def test_nesting_a_command_never_lowers_the_level(ws: Workspace, first: str, wra
 def requote(command: str, style: int, spaces: int) -> str:
     words = command.split(" ")
     out = []
-    for i, w in enumerate(words):
+    for w in words:
         plain = all(ch.isalnum() or ch in "-._/" for ch in w) and w
         if plain and style == 1:
             w = f"'{w}'"
@@ -115,12 +134,14 @@ def requote(command: str, style: int, spaces: int) -> str:
             w = f'"{w}"'
         elif plain and style == 3 and len(w) > 1:
             w = f"{w[0]}'{w[1:]}'"
-        out.append(w if i == 0 or style != 4 else w)
+        out.append(w)
     return (" " * spaces).join(out) + " " * (spaces - 1)
 
 
 @settings(max_examples=200, deadline=None)
 @given(command=SIMPLE, style=st.integers(0, 3), spaces=st.integers(1, 4))
-def test_quoting_and_whitespace_never_lower_the_level(ws: Workspace, command: str, style: int, spaces: int) -> None:
+def test_quoting_and_whitespace_never_lower_the_level(
+    ws: Workspace, command: str, style: int, spaces: int
+) -> None:
     variant = requote(command, style, spaces)
     assert classify_shell(variant, ws).risk >= classify_shell(command, ws).risk, variant

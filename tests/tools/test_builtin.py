@@ -67,12 +67,10 @@ def test_write_and_delete_report_what_they_changed(tools: BuiltinTools, workspac
     assert not (workspace / "notes.md").exists()
 
 
-def test_shell_runs_in_the_sandbox_and_reports_changes(tools: BuiltinTools) -> None:
-    r = call(tools, "shell", command="rm notes.md; echo hi > made.txt; echo out; exit 3")
+def test_shell_runs_in_the_sandbox(tools: BuiltinTools) -> None:
+    r = call(tools, "shell", command="id -u; ls; exit 3")
     assert r.is_error and r.data["exit_code"] == 3
-    assert "out" in r.output
-    assert r.data["changes"]["created"] == ["made.txt"]
-    assert r.data["changes"]["deleted"] == ["notes.md"]
+    assert "1000" in r.output and "notes.md" in r.output
 
 
 def test_paths_outside_the_workspace_are_refused(tools: BuiltinTools) -> None:
@@ -104,9 +102,38 @@ def test_the_first_risk_table(
     assert assessment.reasons
 
 
-def test_the_preview_of_a_write_is_a_unified_diff(tools: BuiltinTools) -> None:
-    preview = tools.preview(
-        ToolCall("c", "write_file", {"path": "notes.md", "content": "DONE: hello again\n"})
+def test_the_direct_path_for_green_commands_cannot_write(
+    tools: BuiltinTools, workspace: Path
+) -> None:
+    # Defence in depth: even a writing command that reached the GREEN path
+    # (a classifier mistake) finds the workspace read-only.
+    r = call(tools, "shell", command="echo x > sneaky.txt; rm notes.md")
+    assert r.is_error
+    assert "Read-only file system" in r.output
+    assert not (workspace / "sneaky.txt").exists() and (workspace / "notes.md").exists()
+
+
+def test_prepare_previews_a_shell_command_and_apply_commits_it(
+    tools: BuiltinTools, workspace: Path
+) -> None:
+    prepared = asyncio.run(
+        tools.prepare(ToolCall("c", "shell", {"command": "echo hi > made.txt; rm notes.md"}))
     )
-    assert preview.splitlines()[:3] == ["modify notes.md", "--- a/notes.md", "+++ b/notes.md"]
-    assert "-TODO: hello again" in preview and "+DONE: hello again" in preview
+    assert prepared.kind == "command"
+    assert prepared.effects is not None and prepared.effects["created"] == ["made.txt"]
+    assert prepared.effect_assessment is not None and prepared.effect_assessment.risk == Risk.ORANGE
+    assert not (workspace / "made.txt").exists()
+    result = asyncio.run(prepared.apply())
+    assert (workspace / "made.txt").read_text() == "hi\n" and not (workspace / "notes.md").exists()
+    assert result.data["changes"]["deleted"] == ["notes.md"]
+
+
+def test_prepare_of_a_write_shows_the_diff(tools: BuiltinTools) -> None:
+    prepared = asyncio.run(
+        tools.prepare(
+            ToolCall("c", "write_file", {"path": "notes.md", "content": "DONE: hello again\n"})
+        )
+    )
+    assert prepared.kind == "edit"
+    diff = prepared.effects["modified"][0]["diff"]  # type: ignore[index]
+    assert "-TODO: hello again" in diff and "+DONE: hello again" in diff

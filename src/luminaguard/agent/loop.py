@@ -13,11 +13,10 @@ from typing import Any
 
 from luminaguard.agent.outcomes import Denied, Failed, Finished, LimitsExceeded, RunEnded
 from luminaguard.audit.run import RunRecorder
-from luminaguard.errors import PlaybookError, ProviderError, ToolError
+from luminaguard.errors import PlaybookError, ProviderError, ToolArgumentError, ToolError
 from luminaguard.messages import Message, ToolCall, ToolResult, Usage
-from luminaguard.policy.approver import effective_assessment
-from luminaguard.policy.policyfile import Policy
-from luminaguard.protocols import ApprovalRequest, Approver, Provider, ToolSource
+from luminaguard.policy.gate import ApprovalManager, DeniedAndStop
+from luminaguard.protocols import Provider, ToolSource
 
 SYSTEM_PROMPT = """\
 You are an agent working on a task in a workspace, using tools. Every tool call \
@@ -48,19 +47,17 @@ class Agent:
         self,
         provider: Provider,
         tools: ToolSource,
-        approver: Approver,
+        gate: ApprovalManager,
         recorder: RunRecorder,
         *,
-        policy: Policy,
         max_steps: int = 30,
         system_prompt: str | None = None,
         report: Report | None = None,
     ) -> None:
         self.provider = provider
         self.tools = tools
-        self.approver = approver
+        self.gate = gate
         self.recorder = recorder
-        self.policy = policy
         self.max_steps = max_steps
         self.messages: list[Message] = [Message("system", system_prompt or SYSTEM_PROMPT)]
         self.steps = 0
@@ -142,35 +139,16 @@ class Agent:
             error = f"error: unknown tool {call.name!r}; available tools: {', '.join(known)}"
             return self._observe(call, ToolResult(error, is_error=True), stage="rejected")
         try:
-            assessment = effective_assessment(self.policy, call, self.tools.assess(call))
-            preview = self.tools.preview(call)
-        except ToolError as exc:
+            result = await self.gate.run(call, self.tools, self.steps)
+        except ToolArgumentError as exc:
             return self._observe(call, ToolResult(f"error: {exc}", is_error=True), stage="rejected")
-        self.report("tool_call", {"call": call, "assessment": assessment, "preview": preview})
-        self.recorder.record(
-            "tool_call", {"call": call.to_dict(), **assessment.to_dict(), "preview": preview}
-        )
-        decision = await self.approver.decide(ApprovalRequest(call, assessment, preview))
-        self.recorder.record(
-            "decision",
-            {
-                "call_id": call.id,
-                "approved": decision.approved,
-                "by": decision.by,
-                "reason": decision.reason,
-            },
-        )
-        self.report("decision", {"call": call, "decision": decision, "assessment": assessment})
-        if not decision.approved:
-            result = ToolResult(f"denied: {decision.reason}", is_error=True, data={"denied": True})
-            self._observe(call, result)
-            if decision.stop:
-                raise Denied(f"{call.name} was denied ({decision.reason}) and the run was ended")
-            return result
-        try:
-            result = await self.tools.call(call)
         except ToolError as exc:
             result = ToolResult(f"error: {exc}", is_error=True)
+        except DeniedAndStop as exc:
+            self._observe(
+                call, ToolResult(f"denied: {exc.reason}", is_error=True, data={"denied": True})
+            )
+            raise Denied(f"{call.name} was denied ({exc.reason}) and the run was ended") from exc
         return self._observe(call, result)
 
     def _observe(self, call: ToolCall, result: ToolResult, stage: str = "result") -> ToolResult:

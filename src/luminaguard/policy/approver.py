@@ -15,8 +15,6 @@ from luminaguard.policy.policyfile import Policy
 from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
 
-ICONS = {Risk.GREEN: "🟢", Risk.YELLOW: "🟡", Risk.ORANGE: "🟠", Risk.RED: "🔴"}
-
 
 def effective_assessment(policy: Policy, call: ToolCall, assessment: Assessment) -> Assessment:
     """Apply the policy's per-tool override; a RED from the arguments always stays RED."""
@@ -28,85 +26,85 @@ def effective_assessment(policy: Policy, call: ToolCall, assessment: Assessment)
     )
 
 
-class PolicyApprover:
-    """Approves what the policy allows, refuses what it denies, asks ``ask`` for the rest."""
-
-    def __init__(self, policy: Policy, ask: Approver | None) -> None:
-        self.policy = policy
-        self.ask = ask
+class Unattended:
+    """Nobody to ask: every question is a denial."""
 
     async def decide(self, request: ApprovalRequest) -> Decision:
-        level = request.assessment.risk
-        by = f"policy ({self.policy.source})"
-        if level in self.policy.deny:
-            return Decision(
-                False, by, f"{level.label} actions are denied by the policy", self._stop
-            )
-        if level in self.policy.auto_approve:
-            return Decision(True, by, f"{level.label} actions run without asking")
-        if self.ask is None:
-            return Decision(
-                False,
-                "unattended",
-                f"{level.label} actions need approval and there is no one to ask "
-                "(no terminal, and the policy does not allow them)",
-                self._stop,
-            )
-        decision = await self.ask.decide(request)
-        if not decision.approved and self._stop:
-            return Decision(False, decision.by, decision.reason, True)
-        return decision
-
-    @property
-    def _stop(self) -> bool:
-        return self.policy.on_denial == "stop"
+        level = request.card.risk.label
+        return Decision(
+            False,
+            "unattended",
+            f"{level} actions need approval and there is no one to ask (no terminal, and the policy does not allow them)",
+        )
 
 
 class TerminalApprover:
-    """A plain y/n/q prompt. 'q' denies and ends the run."""
+    """A plain prompt: y approve, g approve with a grant, n deny (with a reason), q deny and end the run."""
 
-    def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        *,
+        principal: str | None = None,
+        grant_hours: float = 8.0,
+    ) -> None:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
+        self.principal = principal or _local_user()
+        self.grant_hours = grant_hours
 
     async def decide(self, request: ApprovalRequest) -> Decision:
         return await asyncio.to_thread(self._ask, request)
 
     def _ask(self, request: ApprovalRequest) -> Decision:
+        from luminaguard.policy.gate import new_grant
+        from luminaguard.ui.cards import render_card_text
+
         out = self.stdout
-        out.write(render_request(request))
+        out.write(
+            render_card_text(request.card, color=out.isatty() if hasattr(out, "isatty") else False)
+        )
+        who = self.principal
         while True:
-            out.write("Approve? [y]es / [n]o / [q]uit the run: ")
+            out.write(
+                f"Approve? [y]es / [g]rant for {self.grant_hours:g} h / [n]o / [q]uit the run: "
+            )
             out.flush()
             line = self.stdin.readline()
             if not line:  # end of input: nobody is there any more
-                return Decision(False, "user", "no answer (end of input)", stop=True)
+                return Decision(False, who, "no answer (end of input)", stop=True, principal=who)
             answer = line.strip().lower()
             if answer in ("y", "yes"):
-                return Decision(True, "user")
+                return Decision(True, who, "approved at the prompt", principal=who)
+            if answer in ("g", "grant"):
+                grant = new_grant(request.card, self.grant_hours)
+                return Decision(
+                    True,
+                    who,
+                    f"approved with a grant for {self.grant_hours:g} h",
+                    grant=grant,
+                    principal=who,
+                )
             if answer in ("n", "no"):
                 out.write("Reason (optional): ")
                 out.flush()
                 reason = self.stdin.readline().strip()
-                return Decision(False, "user", reason or "denied by the user")
+                return Decision(False, who, reason or "denied by the user", principal=who)
             if answer in ("q", "quit"):
-                return Decision(False, "user", "denied by the user, who ended the run", stop=True)
+                return Decision(
+                    False, who, "denied by the user, who ended the run", stop=True, principal=who
+                )
 
 
-def render_request(request: ApprovalRequest) -> str:
-    a = request.assessment
-    lines = [
-        "",
-        f"{ICONS[a.risk]} {a.risk.name}  {request.call.name}",
-        *(f"   · {r}" for r in a.reasons),
-    ]
-    if request.preview:
-        lines += ["", *("   " + line for line in request.preview.rstrip("\n").splitlines())]
-    return "\n".join(lines) + "\n"
+def _local_user() -> str:
+    from luminaguard.policy.gate import local_user
+
+    return local_user()
 
 
-def default_approver(policy: Policy, interactive: bool | None = None) -> PolicyApprover:
-    """The policy in front of a terminal prompt when stdin is a terminal, else in front of nobody."""
+def default_approver(interactive: bool | None = None, principal: str | None = None) -> Approver:
+    """A terminal prompt when stdin is a terminal, else nobody."""
     if interactive is None:
         interactive = sys.stdin.isatty()
-    return PolicyApprover(policy, TerminalApprover() if interactive else None)
+    return TerminalApprover(principal=principal) if interactive else Unattended()

@@ -64,7 +64,9 @@ def classify_file_tool(tool: str, args: Mapping[str, Any], ws: Workspace | None)
     return Assessment.of(Risk.YELLOW, "new-file", f"write_file creates {path}")
 
 
-def classify_mcp(tool: str, annotations: Mapping[str, Any] | None, *, open_world_read: Risk = Risk.RED) -> Assessment:
+def classify_mcp(
+    tool: str, annotations: Mapping[str, Any] | None, *, open_world_read: Risk = Risk.RED
+) -> Assessment:
     """Levels from MCP tool annotations (already filtered by trust).
 
     Missing hints take the specification's defaults: readOnlyHint false,
@@ -74,13 +76,25 @@ def classify_mcp(tool: str, annotations: Mapping[str, Any] | None, *, open_world
     read_only = a.get("readOnlyHint") is True
     destructive = a.get("destructiveHint", True) is not False
     open_world = a.get("openWorldHint", True) is not False
-    source = "its trusted annotations" if annotations else "no trusted annotations (MCP defaults: may be destructive, open-world)"
+    source = (
+        "its trusted annotations"
+        if annotations
+        else "no trusted annotations (MCP defaults: may be destructive, open-world)"
+    )
     if read_only and not open_world:
         return Assessment.of(Risk.GREEN, "mcp-read-only", f"{tool} only reads, by {source}")
     if read_only:
-        return Assessment.of(open_world_read, "mcp-open-world-read", f"{tool} reads from the outside world, by {source}")
+        return Assessment.of(
+            open_world_read,
+            "mcp-open-world-read",
+            f"{tool} reads from the outside world, by {source}",
+        )
     if open_world:
-        return Assessment.of(Risk.RED, "mcp-open-world", f"{tool} may act on the outside world, by {source}")
+        return Assessment.of(
+            Risk.RED, "mcp-open-world", f"{tool} may act on the outside world, by {source}"
+        )
     if destructive:
-        return Assessment.of(Risk.ORANGE, "mcp-destructive", f"{tool} may change or delete state, by {source}")
+        return Assessment.of(
+            Risk.ORANGE, "mcp-destructive", f"{tool} may change or delete state, by {source}"
+        )
     return Assessment.of(Risk.YELLOW, "mcp-additive", f"{tool} only adds state, by {source}")

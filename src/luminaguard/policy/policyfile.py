@@ -13,6 +13,24 @@ Example (TOML)::
     # Override the level of a whole tool (never below what its arguments say
     # for paths outside the workspace).
     shell = "yellow"
+
+    # Grants answer matching approvals in advance, until they expire.
+    [[grants]]
+    tool = "shell"
+    pattern = "pytest*"
+    max_risk = "orange"
+    hours = 8
+
+    # Who may approve what (see permissions.py), and rate limits (ratelimit.py).
+    [roles.reviewer]
+    max_risk = "orange"
+    [principals.alice]
+    role = "reviewer"
+    [[limits]]
+    scope = "tool"
+    name = "shell"
+    capacity = 30
+    refill_per_s = 0.5
 """
 
 from __future__ import annotations
@@ -21,11 +39,51 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from luminaguard.config import describe_validation_error
 from luminaguard.errors import ConfigError
+from luminaguard.policy.grants import Grant
+from luminaguard.policy.permissions import Principal, Role
+from luminaguard.policy.ratelimit import Limit
 from luminaguard.policy.risk import Risk
+
+
+class GrantSpec(BaseModel):
+    """A standing grant in the policy file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    tool: str
+    """The tool it covers, or "*"."""
+    max_risk: Risk
+    """The highest level it covers."""
+    hours: float = Field(8.0, gt=0)
+    """How long after the policy is loaded the grant holds."""
+    pattern: str | None = None
+    """fnmatch pattern on the command or path."""
+    workspace: str | None = None
+    """Only in this workspace (absolute path)."""
+    hosts: tuple[str, ...] = ()
+    """Network hosts the granted action may reach."""
+
+    @field_validator("max_risk", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return Risk.parse(value) if isinstance(value, str) else value
+
+    def to_grant(self, now: float, source: str) -> Grant:
+        return Grant(
+            tool=self.tool,
+            max_risk=self.max_risk,
+            until=now + self.hours * 3600,
+            pattern=self.pattern,
+            workspace=self.workspace,
+            hosts=self.hosts,
+            created_by=f"policy ({source})",
+            reason="standing grant in the policy file",
+            id=f"policy-{self.tool}-{self.pattern or '*'}",
+        )
 
 
 class Policy(BaseModel):
@@ -45,6 +103,27 @@ class Policy(BaseModel):
     risk: dict[str, Risk] = {}
     """Per-tool level overrides, e.g. ``shell = "yellow"``."""
 
+    grants: tuple[GrantSpec, ...] = ()
+    """Standing grants: tool, pattern, max_risk, hours (and optionally workspace, hosts)."""
+
+    red_grants_outlive_run: bool = False
+    """Whether a RED grant made during a run may outlive that run."""
+
+    open_world_read: Risk = Risk.RED
+    """Level of reads that leave the machine (read-only, open-world MCP tools)."""
+
+    principals: dict[str, Principal] = {}
+    """People who may approve, each with a role. Empty: the local user may approve anything."""
+
+    roles: dict[str, Role] = {}
+    """Roles: up to which level, and which tools, a principal may approve."""
+
+    limits: tuple[Limit, ...] = ()
+    """Rate limits and quotas (token buckets)."""
+
+    approval_timeout_s: float = Field(3600.0, gt=0)
+    """How long a run waits for a decision in the approval inbox before it counts as a denial."""
+
     source: str = "built-in default policy"
     """Where this policy came from (set by the loader; shown with every decision)."""
 
@@ -54,6 +133,14 @@ class Policy(BaseModel):
         if isinstance(value, list | tuple | set | frozenset):
             return frozenset(Risk.parse(v) if isinstance(v, str) else v for v in value)
         return value
+
+    @field_validator("open_world_read", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return Risk.parse(value) if isinstance(value, str) else value
+
+    def standing_grants(self, now: float) -> tuple[Grant, ...]:
+        return tuple(g.to_grant(now, self.source) for g in self.grants)
 
     @field_validator("risk", mode="before")
     @classmethod

@@ -29,9 +29,25 @@ if TYPE_CHECKING:
 Node = Any  # tree_sitter.Node; typed loosely to keep the import lazy
 
 SCOPES = frozenset(
-    "program list pipeline subshell compound_statement if_statement elif_clause else_clause "
-    "while_statement for_statement c_style_for_statement case_statement case_item do_group "
-    "function_definition negated_command redirected_statement".split()
+    [
+        "program",
+        "list",
+        "pipeline",
+        "subshell",
+        "compound_statement",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "while_statement",
+        "for_statement",
+        "c_style_for_statement",
+        "case_statement",
+        "case_item",
+        "do_group",
+        "function_definition",
+        "negated_command",
+        "redirected_statement",
+    ]
 )
 
 
@@ -65,7 +81,11 @@ class _Classifier:
     def visit(self, node: Node, piped: bool = False) -> None:
         t = node.type
         if t == "ERROR" or node.is_missing:
-            self.add(Risk.RED, "unparseable", "the command could not be parsed, so it cannot be classified")
+            self.add(
+                Risk.RED,
+                "unparseable",
+                "the command could not be parsed, so it cannot be classified",
+            )
             return
         if t == "pipeline":
             stages = [c for c in node.named_children if c.type not in ("|", "|&")]
@@ -102,7 +122,10 @@ class _Classifier:
             return
         if t in SCOPES or t.endswith("_statement") or t == "program":
             for child in node.named_children:
-                if child.type in ("heredoc_body", "comment", "variable_name", "word") and t != "program":
+                if (
+                    child.type in ("heredoc_body", "comment", "variable_name", "word")
+                    and t != "program"
+                ):
                     self.substitutions(child)
                     continue
                 self.visit(child, piped if t in ("subshell", "compound_statement") else False)
@@ -154,10 +177,18 @@ class _Classifier:
         name = _word(name_node)
         args = [_word(c) for c in node.children_by_field_name("argument")]
         for child in node.named_children:
-            if child.type == "file_redirect" or child.type == "heredoc_redirect" or child.type == "herestring_redirect":
+            if (
+                child.type == "file_redirect"
+                or child.type == "heredoc_redirect"
+                or child.type == "herestring_redirect"
+            ):
                 self.redirect(child)
         if name.text is None:
-            self.add(Risk.RED, "dynamic-command", f"the command name {name.raw!r} is computed at run time")
+            self.add(
+                Risk.RED,
+                "dynamic-command",
+                f"the command name {name.raw!r} is computed at run time",
+            )
             return
         self.simple(name.text, args, piped)
 
@@ -188,7 +219,9 @@ class _Classifier:
             self.add(Risk.RED, "system-admin", f"{base} administers the system")
             return
         if base in C.PACKAGE_MANAGERS or base in C.NETWORKED_RUNNERS:
-            self.add(Risk.RED, "package-install", f"{base} installs or fetches packages over the network")
+            self.add(
+                Risk.RED, "package-install", f"{base} installs or fetches packages over the network"
+            )
             return
         if base in C.DYNAMIC:
             self.dynamic(base, args)
@@ -209,7 +242,11 @@ class _Classifier:
                 self.add(Risk.GREEN, "check-only", f"{base} only checks")
             else:
                 self.paths(base, positional, reading=True)
-                self.add(Risk.ORANGE, "runs-project-code", f"{base} runs or builds project code and may change files")
+                self.add(
+                    Risk.ORANGE,
+                    "runs-project-code",
+                    f"{base} runs or builds project code and may change files",
+                )
             return
         if base in C.READ_ONLY:
             self.read_only(base, args, positional)
@@ -218,19 +255,29 @@ class _Classifier:
             self.file_writer(base, args, positional)
             return
         self.paths(base, positional, reading=True)
-        self.add(Risk.ORANGE, "unknown-command", f"{base} is not a command LuminaGuard knows, so it is not trusted as read-only")
+        self.add(
+            Risk.ORANGE,
+            "unknown-command",
+            f"{base} is not a command LuminaGuard knows, so it is not trusted as read-only",
+        )
 
     def wrapper(self, base: str, args: list[_Word], piped: bool) -> None:
         rest = list(args)
         skip = C.WRAPPER_ARGS.get(base, 0)
-        while rest and rest[0].text is not None and (rest[0].text.startswith("-") or "=" in rest[0].text):
+        while (
+            rest
+            and rest[0].text is not None
+            and (rest[0].text.startswith("-") or "=" in rest[0].text)
+        ):
             rest.pop(0)
         rest = rest[skip:]
         if not rest:
             self.add(Risk.GREEN, "read-only", f"{base} with no command only prints")
             return
         if base == "xargs":
-            self.add(Risk.ORANGE, "xargs", "xargs runs a command with arguments only known at run time")
+            self.add(
+                Risk.ORANGE, "xargs", "xargs runs a command with arguments only known at run time"
+            )
         head = rest[0]
         if head.text is None:
             self.add(Risk.RED, "dynamic-command", f"{base} runs a command computed at run time")
@@ -264,7 +311,9 @@ class _Classifier:
                 i = values.index("-c")
                 code = args[i + 1] if i + 1 < len(args) else None
                 if code is None or code.text is None:
-                    self.add(Risk.RED, "dynamic-code", f"{base} -c with a script computed at run time")
+                    self.add(
+                        Risk.RED, "dynamic-code", f"{base} -c with a script computed at run time"
+                    )
                     return
                 self.nested(code.text)
                 return
@@ -287,15 +336,23 @@ class _Classifier:
                 code = args[i + 1] if i + 1 < len(args) else None
                 text = code.text if code else None
                 if text is None:
-                    self.add(Risk.RED, "dynamic-code", f"{base} runs inline code computed at run time")
+                    self.add(
+                        Risk.RED, "dynamic-code", f"{base} runs inline code computed at run time"
+                    )
                 elif any(h in text for h in C.INLINE_NETWORK_HINTS):
-                    self.add(Risk.RED, "inline-network", f"{base} inline code that may reach the network or start programs")
+                    self.add(
+                        Risk.RED,
+                        "inline-network",
+                        f"{base} inline code that may reach the network or start programs",
+                    )
                 else:
                     self.add(Risk.ORANGE, "inline-code", f"{base} runs inline code")
                 return
             if v == "-m" and base.startswith("python"):
                 module = values[i + 1] if i + 1 < len(values) else None
-                if module in ("pip", "ensurepip") and any(x in ("install", "uninstall", "download") for x in values):
+                if module in ("pip", "ensurepip") and any(
+                    x in ("install", "uninstall", "download") for x in values
+                ):
                     self.add(Risk.RED, "package-install", "pip installs packages over the network")
                 elif module in ("http.server", "smtpd", "ftplib", "webbrowser"):
                     self.add(Risk.RED, "network", f"python -m {module} uses the network")
@@ -328,14 +385,44 @@ class _Classifier:
         if sub is None:
             self.add(Risk.RED, "dynamic-command", "git sub-command computed at run time")
             return
-        if sub in C.GIT_REMOTE or (sub == "remote" and opts[:1] in (["update"], ["show"], ["prune"])) or (sub == "submodule" and any(o in ("update", "add", "sync") for o in opts)):
+        if (
+            sub in C.GIT_REMOTE
+            or (sub == "remote" and opts[:1] in (["update"], ["show"], ["prune"]))
+            or (sub == "submodule" and any(o in ("update", "add", "sync") for o in opts))
+        ):
             self.add(Risk.RED, "git-remote", f"git {sub} talks to a remote")
             return
         read = sub in C.GIT_READ
         if sub == "branch":
-            read = all(o is not None and (o.startswith("-") and o not in ("-d", "-D", "-m", "-M", "-c", "-C", "--delete", "--move", "--copy", "-f", "--force", "-u", "--set-upstream-to", "--unset-upstream", "--edit-description")) for o in opts)
+            read = all(
+                o is not None
+                and (
+                    o.startswith("-")
+                    and o
+                    not in (
+                        "-d",
+                        "-D",
+                        "-m",
+                        "-M",
+                        "-c",
+                        "-C",
+                        "--delete",
+                        "--move",
+                        "--copy",
+                        "-f",
+                        "--force",
+                        "-u",
+                        "--set-upstream-to",
+                        "--unset-upstream",
+                        "--edit-description",
+                    )
+                )
+                for o in opts
+            )
         elif sub == "tag":
-            read = not opts or all(o in ("-l", "--list", "-n") or (o or "").startswith("-n") for o in opts)
+            read = not opts or all(
+                o in ("-l", "--list", "-n") or (o or "").startswith("-n") for o in opts
+            )
         elif sub == "remote":
             read = not opts or opts[:1] in (["-v"], ["--verbose"], ["get-url"])
         elif sub == "stash":
@@ -347,7 +434,9 @@ class _Classifier:
         if read:
             self.add(Risk.GREEN, "git-read", f"git {sub} only reads the repository")
         else:
-            self.add(Risk.ORANGE, "git-write", f"git {sub} changes the repository or the working tree")
+            self.add(
+                Risk.ORANGE, "git-write", f"git {sub} changes the repository or the working tree"
+            )
 
     def package_tool(self, base: str, args: list[_Word]) -> None:
         positional = [a.text for a in args if a.text is None or not a.text.startswith("-")]
@@ -358,15 +447,40 @@ class _Classifier:
         elif sub in C.PACKAGE_READS.get(base, frozenset()):
             self.add(Risk.GREEN, "package-read", f"{base} {sub} only reads")
         elif sub in C.PACKAGE_INSTALLS.get(base, frozenset()):
-            self.add(Risk.RED, "package-install", f"{base} {sub} installs or fetches packages over the network")
+            self.add(
+                Risk.RED,
+                "package-install",
+                f"{base} {sub} installs or fetches packages over the network",
+            )
         else:
             self.add(Risk.ORANGE, "runs-project-code", f"{base} {sub} runs project code")
 
     def read_only(self, base: str, args: list[_Word], positional: list[_Word]) -> None:
         values = [a.text or "" for a in args]
         writes = C.WRITE_FLAGS.get(base, ())
-        hit = [v for v in values if v in writes or any(v.startswith(w + "=") or (w.startswith("-") and not w.startswith("--") and len(w) == 2 and v.startswith(w) and len(v) > 2 and base in ("sed",)) for w in writes)]
-        if base in ("awk", "gawk", "mawk", "nawk") and positional and positional[0].text and any(k in positional[0].text for k in ("system(", ">", "|", "getline")):
+        hit = [
+            v
+            for v in values
+            if v in writes
+            or any(
+                v.startswith(w + "=")
+                or (
+                    w.startswith("-")
+                    and not w.startswith("--")
+                    and len(w) == 2
+                    and v.startswith(w)
+                    and len(v) > 2
+                    and base in ("sed",)
+                )
+                for w in writes
+            )
+        ]
+        if (
+            base in ("awk", "gawk", "mawk", "nawk")
+            and positional
+            and positional[0].text
+            and any(k in positional[0].text for k in ("system(", ">", "|", "getline"))
+        ):
             hit.append("program")
         if base == "sed" and positional and positional[0].text and _sed_writes(positional[0].text):
             hit.append("w/e command")
@@ -380,12 +494,20 @@ class _Classifier:
             return
         paths = positional[1:] if base in C.PATTERN_FIRST else positional
         if base == "find":
-            paths = [a for a in positional if a.text is None or not a.text.startswith(("(", "!", ")"))][:1] if positional else []
+            paths = (
+                [a for a in positional if a.text is None or not a.text.startswith(("(", "!", ")"))][
+                    :1
+                ]
+                if positional
+                else []
+            )
         self.paths(base, paths, reading=True)
         if hit:
             self.add(Risk.ORANGE, "writes", f"{base} {hit[0]} changes files")
             if base == "find" and any(v in ("-exec", "-execdir", "-ok", "-okdir") for v in values):
-                i = next(i for i, v in enumerate(values) if v in ("-exec", "-execdir", "-ok", "-okdir"))
+                i = next(
+                    i for i, v in enumerate(values) if v in ("-exec", "-execdir", "-ok", "-okdir")
+                )
                 inner = [a for a in args[i + 1 :] if a.text not in (";", "+", "\\;")]
                 if inner and inner[0].text:
                     self.simple(inner[0].text, inner[1:], False)
@@ -395,7 +517,11 @@ class _Classifier:
     def file_writer(self, base: str, args: list[_Word], positional: list[_Word]) -> None:
         for a in positional:
             if a.text is None:
-                self.add(Risk.ORANGE, "dynamic-path", f"{base} acts on {a.raw}, which is computed at run time")
+                self.add(
+                    Risk.ORANGE,
+                    "dynamic-path",
+                    f"{base} acts on {a.raw}, which is computed at run time",
+                )
         targets = [a for a in positional if a.text is not None]
         outside = [a for a in targets if self.outside(a.text or "")]
         self.paths(base, positional, reading=False)
@@ -439,11 +565,17 @@ class _Classifier:
             text = posixpath.normpath(text)
         if _credential(text):
             return "credential"
-        if text.startswith(C.HARMLESS_PATHS) or text in C.SANDBOX_PRIVATE or text.startswith(C.SANDBOX_PRIVATE[0]):
+        if (
+            text.startswith(C.HARMLESS_PATHS)
+            or text in C.SANDBOX_PRIVATE
+            or text.startswith(C.SANDBOX_PRIVATE[0])
+        ):
             return "harmless"
         if text.startswith("/") and not (text == "/workspace" or text.startswith("/workspace/")):
             return "outside"
-        normal = posixpath.normpath(text.removeprefix("/workspace/").removeprefix("/workspace") or ".")
+        normal = posixpath.normpath(
+            text.removeprefix("/workspace/").removeprefix("/workspace") or "."
+        )
         if normal == ".." or normal.startswith("../"):
             return "outside"
         if posixpath.basename(normal) == ".env" and normal.startswith(".."):
@@ -455,9 +587,15 @@ class _Classifier:
     def path_arg(self, who: str, word: _Word, *, reading: bool) -> None:
         if word.text is None:
             if word.raw.startswith(("~", "$HOME", "${HOME}")):
-                self.add(Risk.RED, "path-outside", f"{who} uses {word.raw}, a path outside the workspace")
+                self.add(
+                    Risk.RED, "path-outside", f"{who} uses {word.raw}, a path outside the workspace"
+                )
             elif not reading:
-                self.add(Risk.ORANGE, "dynamic-path", f"{who} uses {word.raw}, which is computed at run time")
+                self.add(
+                    Risk.ORANGE,
+                    "dynamic-path",
+                    f"{who} uses {word.raw}, which is computed at run time",
+                )
             return
         where = self._where(word.text)
         if where == "credential":
@@ -471,9 +609,15 @@ class _Classifier:
 
     def write_target(self, who: str, word: _Word, *, append: bool, what: str | None = None) -> None:
         if word.text is None:
-            self.add(Risk.ORANGE, "dynamic-path", f"{who} writes to {word.raw}, which is computed at run time")
+            self.add(
+                Risk.ORANGE,
+                "dynamic-path",
+                f"{who} writes to {word.raw}, which is computed at run time",
+            )
             if word.raw.startswith(("~", "$HOME", "${HOME}")):
-                self.add(Risk.RED, "path-outside", f"{who} writes to {word.raw}, outside the workspace")
+                self.add(
+                    Risk.RED, "path-outside", f"{who} writes to {word.raw}, outside the workspace"
+                )
             return
         where = self._where(word.text)
         if where == "harmless":
@@ -482,19 +626,28 @@ class _Classifier:
             self.add(Risk.RED, "credentials", f"{who} writes to {word.text}, a credential store")
             return
         if where == "outside":
-            self.add(Risk.RED, "path-outside", f"{who} writes to {word.text}, outside the workspace")
+            self.add(
+                Risk.RED, "path-outside", f"{who} writes to {word.text}, outside the workspace"
+            )
             return
         rel = posixpath.normpath(word.text.removeprefix("/workspace/") or ".")
         exists = self.ws.exists(rel) if self.ws is not None else True
         if exists:
-            self.add(Risk.ORANGE, "overwrite", what or f"{who} {'appends to' if append else 'overwrites'} existing {word.text}")
+            self.add(
+                Risk.ORANGE,
+                "overwrite",
+                what or f"{who} {'appends to' if append else 'overwrites'} existing {word.text}",
+            )
         else:
             self.add(Risk.YELLOW, "new-file", what or f"{who} creates {word.text}")
 
 
 def _credential(text: str) -> bool:
     t = text.replace("${HOME}", "~").replace("$HOME", "~")
-    return any(t == p or t.startswith(p + "/") or t.startswith(p) and p.endswith("sock") for p in C.CREDENTIAL_PATTERNS)
+    return any(
+        t == p or t.startswith(p + "/") or (t.startswith(p) and p.endswith("sock"))
+        for p in C.CREDENTIAL_PATTERNS
+    )
 
 
 def _sed_writes(script: str) -> bool:
@@ -542,7 +695,7 @@ def _static(node: Node) -> str | None:
                 out.append(ch)
         return "".join(out)
     if t == "raw_string":
-        return node.text.decode("utf-8", "replace")[1:-1]
+        return str(node.text.decode("utf-8", "replace"))[1:-1]
     if t == "ansi_c_string":
         inner = node.text.decode("utf-8", "replace")[2:-1]
         try:
@@ -574,7 +727,9 @@ def classify_shell(command: str, ws: Workspace | None = None) -> Assessment:
     tree = _parser().parse(command.encode("utf-8"))
     c = _Classifier(ws)
     if tree.root_node.has_error:
-        c.add(Risk.RED, "unparseable", "the command could not be parsed, so it cannot be classified")
+        c.add(
+            Risk.RED, "unparseable", "the command could not be parsed, so it cannot be classified"
+        )
     c.visit(tree.root_node)
     if not c.found:
         return Assessment.of(Risk.GREEN, "no-commands", "only assignments or comments")

@@ -313,25 +313,34 @@ class BwrapSandbox:
             )
 
     async def exec(
-        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        timeout_s: float | None = None,
+        read_only: bool = False,
     ) -> ExecResult:
         if not argv:
             raise SandboxError("empty command")
         await ensure_self_test(self.settings)
-        pool = self._warm_pool()
+        pool = self._warm_pool() if read_only or self.layout.workspace_mode == "ro" else None
         if pool is not None:
             from luminaguard.sandbox.pool import WarmPool
 
             assert isinstance(pool, WarmPool)
             self.last_network = []
             return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
+        layout = (
+            Layout(**{**self.layout.__dict__, "workspace_mode": "ro"}) if read_only else self.layout
+        )
         result, self.last_network = await launch(
-            self.layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
+            layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
         )
         return result
 
     def _warm_pool(self) -> object | None:
-        """The warm pool serves the plain case: default network, read-write workspace."""
+        """The warm pool serves the common case: GREEN commands, which run with
+        the workspace read-only and no network."""
         if (
             self.settings.pool_size <= 0
             or self.layout.network.kind != "none"
@@ -342,7 +351,8 @@ class BwrapSandbox:
         if self._pool is None:
             from luminaguard.sandbox.pool import WarmPool
 
-            self._pool = WarmPool(self.layout, self.settings, self.settings.pool_size)
+            layout = Layout(**{**self.layout.__dict__, "workspace_mode": "ro"})
+            self._pool = WarmPool(layout, self.settings, self.settings.pool_size)
             self._pool.fill()
         return self._pool
 

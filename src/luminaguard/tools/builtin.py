@@ -12,14 +12,14 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from luminaguard.errors import ToolArgumentError, ToolError, WorkspacePathError
+from luminaguard.errors import ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.risk import Assessment, Risk
-from luminaguard.protocols import Sandbox
+from luminaguard.protocols import ExecResult, Prepared, Sandbox
 from luminaguard.sandbox import snapshot
 from luminaguard.sandbox.workspace import Workspace
 from luminaguard.tools.base import Tool, tool
@@ -149,9 +149,15 @@ async def shell(
     timeout_s: Annotated[float | None, Field(gt=0, le=3600)] = None,
 ) -> ToolResult:
     """Run a bash command inside the sandbox (workspace at /workspace, no network)."""
-    before = snapshot.snapshot(ctx.ws.root)
-    result = await ctx.sandbox.exec(["/bin/bash", "-c", command], timeout_s=timeout_s)
-    changes = snapshot.diff(before, snapshot.snapshot(ctx.ws.root))
+    # Called directly only for commands classified GREEN: the workspace is
+    # mounted read-only, so a misclassified command still cannot change it.
+    result = await ctx.sandbox.exec(
+        ["/bin/bash", "-c", command], timeout_s=timeout_s, read_only=True
+    )
+    return _shell_result(result, snapshot.Changes())
+
+
+def _shell_result(result: ExecResult, changes: snapshot.Changes) -> ToolResult:
     parts = [f"exit code: {result.exit_code}" + (" (timed out)" if result.timed_out else "")]
     if result.stdout:
         parts.append(f"stdout:\n{result.stdout}")
@@ -193,26 +199,80 @@ class BuiltinTools:
         args = t.parse(call.arguments)
         return assess_builtin(self.ctx.ws, call.name, args)
 
-    def preview(self, call: ToolCall) -> str:
-        """What the call would do, as far as it can be told before it runs."""
+    async def prepare(self, call: ToolCall) -> Prepared:
+        """What the call would do: a preview for shell, the diff for file tools."""
         t = TOOLS.get(call.name)
         if t is None:
-            return ""
+            raise ToolError(f"unknown tool {call.name!r}; known tools: {', '.join(TOOLS)}")
         args = t.parse(call.arguments).model_dump()
+
+        async def run_it() -> ToolResult:
+            return await t.fn(self.ctx, **args)
+
         if call.name == "write_file":
             path, content = args["path"], args["content"]
+            rel = str(self.ctx.ws.relative(path))
             try:
-                old = self.ctx.ws.read_file(path).decode("utf-8", errors="replace")
-            except (ToolError, WorkspacePathError):
+                old: str | None = self.ctx.ws.read_file(path).decode("utf-8", errors="replace")
+            except ToolError:
                 old = None
             if old is None:
-                return f"create {path} ({len(content.encode())} bytes)\n" + _diff("", content, path)
-            return f"modify {path}\n" + (_diff(old, content, path) or "(content unchanged)")
+                created: dict[str, Any] = {"created": [rel], "diff": _diff("", content, rel)}
+                return Prepared("create", run_it, effects=created)
+            effects: dict[str, Any] = {
+                "modified": [
+                    {"path": rel, "diff": _diff(old, content, rel) or "(content unchanged)"}
+                ]
+            }
+            return Prepared("edit", run_it, effects=effects)
         if call.name == "delete_file":
-            return f"delete {args['path']}"
-        if call.name == "shell":
-            return f"$ {args['command']}"
-        return ""
+            return Prepared(
+                "delete", run_it, effects={"deleted": [str(self.ctx.ws.relative(args["path"]))]}
+            )
+        if call.name != "shell":
+            return Prepared("read", run_it)
+        return await self._prepare_shell(args["command"], args.get("timeout_s"))
+
+    async def _prepare_shell(self, command: str, timeout_s: float | None) -> Prepared:
+        from luminaguard.policy.card import effects_excerpt
+        from luminaguard.policy.effects import classify_effects
+
+        sandbox = self.ctx.sandbox
+        argv = ["/bin/bash", "-c", command]
+        preview = await sandbox.preview(argv, timeout_s=timeout_s)
+        data = preview.to_dict()
+        network_mode = getattr(getattr(sandbox, "network", None), "kind", "none")
+
+        async def apply() -> ToolResult:
+            from luminaguard.sandbox.preview import CommitConflict
+
+            if preview.effects.network and network_mode != "none":
+                # The preview had no network; with a network the person allowed,
+                # the command has to run for real to do its work.
+                preview.discard()
+                before = snapshot.snapshot(self.ctx.ws.root)
+                result = await sandbox.exec(argv, timeout_s=timeout_s)
+                return _shell_result(
+                    result, snapshot.diff(before, snapshot.snapshot(self.ctx.ws.root))
+                )
+            try:
+                preview.commit()
+            except CommitConflict as exc:
+                raise ToolError(str(exc)) from exc
+            changes = snapshot.Changes(
+                created=[*data["created"], *(s["path"] for s in data["symlinks"])],
+                modified=[m["path"] for m in data["modified"]],
+                deleted=data["deleted"],
+            )
+            return _shell_result(preview.result, changes)
+
+        return Prepared(
+            "command",
+            apply,
+            discard=preview.discard,
+            effects=effects_excerpt(data),
+            effect_assessment=classify_effects(preview.effects, timed_out=preview.result.timed_out),
+        )
 
     async def call(self, call: ToolCall) -> ToolResult:
         t = TOOLS.get(call.name)

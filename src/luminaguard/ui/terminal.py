@@ -7,9 +7,9 @@ import sys
 from typing import Any, TextIO
 
 from luminaguard.messages import ToolCall, ToolResult
-from luminaguard.policy.approver import ICONS
 from luminaguard.policy.risk import Assessment
 from luminaguard.protocols import Decision
+from luminaguard.ui.cards import ICONS
 
 EXCERPT_LINES = 12
 
@@ -33,11 +33,13 @@ def _indent(text: str, prefix: str = "     ", limit: int = EXCERPT_LINES) -> str
 
 
 class TerminalReport:
-    """Prints run events as they happen. ``show_previews`` prints what an approved call will change."""
+    """Prints run events as they happen: model text, each call with its level,
+    the Diff Card of what a policy or grant approved, each decision, results."""
 
-    def __init__(self, out: TextIO | None = None, *, show_previews: bool = True) -> None:
+    def __init__(self, out: TextIO | None = None, *, show_cards: bool = True) -> None:
         self.out = out or sys.stdout
-        self.show_previews = show_previews
+        self.show_cards = show_cards
+        self.color = bool(getattr(self.out, "isatty", lambda: False)())
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         getattr(self, f"on_{event}", lambda d: None)(data)
@@ -53,39 +55,35 @@ class TerminalReport:
         self.out.write(f"{ICONS[a.risk]} {call.name}({_args(call)})  [{a.risk.label}]\n")
 
     def on_decision(self, d: dict[str, Any]) -> None:
+        from luminaguard.ui.cards import render_card_text
+
         decision: Decision = d["decision"]
-        if decision.approved and decision.by == "user":
-            return
+        card = d.get("card")
+        if decision.principal is None and card is not None and self.show_cards:
+            text = render_card_text(card, color=self.color, output=False)
+            self.out.write(
+                "\n".join("   " + line for line in text.rstrip("\n").splitlines()) + "\n"
+            )
         if not decision.approved:
             self.out.write(f"   ✘ denied by {decision.by}: {decision.reason}\n")
-        elif d["assessment"].risk > 0:
+        else:
             self.out.write(f"   ✔ approved by {decision.by}: {decision.reason}\n")
+
+    def on_limited(self, d: dict[str, Any]) -> None:
+        self.out.write(f"   ⏳ {d['message']}\n")
 
     def on_tool_result(self, d: dict[str, Any]) -> None:
         result: ToolResult = d["result"]
         call: ToolCall = d["call"]
         if result.data.get("denied"):
             return
-        changes = result.data.get("changes")
         if (result.is_error and "exit_code" not in result.data) or call.name == "shell":
             self.out.write(_indent(result.output) + "\n")
+        changes = result.data.get("changes")
         if changes and any(changes[k] for k in ("created", "modified", "deleted")):
             marks = [("+", "created"), ("~", "modified"), ("-", "deleted")]
             lines = [f"{m} {p}" for m, k in marks for p in changes[k]]
             self.out.write("   changed: " + ", ".join(lines) + "\n")
-
-    def on_end(self, d: dict[str, Any]) -> None:
-        pass
-
-
-class DemoReport(TerminalReport):
-    """The demo additionally prints the diff of each approved change."""
-
-    def on_tool_call(self, d: dict[str, Any]) -> None:
-        super().on_tool_call(d)
-        call: ToolCall = d["call"]
-        if self.show_previews and call.name == "write_file" and d["preview"]:
-            self.out.write(_indent(d["preview"], limit=40) + "\n")
 
 
 def render_preview(data: dict[str, Any]) -> str:

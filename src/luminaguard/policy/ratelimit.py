@@ -1,0 +1,142 @@
+"""Rate limits and quotas as token buckets, persisted across restarts.
+
+In the policy file::
+
+    [[limits]]
+    scope = "tool"        # tool | provider | agent | run
+    name = "shell"        # which tool or provider ("*": each one)
+    capacity = 30         # tokens in a full bucket
+    refill_per_s = 0.5    # tokens added per second (0: a quota that never refills)
+
+A bucket is kept per scope key: tool and provider buckets are shared by every
+run on the machine; agent buckets by every run of that agent; run buckets by
+one run. Spend (e.g. model cost) can be taken in amounts other than 1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from luminaguard.errors import AuditError, LuminaGuardError
+
+
+class RateLimited(LuminaGuardError):
+    """A rate limit or quota is exhausted."""
+
+    def __init__(self, key: str, limit: Limit, retry_after_s: float | None) -> None:
+        when = (
+            f"; try again in {retry_after_s:.0f} s"
+            if retry_after_s is not None
+            else "; it does not refill"
+        )
+        per = (
+            f" per {limit.capacity / limit.refill_per_s:.0f} s"
+            if limit.refill_per_s
+            else " (quota)"
+        )
+        super().__init__(f"rate limit reached for {key}: {limit.capacity:g}{per}{when}")
+        self.key = key
+        self.retry_after_s = retry_after_s
+
+
+class Limit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    scope: Literal["tool", "provider", "agent", "run"]
+    """What the bucket is counted per: each tool, each provider, each agent, or each run."""
+    name: str = "*"
+    """The tool or provider it applies to; "*" is every one, sharing the bucket."""
+    on: Literal["tools", "models"] = "tools"
+    """For agent and run scopes: tool calls or model calls."""
+    counts: Literal["calls", "tokens", "cost_usd"] = "calls"
+    """What is spent: calls, or (model calls only) tokens or cost in US dollars."""
+    capacity: float = Field(gt=0)
+    """Tokens in a full bucket."""
+    refill_per_s: float = Field(0.0, ge=0)
+    """Tokens added back per second; 0 makes it a quota."""
+
+    def applies(self, on: str, name: str) -> bool:
+        wanted = {"tool": "tools", "provider": "models"}.get(self.scope, self.on)
+        return wanted == on and self.name in ("*", name)
+
+
+@dataclass
+class Subject:
+    """Who is spending: the run and its agent."""
+
+    run_id: str
+    agent: str
+
+
+class Limiter:
+    def __init__(self, path: Path, limits: tuple[Limit, ...]) -> None:
+        self.limits = limits
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            raise AuditError(f"rate-limit store {path} cannot be opened: {exc}") from exc
+
+    def take(
+        self, subject: Subject, on: str, name: str, spend: dict[str, float] | None = None
+    ) -> None:
+        """Spend from every bucket that applies to a call ``on`` tools or models
+        named ``name``, or raise ``RateLimited`` and spend nothing."""
+        spend = {"calls": 1.0, **(spend or {})}
+        wanted = []
+        for limit in self.limits:
+            if limit.applies(on, name) and spend.get(limit.counts, 0) > 0:
+                scope_id = {
+                    "tool": "",
+                    "provider": "",
+                    "agent": subject.agent,
+                    "run": subject.run_id,
+                }[limit.scope]
+                key = f"{limit.scope}{':' + scope_id if scope_id else ''}:{limit.on if limit.scope in ('agent', 'run') else ''}:{limit.name}:{limit.counts}"
+                wanted.append((key, limit, spend[limit.counts]))
+        if not wanted:
+            return
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            levels = {}
+            for key, limit, amount in wanted:
+                row = self.db.execute(
+                    "SELECT tokens, updated FROM buckets WHERE key = ?", (key,)
+                ).fetchone()
+                tokens = (
+                    limit.capacity
+                    if row is None
+                    else min(limit.capacity, row[0] + (now - row[1]) * limit.refill_per_s)
+                )
+                # Calls must fit; tokens and cost are charged after the fact, so
+                # they may overdraw once and then block the next call.
+                if (
+                    tokens < (amount if limit.counts == "calls" else min(amount, 1e-9))
+                    or tokens <= 0
+                ):
+                    retry = (amount - tokens) / limit.refill_per_s if limit.refill_per_s else None
+                    raise RateLimited(f"{limit.scope} {limit.name} {limit.counts}", limit, retry)
+                levels[key] = tokens - amount
+            for key, tokens in levels.items():
+                self.db.execute(
+                    "INSERT OR REPLACE INTO buckets (key, tokens, updated) VALUES (?, ?, ?)",
+                    (key, tokens, now),
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,151 @@
+"""Renderings of a Diff Card: rich renderables (for the terminal and the
+Textual inbox) and plain text.
+
+Colours follow the level: 🟢 GREEN, 🟡 YELLOW, 🟠 ORANGE, 🔴 RED. Change types
+are labelled Create / Edit / Delete / Command / Request; diffs are
+syntax-coloured.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.text import Text
+
+from luminaguard.policy.card import DiffCard
+from luminaguard.policy.risk import Risk
+
+ICONS = {Risk.GREEN: "🟢", Risk.YELLOW: "🟡", Risk.ORANGE: "🟠", Risk.RED: "🔴"}
+COLOURS = {Risk.GREEN: "green", Risk.YELLOW: "yellow", Risk.ORANGE: "dark_orange", Risk.RED: "red"}
+KIND_LABELS = {
+    "command": "Command",
+    "create": "Create",
+    "edit": "Edit",
+    "delete": "Delete",
+    "request": "Request",
+    "read": "Read",
+}
+CHANGE_STYLES = {
+    "Create": "bold green",
+    "Edit": "bold yellow",
+    "Delete": "bold red",
+    "Command": "bold cyan",
+    "Request": "bold magenta",
+    "Link": "bold blue",
+    "Network": "bold red",
+}
+
+
+def header(card: DiffCard) -> Text:
+    risk = card.risk
+    t = Text()
+    t.append(f"{ICONS[risk]} {risk.name}", style=f"bold {COLOURS[risk]}")
+    t.append(f"  {KIND_LABELS.get(card.kind, card.kind)} · {card.tool}", style="bold")
+    agent = card.context.get("agent")
+    if agent:
+        t.append(f"   {agent}", style="dim")
+    return t
+
+
+def _tag(label: str, text: str) -> Text:
+    t = Text()
+    t.append(f"{label:<8}", style=CHANGE_STYLES.get(label, "bold"))
+    t.append(text)
+    return t
+
+
+def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    for reason in card.assessment.reasons:
+        parts.append(Text(f"· {reason}", style=COLOURS[card.risk]))
+    args = card.arguments if isinstance(card.arguments, dict) else {}
+    if card.kind == "command" and "command" in args:
+        parts.append(_tag("Command", f"$ {args['command']}"))
+    elif card.kind == "request" or card.request is not None:
+        request = card.request or {"tool": card.tool, "arguments": card.arguments}
+        parts.append(_tag("Request", ""))
+        parts.append(
+            Syntax(
+                json.dumps(request, indent=2, ensure_ascii=False, default=str),
+                "json",
+                word_wrap=True,
+            )
+        )
+    e: dict[str, Any] = card.effects or {}
+    for path in e.get("created_dirs", []):
+        parts.append(_tag("Create", f"{path}/"))
+    for path in e.get("created", []):
+        parts.append(_tag("Create", str(path)))
+    if e.get("diff"):
+        parts.append(Syntax(str(e["diff"]), "diff", word_wrap=True))
+    for m in e.get("modified", []):
+        parts.append(_tag("Edit", str(m["path"])))
+        if m.get("diff"):
+            parts.append(Syntax(str(m["diff"]), "diff", word_wrap=True))
+    for path in e.get("deleted", []):
+        parts.append(_tag("Delete", str(path)))
+    for c in e.get("mode_changes", []):
+        parts.append(_tag("Edit", f"{c['path']}  mode {c['before']:o} → {c['after']:o}"))
+    for s in e.get("symlinks", []):
+        parts.append(
+            _tag(
+                "Link",
+                f"{s['path']} -> {s['target']}"
+                + ("  (points outside the workspace)" if s.get("outside") else ""),
+            )
+        )
+    for a in e.get("network", []):
+        what = (
+            f"{a.get('method', '')} {a.get('host')}:{a.get('port')}"
+            if a.get("host")
+            else f"suspected ({a.get('evidence')})"
+        )
+        parts.append(
+            _tag("Network", what + ("  blocked in the preview" if a.get("blocked") else ""))
+        )
+    for note in e.get("unobserved", []):
+        parts.append(Text(f"? {note}", style="red"))
+    if card.kind == "command" and "exit_code" in e:
+        nothing = not any(
+            e.get(k)
+            for k in ("created", "created_dirs", "modified", "deleted", "mode_changes", "symlinks")
+        )
+        summary = "no files changed; " if nothing else ""
+        parts.append(
+            Text(
+                f"{summary}exit code {e['exit_code']}"
+                + (" (timed out)" if e.get("timed_out") else ""),
+                style="dim",
+            )
+        )
+        if output:
+            for name in ("stdout", "stderr"):
+                if str(e.get(name, "")).strip():
+                    parts.append(Text(f"{name}:", style="dim"))
+                    parts.append(Text(str(e[name]).rstrip("\n")))
+    return parts
+
+
+def card_renderable(card: DiffCard, *, output: bool = True) -> RenderableType:
+    return Panel(
+        Group(*body(card, output=output)),
+        title=header(card),
+        title_align="left",
+        border_style=COLOURS[card.risk],
+    )
+
+
+def render_card_text(
+    card: DiffCard, *, color: bool = False, width: int = 100, output: bool = True
+) -> str:
+    buf = io.StringIO()
+    console = Console(
+        file=buf, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
+    console.print(card_renderable(card, output=output))
+    return buf.getvalue()
