@@ -39,6 +39,7 @@ check: lint typecheck test
 bench: install
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/sandbox_bench.py
+	$(BIN)/python bench/policy_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
