@@ -274,3 +274,129 @@ def test_classify_trusts_annotations_of_servers_marked_trusted(workspace: Path) 
     }
     r = lg("classify", "--workspace", str(workspace), stdin=json.dumps(line) + "\n")
     assert json.loads(r.stdout)["risk"] == "green"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_run_drives_a_real_sdk_end_to_end_and_metrics_report_it(kind: str, workspace: Path) -> None:
+    from luminaguard.llm.scripted_server import ScriptedServer
+
+    (workspace / "README.md").write_text("# project\n")
+    steps = [
+        {
+            "content": "Reading.",
+            "tool_calls": [
+                {"name": "read_file", "arguments": {"path": "README.md"}},
+                {"name": "list_dir", "arguments": {}},
+            ],
+        },
+        {"content": "It is a project."},
+    ]
+    with ScriptedServer(steps) as server:
+        env = (
+            {"OPENAI_BASE_URL": server.base_url + "/v1", "OPENAI_API_KEY": "k"}
+            if kind == "openai"
+            else {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": "k"}
+        )
+        model = "openai/gpt-test" if kind == "openai" else "anthropic/claude-test"
+        r = lg("run", "what is this?", "--workspace", str(workspace), "--model", model, env=env)
+        sent = server.script.requests
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "It is a project." in r.stdout
+    # The second request carries both tool results back.
+    second = json.dumps(sent[1]["body"])
+    assert "# project" in second and "README.md" in second
+    data = json.loads(lg("metrics", "--format", "json").stdout)
+    rows = {(p["provider"], p["task_type"]): p for p in data["providers"]}
+    assert rows[(kind, "plan")]["requests"] == 1 and rows[(kind, "act")]["requests"] == 1
+    assert rows[(kind, "plan")]["win_rate"] == 1.0 and rows[(kind, "act")]["win_rate"] == 1.0
+    assert rows[(kind, "plan")]["latency_s"]["p95"] is not None
+    prom = lg("metrics", "--format", "prometheus").stdout
+    assert (
+        f'gen_ai_client_operation_duration_seconds_bucket{{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="{kind}"'
+        in prom
+    )
+    assert 'le="0.01"' in prom and 'le="81.92"' in prom
+    assert "gen_ai_client_token_usage_bucket{" in prom and 'gen_ai_token_type="input"' in prom
+    assert lg("metrics", "--since", "1h").returncode == 0
+    assert json.loads(lg("metrics", "--until", "0").stdout)["providers"] == []
+
+
+def test_a_missing_api_key_is_one_clear_sentence(workspace: Path) -> None:
+    env = {k: "" for k in ("OPENAI_API_KEY",)}
+    r = subprocess.run(
+        [*LUMINAGUARD, "run", "t", "--workspace", str(workspace), "--model", "openai/gpt-4o"],
+        capture_output=True,
+        encoding="utf-8",
+        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+        timeout=60,
+        check=False,
+    )
+    assert_clean_error(r, "OPENAI_API_KEY is not set")
+    assert env
+
+
+def test_an_interrupted_run_resumes_without_repeating_a_completed_call(
+    workspace: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {"tool_calls": [{"name": "shell", "arguments": {"command": "echo once >> count.txt"}}]},
+            {"tool_calls": [{"name": "shell", "arguments": {"command": "sleep 60"}}]},
+            {"content": "Counted."},
+        ],
+    )
+    policy = tmp_path / "policy.toml"
+    policy.write_text('auto_approve = ["green", "yellow", "orange"]\n')
+    proc = subprocess.Popen(
+        [
+            *LUMINAGUARD,
+            "run",
+            "count",
+            "--workspace",
+            str(workspace),
+            "--playbook",
+            str(pb),
+            "--policy",
+            str(policy),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        journal = None
+        while time.monotonic() < deadline:
+            listed = json.loads(lg("audit", "list", "--json").stdout)
+            if listed:
+                journal = Path(listed[0]["path"])
+                # Killed while the second call (a slow, approved command) runs.
+                if journal.exists() and journal.read_text().count('"type": "decision"') == 2:
+                    break
+            time.sleep(0.05)
+        assert journal is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    run_id = json.loads(lg("audit", "list", "--json").stdout)[0]["id"]
+    assert (workspace / "count.txt").read_text() == "once\n"
+    r = lg("run", "--resume", run_id, "--policy", str(policy))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Counted." in r.stdout
+    assert (workspace / "count.txt").read_text() == "once\n", "a completed call was repeated"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    interrupted = [
+        r for r in records if r["type"] == "tool_result" and r["data"]["stage"] == "interrupted"
+    ]
+    assert (
+        len(interrupted) == 1
+        and "may or may not have taken effect" in interrupted[0]["data"]["output"]
+    )
+    assert lg("audit", "verify", run_id).returncode == 0
+    again = lg("run", "--resume", run_id)
+    assert_clean_error(again, "already ended")

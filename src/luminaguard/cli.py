@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print JSON")
 
     run = sub.add_parser("run", help="run an agent on a task")
-    run.add_argument("task", help="what the agent should do")
+    run.add_argument("task", nargs="?", help="what the agent should do")
+    run.add_argument(
+        "--resume", metavar="RUN_ID", help="continue an interrupted run from its journal"
+    )
     _workspace_arg(run)
     run.add_argument("--model", help="PROVIDER/MODEL, e.g. scripted/playbook.json")
     run.add_argument(
@@ -122,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--as", dest="as_", metavar="NAME", help="who is deciding (default: the local user)"
     )
 
+    metrics = sub.add_parser(
+        "metrics", help="provider metrics: latency, success, tokens, cost, win rate"
+    )
+    metrics.add_argument("--format", choices=["json", "prometheus"], default="json")
+    metrics.add_argument(
+        "--since", help="only requests since: a duration (90s, 15m, 2h, 7d) ago or a Unix time"
+    )
+    metrics.add_argument("--until", help="only requests until: a duration ago or a Unix time")
+
     pool = sub.add_parser("pool", help="the warm sandbox pool")
     psub = pool.add_subparsers(
         dest="pool_command", metavar="ACTION", required=True, parser_class=_Parser
@@ -184,20 +196,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from luminaguard.config import load_settings
 
+    if args.resume and args.task:
+        raise UsageError("give a TASK or --resume RUN_ID, not both")
+    if not args.resume and not args.task:
+        raise UsageError('no task: luminaguard run "TASK" (or --resume RUN_ID)')
     workspace = _workspace(args.workspace)
     settings = load_settings(workspace)
     if args.model and args.playbook:
         raise UsageError("give --model or --playbook, not both")
     spec = f"scripted/{args.playbook}" if args.playbook else args.model or settings.model
-    if not spec:
+    if not spec and not settings.router.groups and not args.resume:
         raise UsageError(
-            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model in luminaguard.toml"
+            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
         )
     max_steps = args.max_steps if args.max_steps is not None else settings.agent.max_steps
     if max_steps < 1:
         raise UsageError("--max-steps must be at least 1")
     return _run_agent(
-        args.task,
+        args.task or "",
         workspace=workspace,
         spec=spec,
         policy_path=args.policy or settings.policy,
@@ -205,6 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_steps=max_steps,
         approver_name=args.approver,
         principal=args.as_,
+        resume=args.resume,
     )
 
 
@@ -212,21 +229,21 @@ def _run_agent(
     task: str,
     *,
     workspace: Path,
-    spec: str,
+    spec: str | None,
     policy_path: Path | None,
     backend: str,
     max_steps: int,
     approver_name: str | None,
     principal: str | None = None,
-    demo: bool = False,
+    resume: str | None = None,
 ) -> int:
     import asyncio
     import time
 
-    from luminaguard.agent.loop import Agent
+    from luminaguard.agent.loop import Agent, Budgets
     from luminaguard.audit.run import RunRecorder
     from luminaguard.config import load_settings
-    from luminaguard.llm.registry import open_provider
+    from luminaguard.llm.metrics import ProviderMetrics
     from luminaguard.policy.gate import ApprovalManager, GateContext
     from luminaguard.policy.grants import GrantStore
     from luminaguard.policy.policyfile import load_policy
@@ -236,11 +253,24 @@ def _run_agent(
     from luminaguard.ui.terminal import TerminalReport
 
     settings = load_settings(workspace)
-    provider = open_provider(spec)
+    records: list[dict[str, Any]] = []
+    if resume:
+        recorder, row, records = RunRecorder.resume(settings.data_dir, resume)
+        task = row["task"]
+        spec = spec or row["model"] or None
+        workspace = Path(row["workspace"]) if row["workspace"] else workspace
+    metrics = ProviderMetrics(settings.data_dir / "metrics.db")
+    provider = _router(spec, settings, metrics)
+    if resume:
+        # The scripted provider replays by position: skip the turns already taken.
+        _skip_turns(provider, sum(1 for r in records if r.get("type") == "model_turn"))
     policy = load_policy(policy_path)
     approver = _approver(approver_name, principal, settings.data_dir, policy.approval_timeout_s)
     sandbox = open_sandbox(backend, workspace, settings.sandbox)
-    recorder = RunRecorder(settings.data_dir, task=task, workspace=workspace, model=spec)
+    if not resume:
+        recorder = RunRecorder(
+            settings.data_dir, task=task, workspace=workspace, model=spec or "router"
+        )
     report = TerminalReport()
     grants = GrantStore(settings.data_dir / "state.db", policy.standing_grants(time.time()))
     limiter = Limiter(settings.data_dir / "state.db", policy.limits) if policy.limits else None
@@ -253,32 +283,62 @@ def _run_agent(
         report=report,
         limiter=limiter,
     )
-    print(f"▶ run {recorder.run_id} in {workspace}  (model {spec}, policy: {policy.source})")
+    verb = "resume" if resume else "run"
+    print(
+        f"▶ {verb} {recorder.run_id} in {workspace}  (model {spec or 'router'}, policy: {policy.source})"
+    )
     agent = Agent(
         provider,
         BuiltinTools(sandbox),
         gate,
         recorder,
-        max_steps=max_steps,
+        budgets=Budgets(max_steps, settings.agent.max_tokens, settings.agent.max_cost_usd),
         system_prompt=settings.agent.system_prompt,
         report=report,
+        metrics=metrics,
     )
     try:
-        result = asyncio.run(agent.run(task))
+        result = asyncio.run(agent.resume(records) if resume else agent.run(task))
     finally:
         sandbox.close()
         grants.close()
+        metrics.close()
     print(
         f"\n■ {result.outcome}: {result.message}"
         if result.outcome != "finished"
         else "\n■ finished"
     )
     print(
-        f"  steps {result.steps}, tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out"
+        f"  steps {result.steps}, tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out, cost ${result.cost_usd:.4f}"
     )
     print(f"  journal {result.journal}")
     print(f"  verify with: luminaguard audit verify {result.run_id}")
     return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
+
+
+def _router(spec: str | None, settings: Any, metrics: Any) -> Any:
+    """Every model request goes through the router: one spec is a group of one."""
+    import functools
+
+    from luminaguard.llm.registry import open_deployment, split_spec
+    from luminaguard.llm.router import Router
+
+    factory = functools.partial(open_deployment, settings=settings.llm)
+    prices = {k: (p.input_per_mtok, p.output_per_mtok) for k, p in settings.llm.prices.items()}
+    for name in [m for g in settings.router.groups.values() for m in g.models]:
+        split_spec(name)
+    if spec:
+        split_spec(spec)
+        factory(spec)  # fail now, with a clear error, on a bad spec or missing key
+        return Router.single(spec, factory, metrics=metrics, prices=prices)
+    return Router(settings.router, factory, metrics=metrics, prices=prices)
+
+
+def _skip_turns(router: Any, turns: int) -> None:
+    for group in router.groups.values():
+        for d in group.deployments:
+            if hasattr(d.provider, "position"):
+                d.provider.position = turns
 
 
 def _approver(name: str | None, principal: str | None, data_dir: Path, timeout_s: float) -> Any:
@@ -329,7 +389,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             backend="bwrap",
             max_steps=20,
             approver_name="none",
-            demo=True,
         )
     print(f"  demo took {time.monotonic() - started:.1f} s; the fixed project is in {workspace}")
     return code
@@ -488,6 +547,42 @@ def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Name
     return EXIT_OK
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+    from luminaguard.llm.metrics import ProviderMetrics
+    from luminaguard.metrics import json_snapshot, prometheus_text
+
+    settings = load_settings(Path.cwd())
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
+    store = ProviderMetrics(settings.data_dir / "metrics.db")
+    rows = store.rows(since, until)
+    store.close()
+    print(
+        prometheus_text(rows) if args.format == "prometheus" else json_snapshot(rows, since, until),
+        end="" if args.format == "prometheus" else "\n",
+    )
+    return EXIT_OK
+
+
+def _when(text: str | None, flag: str) -> float | None:
+    import re
+    import time
+
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if m:
+        return (
+            time.time() - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        )
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(
+            f"{flag} takes a duration like 15m, 2h or 7d, or a Unix time; got {text!r}"
+        ) from None
+
+
 def cmd_pool(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -603,5 +698,6 @@ COMMANDS = {
     "sandbox": cmd_sandbox,
     "pool": cmd_pool,
     "classify": cmd_classify,
+    "metrics": cmd_metrics,
     "approvals": cmd_approvals,
 }

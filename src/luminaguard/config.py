@@ -38,6 +38,12 @@ class AgentSettings(_Section):
     max_steps: int = Field(30, ge=1, le=10_000)
     """Model turns before the run ends with 'limits exceeded'."""
 
+    max_tokens: int | None = Field(None, ge=1)
+    """Input plus output tokens a run may use (none: no limit)."""
+
+    max_cost_usd: float | None = Field(None, gt=0)
+    """Model spend a run may reach, in US dollars, from `[llm.prices]` (none: no limit)."""
+
     system_prompt: str | None = None
     """Replaces the built-in system prompt when set."""
 
@@ -74,6 +80,58 @@ class SandboxSettings(_Section):
 
     output_limit_kb: int = Field(256, ge=1)
     """Bytes of stdout and of stderr kept per command, in KiB; the rest is dropped and noted."""
+
+
+class Price(_Section):
+    """What a model costs, in US dollars per million tokens."""
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    """Price of a million input tokens."""
+    output_per_mtok: float = Field(0.0, ge=0)
+    """Price of a million output tokens."""
+
+
+class LlmSettings(_Section):
+    """Model providers."""
+
+    timeout_s: float = Field(120.0, gt=0)
+    """Time a provider has to answer one request."""
+    max_tokens: int = Field(4096, ge=1)
+    """Output token limit sent to providers that need one (Anthropic)."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Prices by model spec, e.g. `[llm.prices."openai/gpt-4o"]`."""
+
+
+class RouterGroup(_Section):
+    """A group of interchangeable deployments."""
+
+    models: list[str] = Field(min_length=1)
+    """Model specs (`PROVIDER/MODEL`), tried in turn."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Groups tried, in order, when every attempt in this one failed."""
+    context_fallback: str | None = None
+    """A group with a larger context, tried when the conversation does not fit."""
+
+
+class RouterSettings(_Section):
+    """Routing of model requests by task type, with retries, fallbacks and cool-downs."""
+
+    groups: dict[str, RouterGroup] = Field(default_factory=dict)
+    """Groups of deployments by name."""
+    routes: dict[str, str] = Field(default_factory=dict)
+    """Task type (`plan`, `act`, `summarise`, ...) → group."""
+    default_group: str | None = None
+    """Group for task types without a route (default: the first group)."""
+    retries: int = Field(2, ge=0, le=20)
+    """Further attempts inside a group after the first fails."""
+    backoff_s: float = Field(0.5, ge=0)
+    """First back-off between attempts; doubles each time (a server's Retry-After wins)."""
+    max_backoff_s: float = Field(30.0, ge=0)
+    """Longest back-off, Retry-After included."""
+    allowed_fails: int = Field(3, ge=1)
+    """Failures within `cooldown_s` after which a deployment cools down."""
+    cooldown_s: float = Field(60.0, ge=0)
+    """How long a failing deployment is left out."""
 
 
 class McpServer(_Section):
@@ -128,6 +186,12 @@ class Settings(_Section):
 
     mcp: McpSettings = Field(default_factory=McpSettings)
     """MCP servers."""
+
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    """Model providers."""
+
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    """Model routing."""
 
     source: str = Field("defaults", exclude=True)
     """Where these settings came from (for messages)."""

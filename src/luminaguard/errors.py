@@ -11,6 +11,13 @@
     │   ├── ToolArgumentError     arguments missing, malformed or of the wrong type
     │   └── WorkspacePathError    a path that would leave the workspace
     ├── ProviderError             the model could not be queried or answered nonsense
+    │   ├── RateLimited           429: retry later (``retry_after_s`` when the server says)
+    │   ├── ProviderTimeout       no answer in time
+    │   ├── ProviderUnavailable   could not connect
+    │   ├── ServerError           5xx (and Anthropic's 529 overloaded)
+    │   ├── BadRequest            4xx other than 429: retrying will not help
+    │   │   └── ContextTooLong    the conversation does not fit the model's context
+    │   └── AllAttemptsFailed     the router ran out of deployments and fallbacks
     └── AuditError                a journal or the run index cannot be read or written
 
 Third-party errors are translated where they are caught, with
@@ -64,6 +71,38 @@ class WorkspacePathError(ToolError):
 
 class ProviderError(LuminaGuardError):
     """The model provider could not be queried, or its reply could not be used."""
+
+
+class RateLimited(ProviderError):
+    """The provider answered 429."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached."""
+
+
+class ServerError(ProviderError):
+    """The provider failed (5xx, or overloaded)."""
+
+
+class BadRequest(ProviderError):
+    """The provider refused the request (4xx other than 429); retrying will not help."""
+
+
+class ContextTooLong(BadRequest):
+    """The conversation does not fit the model's context window."""
+
+
+class AllAttemptsFailed(ProviderError):
+    """Every deployment and fallback the router could try failed."""
 
 
 class AuditError(LuminaGuardError):

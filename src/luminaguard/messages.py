@@ -67,6 +67,14 @@ class AssistantTurn:
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = "stop"
     model: str = ""
+    ttft_s: float | None = None
+    """Time to the first streamed token, when streamed."""
+    provider: str = ""
+    """The deployment that answered (``PROVIDER/MODEL``)."""
+    request_id: str = ""
+    """Set by the router: the metrics record of this answer."""
+    cost_usd: float = 0.0
+    """From the configured prices; 0 when none is set."""
 
     def as_message(self) -> Message:
         return Message(role="assistant", content=self.content, tool_calls=self.tool_calls)

@@ -31,9 +31,15 @@ class Provider(Protocol):
     name: str
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        task_type: str = "act",
+        on_text: Callable[[str], None] | None = None,
     ) -> AssistantTurn:
-        """Return the next assistant turn. Raises ``ProviderError`` on failure."""
+        """Return the next assistant turn; stream text to ``on_text`` as it comes.
+        Raises ``ProviderError`` on failure."""
         ...
 
 

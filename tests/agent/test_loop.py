@@ -228,12 +228,12 @@ class JournalWatchingProvider:
         self.seen: list[list[str]] = []
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], **kwargs: Any
     ) -> AssistantTurn:
         [journal] = self.journal_dir.glob("*.jsonl")
         lines = journal.read_text().splitlines()
         self.seen.append([json.loads(line)["type"] for line in lines])
-        return await self.inner.complete(messages, tools)
+        return await self.inner.complete(messages, tools, **kwargs)
 
 
 def test_every_step_is_journaled_before_the_next_starts(workspace: Path, data_dir: Path) -> None:

@@ -1,7 +1,8 @@
 """The agent loop, short enough to read in one sitting.
 
 run → step → query the model → gate → act → observe, until an outcome is
-raised. Every step is journaled before the next one starts.
+raised. Every step is journaled before the next one starts, which is also
+what lets a run be resumed from its journal (`replay`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from luminaguard.agent.outcomes import Denied, Failed, Finished, LimitsExceeded, RunEnded
 from luminaguard.audit.run import RunRecorder
 from luminaguard.errors import PlaybookError, ProviderError, ToolArgumentError, ToolError
-from luminaguard.messages import Message, ToolCall, ToolResult, Usage
+from luminaguard.llm.metrics import ProviderMetrics
+from luminaguard.messages import AssistantTurn, Message, ToolCall, ToolResult, Usage
 from luminaguard.policy.gate import ApprovalManager, DeniedAndStop
 from luminaguard.protocols import Provider, ToolSource
 
@@ -24,10 +26,10 @@ runs in a sandbox with the workspace at /workspace and no network.
 
 LuminaGuard guards this machine with the Approval Cliff: reads run at once; any \
 call with side effects (creating, changing or deleting files, shell commands) is \
-shown to a person, or checked against their policy, before it runs. A denial is \
-normal: you get the reason as the tool's result. Take it into account and find \
-another way, or stop and explain. When the task is done, answer without calling \
-a tool."""
+first run in a throw-away copy of the workspace, and the person (or their policy) \
+sees exactly what it would change before it is applied. A denial is normal: you \
+get the reason as the tool's result. Take it into account and find another way, \
+or stop and explain. When the task is done, answer without calling a tool."""
 
 Report = Callable[[str, dict[str, Any]], None]
 
@@ -40,6 +42,14 @@ class RunResult:
     steps: int
     journal: str
     usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+
+@dataclass
+class Budgets:
+    steps: int = 30
+    tokens: int | None = None
+    cost_usd: float | None = None
 
 
 class Agent:
@@ -51,24 +61,44 @@ class Agent:
         recorder: RunRecorder,
         *,
         max_steps: int = 30,
+        budgets: Budgets | None = None,
         system_prompt: str | None = None,
         report: Report | None = None,
+        metrics: ProviderMetrics | None = None,
     ) -> None:
         self.provider = provider
         self.tools = tools
         self.gate = gate
         self.recorder = recorder
-        self.max_steps = max_steps
+        self.budgets = budgets or Budgets(steps=max_steps)
+        self.metrics = metrics
         self.messages: list[Message] = [Message("system", system_prompt or SYSTEM_PROMPT)]
         self.steps = 0
         self.tokens_in = 0
         self.tokens_out = 0
+        self.cost_usd = 0.0
+        self.pending: list[ToolCall] = []
         self.report: Report = report or (lambda event, data: None)
 
     async def run(self, task: str) -> RunResult:
         self.messages.append(Message("user", task))
         self.recorder.record("user", {"content": task})
+        return await self._loop()
+
+    async def resume(self, records: list[dict[str, Any]]) -> RunResult:
+        """Continue a run from its journal: rebuild the conversation, then carry
+        out the calls of the last turn that have no recorded result."""
+        self.pending = replay(self, records)
+        self.recorder.record(
+            "run_resumed", {"steps": self.steps, "pending_calls": [c.id for c in self.pending]}
+        )
+        return await self._loop()
+
+    async def _loop(self) -> RunResult:
         try:
+            calls, self.pending = self.pending, []
+            for call in calls:
+                await self._act_and_observe(call)
             while True:
                 await self.step()
         except RunEnded as end:
@@ -80,6 +110,7 @@ class Agent:
                 "steps": self.steps,
                 "input_tokens": self.tokens_in,
                 "output_tokens": self.tokens_out,
+                "cost_usd": round(self.cost_usd, 6),
             },
         )
         self.report("end", {"outcome": outcome.outcome, "message": outcome.message})
@@ -90,27 +121,49 @@ class Agent:
             self.steps,
             str(self.recorder.path),
             Usage(self.tokens_in, self.tokens_out),
+            round(self.cost_usd, 6),
         )
 
-    async def step(self) -> None:
-        if self.steps >= self.max_steps:
+    def _check_budgets(self) -> None:
+        b = self.budgets
+        if self.steps >= b.steps:
             raise LimitsExceeded(
-                f"the step limit of {self.max_steps} was reached before the task was done"
+                f"the step limit of {b.steps} was reached before the task was done"
             )
+        if b.tokens is not None and self.tokens_in + self.tokens_out >= b.tokens:
+            raise LimitsExceeded(
+                f"the token budget of {b.tokens} was used up before the task was done"
+            )
+        if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
+            raise LimitsExceeded(
+                f"the cost budget of ${b.cost_usd:g} was used up before the task was done"
+            )
+
+    async def step(self) -> None:
+        self._check_budgets()
         self.steps += 1
         started = time.monotonic()
+        task_type = "plan" if self.steps == 1 else "act"
         try:
-            turn = await self.provider.complete(self.messages, self.tools.specs())
+            turn = await self.provider.complete(
+                self.messages,
+                self.tools.specs(),
+                task_type=task_type,
+                on_text=lambda text: self.report("model_delta", {"text": text}),
+            )
         except (ProviderError, PlaybookError) as exc:
             self.recorder.record("model_error", {"step": self.steps, "error": str(exc)})
             raise Failed(f"the model could not be queried: {exc}") from exc
         self.tokens_in += turn.usage.input_tokens
         self.tokens_out += turn.usage.output_tokens
+        self.cost_usd += turn.cost_usd
         self.recorder.record(
             "model_turn",
             {
                 "step": self.steps,
                 "model": turn.model,
+                "provider": turn.provider,
+                "task_type": task_type,
                 "content": turn.content,
                 "tool_calls": [c.to_dict() for c in turn.tool_calls],
                 "stop_reason": turn.stop_reason,
@@ -118,6 +171,7 @@ class Agent:
                     "input_tokens": turn.usage.input_tokens,
                     "output_tokens": turn.usage.output_tokens,
                 },
+                "cost_usd": turn.cost_usd,
                 "latency_s": round(time.monotonic() - started, 4),
             },
         )
@@ -125,25 +179,40 @@ class Agent:
         if turn.content:
             self.report("model", {"content": turn.content, "final": not turn.tool_calls})
         if not turn.tool_calls:
+            self._mark(turn, True)
             raise Finished(turn.content or "")
+        won = True
         for call in turn.tool_calls:
-            result = await self.act(call)
-            self.messages.append(
-                Message("tool", result.output, tool_call_id=call.id, name=call.name)
-            )
+            won = executed(await self._act_and_observe(call)) and won
+        self._mark(turn, won)
+
+    async def _act_and_observe(self, call: ToolCall) -> ToolResult:
+        result = await self.act(call)
+        self.messages.append(Message("tool", result.output, tool_call_id=call.id, name=call.name))
+        return result
+
+    def _mark(self, turn: AssistantTurn, won: bool) -> None:
+        if self.metrics is not None and turn.request_id:
+            self.metrics.mark(turn.request_id, won)
 
     async def act(self, call: ToolCall) -> ToolResult:
         """Gate and run one call; every failure the model can act on becomes its observation."""
         known = [spec.name for spec in self.tools.specs()]
         if call.name not in known:
             error = f"error: unknown tool {call.name!r}; available tools: {', '.join(known)}"
-            return self._observe(call, ToolResult(error, is_error=True), stage="rejected")
+            return self._observe(
+                call, ToolResult(error, is_error=True, data={"tool_error": True}), stage="rejected"
+            )
         try:
             result = await self.gate.run(call, self.tools, self.steps)
         except ToolArgumentError as exc:
-            return self._observe(call, ToolResult(f"error: {exc}", is_error=True), stage="rejected")
+            return self._observe(
+                call,
+                ToolResult(f"error: {exc}", is_error=True, data={"tool_error": True}),
+                stage="rejected",
+            )
         except ToolError as exc:
-            result = ToolResult(f"error: {exc}", is_error=True)
+            result = ToolResult(f"error: {exc}", is_error=True, data={"tool_error": True})
         except DeniedAndStop as exc:
             self._observe(
                 call, ToolResult(f"denied: {exc.reason}", is_error=True, data={"denied": True})
@@ -165,3 +234,76 @@ class Agent:
         )
         self.report("tool_result", {"call": call, "result": result})
         return result
+
+
+def executed(result: ToolResult) -> bool:
+    """Whether a call was valid and carried out (the win rate counts these)."""
+    return not any(result.data.get(k) for k in ("denied", "tool_error", "rate_limited"))
+
+
+INTERRUPTED = (
+    "interrupted: this call was approved and started, but the run stopped before its "
+    "result was recorded; it may or may not have taken effect, so check before repeating it"
+)
+
+
+def replay(agent: Agent, records: list[dict[str, Any]]) -> list[ToolCall]:
+    """Rebuild ``agent``'s conversation from a journal; return the calls of the
+    last turn still to be carried out.
+
+    A call with a recorded result is never repeated. A call that was approved
+    but has no result was interrupted while it ran: it is not run again (it may
+    have taken effect); the agent is told so instead.
+    """
+    done: set[str] = set()
+    approved: set[str] = set()
+    last_calls: list[ToolCall] = []
+    for rec in records:
+        kind, data = rec.get("type"), rec.get("data", {})
+        if kind == "user":
+            agent.messages.append(Message("user", data.get("content")))
+        elif kind == "model_turn":
+            calls = tuple(
+                ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", [])
+            )
+            agent.messages.append(Message("assistant", data.get("content"), calls))
+            agent.steps += 1
+            usage = data.get("usage", {})
+            agent.tokens_in += int(usage.get("input_tokens", 0))
+            agent.tokens_out += int(usage.get("output_tokens", 0))
+            agent.cost_usd += float(data.get("cost_usd", 0.0))
+            last_calls = list(calls)
+        elif kind == "tool_result":
+            done.add(data["call_id"])
+            agent.messages.append(
+                Message(
+                    "tool",
+                    data.get("output", ""),
+                    tool_call_id=data["call_id"],
+                    name=data.get("name"),
+                )
+            )
+        elif kind == "decision" and data.get("approved"):
+            approved.add(data.get("call_id", ""))
+    pending = []
+    for call in last_calls:
+        if call.id in done:
+            continue
+        if call.id in approved:
+            agent.recorder.record(
+                "tool_result",
+                {
+                    "call_id": call.id,
+                    "name": call.name,
+                    "stage": "interrupted",
+                    "is_error": True,
+                    "output": INTERRUPTED,
+                    "data": {},
+                },
+            )
+            agent.messages.append(
+                Message("tool", INTERRUPTED, tool_call_id=call.id, name=call.name)
+            )
+            continue
+        pending.append(call)
+    return pending

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.audit.index import RunIndex
-from luminaguard.audit.journal import Journal, now_iso
+from luminaguard.audit.journal import Journal, now_iso, read_records, verify
+from luminaguard.errors import AuditError, UsageError
 
 
 def new_run_id() -> str:
@@ -18,10 +19,20 @@ def new_run_id() -> str:
 class RunRecorder:
     """Writes one run: every record to the journal (fsynced), then the index head."""
 
-    def __init__(self, data_dir: Path, *, task: str, workspace: Path, model: str) -> None:
+    def __init__(
+        self, data_dir: Path, *, task: str, workspace: Path, model: str, run_id: str | None = None
+    ) -> None:
+        self.index = RunIndex(data_dir / "index.db")
+        if run_id is not None:  # resuming: see `resume`
+            row = self.index.get(run_id)
+            assert row is not None
+            self.run_id = row["id"]
+            self.path = Path(row["path"])
+            records = read_records(self.path)
+            self.journal = Journal(self.path, head=records[-1]["hash"], seq=len(records))
+            return
         self.run_id = new_run_id()
         self.path = data_dir / "runs" / f"{self.run_id}.jsonl"
-        self.index = RunIndex(data_dir / "index.db")
         self.journal = Journal(self.path)
         started = now_iso()
         self.index.add(
@@ -36,6 +47,35 @@ class RunRecorder:
             "run_started",
             {"run_id": self.run_id, "task": task, "workspace": str(workspace), "model": model},
         )
+
+    @classmethod
+    def resume(
+        cls, data_dir: Path, run_id: str
+    ) -> tuple[RunRecorder, dict[str, Any], list[dict[str, Any]]]:
+        """Reopen an unfinished run whose journal is intact; returns it, its index row and records."""
+        index = RunIndex(data_dir / "index.db")
+        row = index.get(run_id)
+        index.close()
+        if row is None:
+            raise UsageError(f"no run {run_id!r} in the audit index (see `luminaguard audit list`)")
+        if row["outcome"] is not None:
+            raise UsageError(
+                f"run {row['id']} already ended ({row['outcome']}); only an interrupted run can be resumed"
+            )
+        problems = verify(Path(row["path"]), row["records"], row["head"])
+        if problems:
+            raise AuditError(
+                f"run {row['id']} cannot be resumed: its journal does not verify ({problems[0]})"
+            )
+        records = read_records(Path(row["path"]))
+        rec = cls(
+            data_dir,
+            task=row["task"],
+            workspace=Path(row["workspace"] or "."),
+            model=row["model"] or "",
+            run_id=row["id"],
+        )
+        return rec, row, records
 
     def record(self, type: str, data: dict[str, Any]) -> dict[str, Any]:
         rec = self.journal.append(type, data)

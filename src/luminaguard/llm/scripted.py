@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,12 @@ class ScriptedProvider:
         return cls(Playbook.load(path), label=str(path))
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        task_type: str = "act",
+        on_text: Callable[[str], None] | None = None,
     ) -> AssistantTurn:
         steps = self.playbook.steps
         if self.position >= len(steps):
@@ -117,4 +122,5 @@ class ScriptedProvider:
             usage=usage,
             stop_reason="tool_calls" if calls else "stop",
             model=f"scripted/{self.label}",
+            provider="scripted",
         )

@@ -45,7 +45,19 @@ class TerminalReport:
         getattr(self, f"on_{event}", lambda d: None)(data)
         self.out.flush()
 
+    streaming = False
+
+    def on_model_delta(self, d: dict[str, Any]) -> None:
+        if not self.streaming:
+            self.out.write("\n💭 ")
+            self.streaming = True
+        self.out.write(d["text"])
+
     def on_model(self, d: dict[str, Any]) -> None:
+        if self.streaming:  # the text is on the screen already
+            self.streaming = False
+            self.out.write("\n")
+            return
         prefix = "✔ " if d["final"] else "💭 "
         self.out.write(f"\n{prefix}{d['content']}\n")
 

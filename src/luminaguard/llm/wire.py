@@ -1,0 +1,203 @@
+"""Our messages in the OpenAI and Anthropic wire formats, and back.
+
+Tool names are sanitised for the wire (OpenAI allows `[a-zA-Z0-9_-]{1,64}`):
+``mcp:server/tool`` goes out as ``mcp__server__tool`` and comes back mapped.
+Provider errors are translated into ours here, in one place per SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from luminaguard.errors import (
+    BadRequest,
+    ContextTooLong,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+)
+from luminaguard.messages import Message, ToolCall, ToolSpec
+
+_BAD = re.compile(r"[^a-zA-Z0-9_-]")
+CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+)
+
+
+class NameMap:
+    """Our tool names ↔ names safe for the wire, for one request."""
+
+    def __init__(self, specs: Sequence[ToolSpec]) -> None:
+        self.to_wire: dict[str, str] = {}
+        self.from_wire: dict[str, str] = {}
+        for spec in specs:
+            wire = _BAD.sub("_", spec.name.replace(":", "__").replace("/", "__"))
+            if len(wire) > 64 or wire in self.from_wire:
+                wire = wire[:55] + "_" + hashlib.sha256(spec.name.encode()).hexdigest()[:8]
+            self.to_wire[spec.name] = wire
+            self.from_wire[wire] = spec.name
+
+    def wire(self, name: str) -> str:
+        return self.to_wire.get(name, _BAD.sub("_", name)[:64])
+
+    def ours(self, name: str) -> str:
+        return self.from_wire.get(name, name)
+
+
+def parse_arguments(text: str) -> Any:
+    """Arguments as the model sent them: a dict when they are JSON, else the raw text."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _arguments_json(args: Any) -> str:
+    return args if isinstance(args, str) else json.dumps(args)
+
+
+# --- OpenAI ----------------------------------------------------------------
+
+
+def openai_messages(messages: Sequence[Message], names: NameMap) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "assistant":
+            msg: dict[str, Any] = {"role": "assistant", "content": m.content}
+            if m.tool_calls:
+                msg["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {
+                            "name": names.wire(c.name),
+                            "arguments": _arguments_json(c.arguments),
+                        },
+                    }
+                    for c in m.tool_calls
+                ]
+            out.append(msg)
+        elif m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content or ""})
+        else:
+            out.append({"role": m.role, "content": m.content or ""})
+    return out
+
+
+def openai_tools(specs: Sequence[ToolSpec], names: NameMap) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": names.wire(s.name),
+                "description": s.description,
+                "parameters": s.parameters,
+            },
+        }
+        for s in specs
+    ]
+
+
+def openai_error(exc: Exception) -> ProviderError:
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeout(f"timed out: {exc}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderUnavailable(f"cannot connect: {exc}")
+    if isinstance(exc, openai.APIStatusError):
+        return status_error(exc.status_code, str(exc), exc.response.headers.get("retry-after"))
+    return ProviderError(str(exc))
+
+
+# --- Anthropic -------------------------------------------------------------
+
+
+def anthropic_messages(
+    messages: Sequence[Message], names: NameMap
+) -> tuple[str, list[dict[str, Any]]]:
+    system = "\n\n".join(m.content or "" for m in messages if m.role == "system")
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if m.content:
+                blocks.append({"type": "text", "text": m.content})
+            for c in m.tool_calls:
+                args = c.arguments if isinstance(c.arguments, dict) else {"_raw": c.arguments}
+                blocks.append(
+                    {"type": "tool_use", "id": c.id, "name": names.wire(c.name), "input": args}
+                )
+            out.append({"role": "assistant", "content": blocks or [{"type": "text", "text": ""}]})
+        elif m.role == "tool":
+            block = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id,
+                "content": m.content or "",
+            }
+            # Consecutive tool results belong in one user turn.
+            if (
+                out
+                and out[-1]["role"] == "user"
+                and isinstance(out[-1]["content"], list)
+                and out[-1]["content"]
+                and out[-1]["content"][0].get("type") == "tool_result"
+            ):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        else:
+            out.append({"role": "user", "content": m.content or ""})
+    return system, out
+
+
+def anthropic_tools(specs: Sequence[ToolSpec], names: NameMap) -> list[dict[str, Any]]:
+    return [
+        {"name": names.wire(s.name), "description": s.description, "input_schema": s.parameters}
+        for s in specs
+    ]
+
+
+def anthropic_error(exc: Exception) -> ProviderError:
+    import anthropic
+
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeout(f"timed out: {exc}")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderUnavailable(f"cannot connect: {exc}")
+    if isinstance(exc, anthropic.APIStatusError):
+        return status_error(exc.status_code, str(exc), exc.response.headers.get("retry-after"))
+    return ProviderError(str(exc))
+
+
+def status_error(status: int, message: str, retry_after: str | None) -> ProviderError:
+    if status == 429:
+        try:
+            seconds = float(retry_after) if retry_after else None
+        except ValueError:
+            seconds = None
+        return RateLimited(f"rate limited (429): {message}", seconds)
+    if status >= 500 or status == 529:
+        return ServerError(f"server error ({status}): {message}")
+    if any(h in message.lower() for h in CONTEXT_HINTS):
+        return ContextTooLong(f"context too long ({status}): {message}")
+    return BadRequest(f"request refused ({status}): {message}")
+
+
+def tool_calls_from(raw: list[tuple[str, str, str]], names: NameMap) -> tuple[ToolCall, ...]:
+    """(id, wire name, arguments text) → our tool calls."""
+    return tuple(ToolCall(cid, names.ours(name), parse_arguments(args)) for cid, name, args in raw)
