@@ -34,7 +34,7 @@ class OpenAIProvider:
     ) -> None:
         self.model = model
         self.name = provider_name
-        self._options = {
+        self._options: dict[str, Any] = {
             "base_url": base_url,
             "api_key": api_key,
             "max_retries": 0,
