@@ -287,9 +287,16 @@ def _run_agent(
     print(
         f"▶ {verb} {recorder.run_id} in {workspace}  (model {spec or 'router'}, policy: {policy.source})"
     )
+    from luminaguard.tools.openapi import OpenApiTools
+    from luminaguard.tools.toolbox import ToolBox
+
+    apis = [
+        OpenApiTools(name, source, open_world_read=policy.open_world_read)
+        for name, source in settings.openapi.items()
+    ]
     agent = Agent(
         provider,
-        BuiltinTools(sandbox),
+        ToolBox([BuiltinTools(sandbox), *apis]),
         gate,
         recorder,
         budgets=Budgets(max_steps, settings.agent.max_tokens, settings.agent.max_cost_usd),

@@ -159,6 +159,25 @@ class McpServer(_Section):
     """Network mode of a sandboxed stdio server."""
 
 
+class OpenApiSource(_Section):
+    """An HTTP API described by an OpenAPI spec: each operation becomes a tool."""
+
+    spec: str
+    """Path or URL of the OpenAPI document (JSON or YAML)."""
+    base_url: str | None = None
+    """Where to send requests (default: the spec's first server)."""
+    auth_header: str = "Authorization"
+    """Header that carries the credential."""
+    auth_env: str | None = None
+    """Environment variable holding the credential (never written to the journal)."""
+    auth_prefix: str = "Bearer "
+    """Put before the credential, e.g. `Bearer `."""
+    allow_hosts: list[str] = Field(default_factory=list)
+    """Hosts the tools may reach (default: the base URL's host only)."""
+    timeout_s: float = Field(30.0, gt=0)
+    """Time one request may take."""
+
+
 class McpSettings(_Section):
     """MCP servers by name."""
 
@@ -189,6 +208,9 @@ class Settings(_Section):
 
     llm: LlmSettings = Field(default_factory=LlmSettings)
     """Model providers."""
+
+    openapi: dict[str, OpenApiSource] = Field(default_factory=dict)
+    """`[openapi.NAME]`: APIs whose operations become tools `openapi:NAME/operationId`."""
 
     router: RouterSettings = Field(default_factory=RouterSettings)
     """Model routing."""

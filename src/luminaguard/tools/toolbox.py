@@ -1,0 +1,48 @@
+"""Several tool sources behind one: the built-ins, OpenAPI APIs, MCP servers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from luminaguard.errors import ToolError
+from luminaguard.messages import ToolCall, ToolResult, ToolSpec
+from luminaguard.policy.risk import Assessment, Risk
+from luminaguard.protocols import Prepared, ToolSource
+
+
+class ToolBox:
+    def __init__(self, sources: Sequence[ToolSource]) -> None:
+        self.sources = list(sources)
+        self._owner: dict[str, ToolSource] = {}
+        self._specs: list[ToolSpec] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the name index (after a source's tool list changed)."""
+        self._owner, self._specs = {}, []
+        for source in self.sources:
+            for spec in source.specs():
+                if spec.name in self._owner:
+                    continue  # the first source to offer a name keeps it
+                self._owner[spec.name] = source
+                self._specs.append(spec)
+
+    def specs(self) -> Sequence[ToolSpec]:
+        return self._specs
+
+    def _source(self, call: ToolCall) -> ToolSource:
+        try:
+            return self._owner[call.name]
+        except KeyError:
+            raise ToolError(f"unknown tool {call.name!r}") from None
+
+    def assess(self, call: ToolCall) -> Assessment:
+        if call.name not in self._owner:
+            return Assessment.of(Risk.RED, "unknown-tool", f"{call.name} is not a known tool")
+        return self._source(call).assess(call)
+
+    async def prepare(self, call: ToolCall) -> Prepared:
+        return await self._source(call).prepare(call)
+
+    async def call(self, call: ToolCall) -> ToolResult:
+        return await self._source(call).call(call)
