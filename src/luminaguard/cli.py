@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,78 +237,32 @@ def _run_agent(
     resume: str | None = None,
 ) -> int:
     import asyncio
-    import time
 
-    from luminaguard.agent.loop import Agent, Budgets
-    from luminaguard.audit.run import RunRecorder
+    from luminaguard.agent.session import Session, SessionOptions
     from luminaguard.config import load_settings
-    from luminaguard.llm.metrics import ProviderMetrics
-    from luminaguard.policy.gate import ApprovalManager, GateContext
-    from luminaguard.policy.grants import GrantStore
     from luminaguard.policy.policyfile import load_policy
-    from luminaguard.policy.ratelimit import Limiter
-    from luminaguard.sandbox import open_sandbox
-    from luminaguard.tools.builtin import BuiltinTools
     from luminaguard.ui.terminal import TerminalReport
 
     settings = load_settings(workspace)
-    records: list[dict[str, Any]] = []
-    if resume:
-        recorder, row, records = RunRecorder.resume(settings.data_dir, resume)
-        task = row["task"]
-        spec = spec or row["model"] or None
-        workspace = Path(row["workspace"]) if row["workspace"] else workspace
-    metrics = ProviderMetrics(settings.data_dir / "metrics.db")
-    provider = _router(spec, settings, metrics)
-    if resume:
-        # The scripted provider replays by position: skip the turns already taken.
-        _skip_turns(provider, sum(1 for r in records if r.get("type") == "model_turn"))
-    policy = load_policy(policy_path)
-    approver = _approver(approver_name, principal, settings.data_dir, policy.approval_timeout_s)
-    sandbox = open_sandbox(backend, workspace, settings.sandbox)
-    if not resume:
-        recorder = RunRecorder(
-            settings.data_dir, task=task, workspace=workspace, model=spec or "router"
-        )
-    report = TerminalReport()
-    grants = GrantStore(settings.data_dir / "state.db", policy.standing_grants(time.time()))
-    limiter = Limiter(settings.data_dir / "state.db", policy.limits) if policy.limits else None
-    gate = ApprovalManager(
-        policy,
-        approver,
-        grants=grants,
-        context=GateContext(recorder.run_id, str(workspace), agent=f"pid {os.getpid()}", task=task),
-        record=recorder.record,
-        report=report,
-        limiter=limiter,
+    timeout = load_policy(policy_path).approval_timeout_s
+    options = SessionOptions(
+        workspace=workspace,
+        spec=spec,
+        policy_path=policy_path,
+        backend=backend,
+        max_steps=max_steps,
+        approver=_approver(approver_name, principal, settings.data_dir, timeout),
+        report=TerminalReport(),
     )
+    session = Session(settings, options, task=task, resume=resume)
     verb = "resume" if resume else "run"
     print(
-        f"▶ {verb} {recorder.run_id} in {workspace}  (model {spec or 'router'}, policy: {policy.source})"
-    )
-    from luminaguard.tools.openapi import OpenApiTools
-    from luminaguard.tools.toolbox import ToolBox
-
-    apis = [
-        OpenApiTools(name, source, open_world_read=policy.open_world_read)
-        for name, source in settings.openapi.items()
-    ]
-    agent = Agent(
-        provider,
-        ToolBox([BuiltinTools(sandbox), *apis]),
-        gate,
-        recorder,
-        budgets=Budgets(max_steps, settings.agent.max_tokens, settings.agent.max_cost_usd),
-        system_prompt=settings.agent.system_prompt,
-        report=report,
-        metrics=metrics,
+        f"▶ {verb} {session.run_id} in {session.workspace}  (model {session.spec or 'router'}, policy: {session.policy.source})"
     )
     try:
-        result = asyncio.run(agent.resume(records) if resume else agent.run(task))
+        result = asyncio.run(session.run())
     finally:
-        sandbox.close()
-        grants.close()
-        metrics.close()
+        session.close()
     print(
         f"\n■ {result.outcome}: {result.message}"
         if result.outcome != "finished"
@@ -321,31 +274,6 @@ def _run_agent(
     print(f"  journal {result.journal}")
     print(f"  verify with: luminaguard audit verify {result.run_id}")
     return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
-
-
-def _router(spec: str | None, settings: Any, metrics: Any) -> Any:
-    """Every model request goes through the router: one spec is a group of one."""
-    import functools
-
-    from luminaguard.llm.registry import open_deployment, split_spec
-    from luminaguard.llm.router import Router
-
-    factory = functools.partial(open_deployment, settings=settings.llm)
-    prices = {k: (p.input_per_mtok, p.output_per_mtok) for k, p in settings.llm.prices.items()}
-    for name in [m for g in settings.router.groups.values() for m in g.models]:
-        split_spec(name)
-    if spec:
-        split_spec(spec)
-        factory(spec)  # fail now, with a clear error, on a bad spec or missing key
-        return Router.single(spec, factory, metrics=metrics, prices=prices)
-    return Router(settings.router, factory, metrics=metrics, prices=prices)
-
-
-def _skip_turns(router: Any, turns: int) -> None:
-    for group in router.groups.values():
-        for d in group.deployments:
-            if hasattr(d.provider, "position"):
-                d.provider.position = turns
 
 
 def _approver(name: str | None, principal: str | None, data_dir: Path, timeout_s: float) -> Any:

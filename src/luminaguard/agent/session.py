@@ -1,0 +1,152 @@
+"""Everything one agent run needs, put together in one place: the router and
+its metrics, the policy and its gate, the sandbox, the tools, the journal.
+
+Used by `luminaguard run`, the demo and the swarm's workers alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from luminaguard.agent.loop import Agent, Budgets, Report, RunResult
+from luminaguard.audit.run import RunRecorder
+from luminaguard.config import Settings
+from luminaguard.errors import UsageError
+from luminaguard.protocols import Approver
+
+
+@dataclass
+class SessionOptions:
+    workspace: Path
+    spec: str | None
+    policy_path: Path | None
+    backend: str
+    max_steps: int
+    approver: Approver
+    report: Report
+    agent_name: str = ""
+
+
+def make_router(spec: str | None, settings: Settings, metrics: Any) -> Any:
+    """Every model request goes through the router: one spec is a group of one."""
+    from luminaguard.llm.registry import open_deployment, split_spec
+    from luminaguard.llm.router import Router
+
+    factory = functools.partial(open_deployment, settings=settings.llm)
+    prices = {k: (p.input_per_mtok, p.output_per_mtok) for k, p in settings.llm.prices.items()}
+    for name in [m for g in settings.router.groups.values() for m in g.models]:
+        split_spec(name)
+    if spec:
+        split_spec(spec)
+        factory(spec)  # fail now, with one clear error, on a bad spec or a missing key
+        return Router.single(spec, factory, metrics=metrics, prices=prices)
+    if not settings.router.groups:
+        raise UsageError(
+            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
+        )
+    return Router(settings.router, factory, metrics=metrics, prices=prices)
+
+
+class Session:
+    """One run, set up; `run` or `resume` it once, then `close`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: SessionOptions,
+        *,
+        task: str = "",
+        resume: str | None = None,
+    ) -> None:
+        from luminaguard.llm.metrics import ProviderMetrics
+        from luminaguard.policy.gate import ApprovalManager, GateContext
+        from luminaguard.policy.grants import GrantStore
+        from luminaguard.policy.policyfile import load_policy
+        from luminaguard.policy.ratelimit import Limiter
+        from luminaguard.sandbox import open_sandbox
+        from luminaguard.tools.builtin import BuiltinTools
+        from luminaguard.tools.openapi import OpenApiTools
+        from luminaguard.tools.toolbox import ToolBox
+
+        self.records: list[dict[str, Any]] = []
+        self.recorder: RunRecorder
+        workspace, spec = options.workspace, options.spec
+        if resume:
+            self.recorder, row, self.records = RunRecorder.resume(settings.data_dir, resume)
+            task = row["task"]
+            spec = spec or row["model"] or None
+            workspace = Path(row["workspace"]) if row["workspace"] else workspace
+        self.task, self.spec, self.workspace = task, spec, workspace
+        self.metrics = ProviderMetrics(settings.data_dir / "metrics.db")
+        self.provider = make_router(spec, settings, self.metrics)
+        if resume:
+            # The scripted provider replays by position: skip the turns already taken.
+            turns = sum(1 for r in self.records if r.get("type") == "model_turn")
+            for group in self.provider.groups.values():
+                for d in group.deployments:
+                    if hasattr(d.provider, "position"):
+                        d.provider.position = turns
+        self.policy = load_policy(options.policy_path)
+        self.sandbox = open_sandbox(options.backend, workspace, settings.sandbox)
+        if not resume:
+            self.recorder = RunRecorder(
+                settings.data_dir, task=task, workspace=workspace, model=spec or "router"
+            )
+        self.grants = GrantStore(
+            settings.data_dir / "state.db", self.policy.standing_grants(time.time())
+        )
+        limiter = (
+            Limiter(settings.data_dir / "state.db", self.policy.limits)
+            if self.policy.limits
+            else None
+        )
+        gate = ApprovalManager(
+            self.policy,
+            options.approver,
+            grants=self.grants,
+            context=GateContext(
+                self.recorder.run_id,
+                str(workspace),
+                agent=options.agent_name or f"pid {os.getpid()}",
+                task=task,
+            ),
+            record=self.recorder.record,
+            report=options.report,
+            limiter=limiter,
+        )
+        apis = [
+            OpenApiTools(name, source, open_world_read=self.policy.open_world_read)
+            for name, source in settings.openapi.items()
+        ]
+        self.agent = Agent(
+            self.provider,
+            ToolBox([BuiltinTools(self.sandbox), *apis]),
+            gate,
+            self.recorder,
+            budgets=Budgets(
+                options.max_steps, settings.agent.max_tokens, settings.agent.max_cost_usd
+            ),
+            system_prompt=settings.agent.system_prompt,
+            report=options.report,
+            metrics=self.metrics,
+        )
+        self.resuming = resume is not None
+
+    @property
+    def run_id(self) -> str:
+        return self.recorder.run_id
+
+    async def run(self) -> RunResult:
+        return await (
+            self.agent.resume(self.records) if self.resuming else self.agent.run(self.task)
+        )
+
+    def close(self) -> None:
+        self.sandbox.close()
+        self.grants.close()
+        self.metrics.close()
