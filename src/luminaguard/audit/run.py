@@ -26,7 +26,7 @@ class RunRecorder:
         if run_id is not None:  # resuming: see `resume`
             row = self.index.get(run_id)
             assert row is not None
-            self.run_id = row["id"]
+            self.run_id: str = str(row["id"])
             self.path = Path(row["path"])
             records = read_records(self.path)
             self.journal = Journal(self.path, head=records[-1]["hash"], seq=len(records))
