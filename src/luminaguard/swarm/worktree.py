@@ -1,0 +1,97 @@
+"""A git worktree per work item, on a branch `lg/<item>` from the base branch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from luminaguard.errors import LuminaGuardError
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "LuminaGuard",
+    "GIT_AUTHOR_EMAIL": "agent@luminaguard.invalid",
+    "GIT_COMMITTER_NAME": "LuminaGuard",
+    "GIT_COMMITTER_EMAIL": "agent@luminaguard.invalid",
+}
+
+
+class GitError(LuminaGuardError):
+    """A git command failed."""
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    import os
+
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        encoding="utf-8",
+        env={**os.environ, **GIT_ENV},
+        timeout=120,
+        check=False,
+    )
+    if check and out.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed: {(out.stderr or out.stdout).strip()[:300]}")
+    return out.stdout.strip()
+
+
+def require_repo(repo: Path) -> None:
+    if not repo.is_dir():
+        raise GitError(f"{repo} is not a directory")
+    if git(repo, "rev-parse", "--is-inside-work-tree", check=False) != "true":
+        raise GitError(f"{repo} is not a git repository")
+    if git(repo, "rev-parse", "--verify", "HEAD", check=False) == "":
+        raise GitError(f"{repo} has no commit yet; the swarm branches from one")
+    # The queue and the worktrees live in .luminaguard/: keep git from listing them.
+    exclude = Path(git(repo, "rev-parse", "--git-common-dir"))
+    exclude = (exclude if exclude.is_absolute() else repo / exclude) / "info" / "exclude"
+    lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+    if ".luminaguard/" not in lines:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text("\n".join([*lines, ".luminaguard/"]) + "\n", encoding="utf-8")
+
+
+def base_branch(repo: Path) -> str:
+    return git(repo, "rev-parse", "--abbrev-ref", "HEAD")
+
+
+def worktrees_dir(repo: Path) -> Path:
+    return repo / ".luminaguard" / "worktrees"
+
+
+def create(repo: Path, item_id: str, branch: str, base: str) -> Path:
+    """A fresh worktree for a new attempt: an earlier attempt's branch is discarded."""
+    path = worktrees_dir(repo) / item_id
+    remove(repo, path)
+    git(repo, "worktree", "prune")
+    git(repo, "worktree", "add", "-q", "-B", branch, str(path), base)
+    return path
+
+
+def commit(path: Path, message: str) -> str | None:
+    """Commit everything the run changed on the worktree's branch; the commit id, or None."""
+    git(path, "add", "-A")
+    if git(path, "status", "--porcelain") == "":
+        return None
+    git(path, "commit", "-q", "-m", message)
+    return git(path, "rev-parse", "HEAD")
+
+
+def remove(repo: Path, path: Path) -> None:
+    if path.exists():
+        git(repo, "worktree", "remove", "--force", str(path), check=False)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_stale(repo: Path, keep: set[str]) -> list[str]:
+    """Remove worktrees of items that are not running (left by a crash)."""
+    removed = []
+    base = worktrees_dir(repo)
+    if base.is_dir():
+        for path in base.iterdir():
+            if path.name not in keep:
+                remove(repo, path)
+                removed.append(path.name)
+    git(repo, "worktree", "prune", check=False)
+    return removed
