@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/policy_bench.py
 	$(BIN)/python bench/router_bench.py
+	$(BIN)/python bench/swarm_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="run the item on this model (PROVIDER/MODEL)")
     wadd.add_argument("--count", type=int, default=1, help="add N identical items")
     wadd.add_argument("--priority", type=int, default=0, help="higher runs first")
-    wadd.add_argument("--max-attempts", type=int, default=3, help="attempts before the item is failed")
+    wadd.add_argument(
+        "--max-attempts", type=int, default=3, help="attempts before the item is failed"
+    )
     wadd.add_argument("task")
     wrun = wsub.add_parser("run", help="run agents on the queue")
     wrun.add_argument("--repo", type=Path, default=Path("."))
@@ -689,7 +691,9 @@ def cmd_swarm(args: argparse.Namespace) -> int:
         if args.max_attempts < 1:
             raise UsageError("--max-attempts must be at least 1")
         queue.max_attempts = args.max_attempts
-        ids = queue.add(args.task, playbook=playbook, model=args.model, priority=args.priority, count=args.count)
+        ids = queue.add(
+            args.task, playbook=playbook, model=args.model, priority=args.priority, count=args.count
+        )
         print("\n".join(ids))
         return EXIT_OK
     if args.swarm_command == "status":

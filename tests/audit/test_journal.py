@@ -135,3 +135,19 @@ def test_runs_can_be_found_by_a_unique_prefix(data_dir: Path, prefix_len: int) -
     index = RunIndex(data_dir / "index.db")
     found = index.get(str(row["id"])[:prefix_len])
     assert found is not None and found["path"] == str(path)
+
+
+def _open_index(path: str) -> None:
+    RunIndex(Path(path)).close()
+
+
+def test_many_processes_can_create_the_index_at_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_open_index, args=(str(tmp_path / "index.db"),)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * 8

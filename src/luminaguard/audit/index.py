@@ -68,16 +68,20 @@ class RunIndex:
             raise AuditError(f"run index {path} cannot be opened: {exc}") from exc
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for n, step in enumerate(MIGRATIONS[version:], version + 1):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+        if self.db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            return
+        # Read the version again under the write lock: another process may be
+        # migrating the same fresh file at this very moment.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for n, step in enumerate(MIGRATIONS[version:], version + 1):
                 step(self.db)
                 self.db.execute(f"PRAGMA user_version = {n}")
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def add(
         self, run_id: str, *, task: str, started: str, path: Path, workspace: str, model: str

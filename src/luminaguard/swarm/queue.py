@@ -72,6 +72,7 @@ class Queue:
                 branch TEXT NOT NULL,
                 reasons TEXT NOT NULL DEFAULT '[]',
                 result TEXT,
+                first_claimed REAL,
                 created REAL NOT NULL,
                 updated REAL NOT NULL
             );
@@ -136,10 +137,10 @@ class Queue:
         token = secrets.token_hex(8)
         row = self.db.execute(
             f"""UPDATE items SET state = 'running', lease_owner = ?, lease_token = ?, lease_expires = ?,
-                   attempts = attempts + 1, updated = ?
+                   attempts = attempts + 1, updated = ?, first_claimed = COALESCE(first_claimed, ?)
                WHERE seq = (SELECT seq FROM items WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT 1)
                RETURNING {ITEM_COLUMNS}""",
-            (owner, token, now + lease_s, now),
+            (owner, token, now + lease_s, now, now),
         ).fetchone()
         return Item(*row) if row else None
 
@@ -245,6 +246,13 @@ class Queue:
             }
             for r in rows
         ]
+
+    def busy_window(self) -> tuple[float, float] | None:
+        """From the first claim to the last completion (for throughput)."""
+        row = self.db.execute(
+            "SELECT MIN(first_claimed), MAX(updated) FROM items WHERE state = 'done'"
+        ).fetchone()
+        return (row[0], row[1]) if row and row[0] is not None else None
 
     def running_items(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM items WHERE state = 'running'")}

@@ -110,8 +110,8 @@ class Worker:
                     lost = True
                     run.cancel()
                     break
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
+            # Wait without re-raising: how the run ended is read below.
+            await asyncio.wait({run})
             if lost:
                 self.say(f"{item.id}: lease lost, dropped")
             elif run.cancelled():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from luminaguard.errors import LuminaGuardError
@@ -60,12 +63,26 @@ def worktrees_dir(repo: Path) -> Path:
     return repo / ".luminaguard" / "worktrees"
 
 
+@contextlib.contextmanager
+def repo_lock(repo: Path) -> Iterator[None]:
+    """Serialise worktree changes between workers: concurrent `git worktree`
+    commands on one repository trip over each other's administrative files."""
+    lock = repo / ".luminaguard" / "git.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def create(repo: Path, item_id: str, branch: str, base: str) -> Path:
     """A fresh worktree for a new attempt: an earlier attempt's branch is discarded."""
     path = worktrees_dir(repo) / item_id
-    remove(repo, path)
-    git(repo, "worktree", "prune")
-    git(repo, "worktree", "add", "-q", "-B", branch, str(path), base)
+    with repo_lock(repo):
+        _remove(repo, path)
+        git(repo, "worktree", "add", "-q", "-B", branch, str(path), base)
     return path
 
 
@@ -79,6 +96,11 @@ def commit(path: Path, message: str) -> str | None:
 
 
 def remove(repo: Path, path: Path) -> None:
+    with repo_lock(repo):
+        _remove(repo, path)
+
+
+def _remove(repo: Path, path: Path) -> None:
     if path.exists():
         git(repo, "worktree", "remove", "--force", str(path), check=False)
         shutil.rmtree(path, ignore_errors=True)
@@ -88,10 +110,11 @@ def clean_stale(repo: Path, keep: set[str]) -> list[str]:
     """Remove worktrees of items that are not running (left by a crash)."""
     removed = []
     base = worktrees_dir(repo)
-    if base.is_dir():
-        for path in base.iterdir():
-            if path.name not in keep:
-                remove(repo, path)
-                removed.append(path.name)
-    git(repo, "worktree", "prune", check=False)
+    with repo_lock(repo):
+        if base.is_dir():
+            for path in base.iterdir():
+                if path.name not in keep:
+                    _remove(repo, path)
+                    removed.append(path.name)
+        git(repo, "worktree", "prune", check=False)
     return removed
