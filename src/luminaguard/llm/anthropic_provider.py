@@ -3,13 +3,13 @@ use. The SDK's own retries are off: the router is the only retry loop."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from luminaguard.errors import ProviderError
 from luminaguard.llm.wire import (
+    LoopClients,
     NameMap,
     anthropic_error,
     anthropic_messages,
@@ -40,22 +40,16 @@ class AnthropicProvider:
     ) -> None:
         self.model = model
         self.max_tokens = max_tokens
-        self._options: dict[str, Any] = {
-            "base_url": base_url,
-            "api_key": api_key,
-            "max_retries": 0,
-            "timeout": timeout_s,
-        }
-        self._clients: dict[int, Any] = {}
-
-    def _client(self) -> Any:
-        """The SDK client of the running event loop (an httpx client cannot cross loops)."""
         import anthropic
 
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._clients:
-            self._clients = {loop: anthropic.AsyncAnthropic(**self._options)}
-        return self._clients[loop]
+        # SDK retries off: the router is the only retry loop.
+        self._clients = LoopClients(
+            anthropic.AsyncAnthropic,
+            base_url=base_url,
+            api_key=api_key,
+            max_retries=0,
+            timeout=timeout_s,
+        )
 
     async def complete(
         self,
@@ -84,7 +78,7 @@ class AnthropicProvider:
         stop = "end_turn"
         tokens_in = tokens_out = 0
         try:
-            stream = await self._client().messages.create(**request)
+            stream = await self._clients.get().messages.create(**request)
             async for event in stream:
                 kind = event.type
                 if kind == "message_start":

@@ -4,13 +4,13 @@ turn. The SDK's own retries are off: the router is the only retry loop."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from luminaguard.errors import ProviderError
 from luminaguard.llm.wire import (
+    LoopClients,
     NameMap,
     openai_error,
     openai_messages,
@@ -34,22 +34,12 @@ class OpenAIProvider:
     ) -> None:
         self.model = model
         self.name = provider_name
-        self._options: dict[str, Any] = {
-            "base_url": base_url,
-            "api_key": api_key,
-            "max_retries": 0,
-            "timeout": timeout_s,
-        }
-        self._clients: dict[int, Any] = {}
-
-    def _client(self) -> Any:
-        """The SDK client of the running event loop (an httpx client cannot cross loops)."""
         import openai
 
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._clients:
-            self._clients = {loop: openai.AsyncOpenAI(**self._options)}
-        return self._clients[loop]
+        # SDK retries off: the router is the only retry loop.
+        self._clients = LoopClients(
+            openai.AsyncOpenAI, base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s
+        )
 
     async def complete(
         self,
@@ -75,7 +65,7 @@ class OpenAIProvider:
         finish = "stop"
         usage = Usage()
         try:
-            stream = await self._client().chat.completions.create(**request)
+            stream = await self._clients.get().chat.completions.create(**request)
             async for chunk in stream:
                 if chunk.usage is not None:
                     usage = Usage(

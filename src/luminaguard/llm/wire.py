@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from luminaguard.errors import (
@@ -32,6 +32,23 @@ CONTEXT_HINTS = (
     "prompt is too long",
     "too many tokens",
 )
+
+
+class LoopClients:
+    """One SDK client per running event loop: an httpx client cannot cross loops."""
+
+    def __init__(self, make: Callable[..., Any], **options: Any) -> None:
+        self.make = make
+        self.options = options
+        self.clients: dict[int, Any] = {}
+
+    def get(self) -> Any:
+        import asyncio
+
+        loop = id(asyncio.get_running_loop())
+        if loop not in self.clients:
+            self.clients = {loop: self.make(**self.options)}
+        return self.clients[loop]
 
 
 class NameMap:

@@ -146,27 +146,33 @@ class EgressProxy:
         except ConnectionError:
             writer.close()
 
-    async def _tunnel(
-        self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        if not self._decide(host, port, "CONNECT"):
+    async def _open(
+        self, host: str, port: int, method: str, writer: asyncio.StreamWriter
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Decide, then connect upstream; on refusal or failure answer the client and return None."""
+        if not self._decide(host, port, method):
             await _refuse(
                 writer,
                 403,
                 "Forbidden",
                 f"LuminaGuard: {host} is not in the sandbox's network allow-list",
             )
-            return
+            return None
         try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
-            )
+            return await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             await _refuse(writer, 502, "Bad Gateway", f"cannot reach {host}:{port}: {exc}")
+            return None
+
+    async def _tunnel(
+        self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        upstream = await self._open(host, port, "CONNECT", writer)
+        if upstream is None:
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
-        await _splice(reader, writer, up_reader, up_writer)
+        await _splice(reader, writer, *upstream)
 
     async def _forward(
         self,
@@ -184,21 +190,10 @@ class EgressProxy:
             return
         authority, _, path = target[7:].partition("/")
         host, port = _split_hostport(authority, 80)
-        if not self._decide(host, port, method.upper()):
-            await _refuse(
-                writer,
-                403,
-                "Forbidden",
-                f"LuminaGuard: {host} is not in the sandbox's network allow-list",
-            )
+        upstream = await self._open(host, port, method.upper(), writer)
+        if upstream is None:
             return
-        try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
-            )
-        except (OSError, TimeoutError) as exc:
-            await _refuse(writer, 502, "Bad Gateway", f"cannot reach {host}:{port}: {exc}")
-            return
+        up_reader, up_writer = upstream
         up_writer.write(f"{method} /{path} {version}\r\n".encode("latin-1") + rest)
         await up_writer.drain()
         await _splice(reader, writer, up_reader, up_writer)
