@@ -324,3 +324,14 @@ def test_a_rate_limit_is_a_clear_error_to_the_agent(workspace: Path, data_dir: P
     outs = [r["output"] for r in results(records)]
     assert not outs[0].startswith("error")
     assert outs[1].startswith("error: rate limit reached for tool list_dir calls")
+
+
+def test_a_model_call_quota_ends_the_run_as_limits_exceeded(
+    workspace: Path, data_dir: Path
+) -> None:
+    policy = Policy(limits=(Limit(scope="run", on="models", capacity=1),))
+    step = {"tool_calls": [{"name": "list_dir", "arguments": {}}]}
+    result, _ = run_agent(workspace, data_dir, [step, {"content": "never"}], policy=policy)
+    assert result.outcome == "limits_exceeded"
+    assert "rate limit reached for run * calls" in result.message
+    assert result.steps == 2

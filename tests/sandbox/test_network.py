@@ -14,7 +14,7 @@ from luminaguard.config import SandboxSettings
 from luminaguard.errors import UsageError
 from luminaguard.protocols import ExecResult
 from luminaguard.sandbox.bwrap import BwrapSandbox
-from luminaguard.sandbox.network import EgressProxy, NetworkMode
+from luminaguard.sandbox.network import EgressProxy, NetworkMode, NetworkViolation
 
 
 class Hello(http.server.BaseHTTPRequestHandler):
@@ -71,6 +71,14 @@ def test_allow_mode_refuses_and_records_other_hosts(workspace: Path, server: int
     assert sb.last_network == [
         {"host": "127.0.0.1", "port": server, "method": "GET", "allowed": False}
     ]
+
+
+def test_a_refused_host_raises_a_network_violation_on_request(workspace: Path, server: int) -> None:
+    _, sb = fetch(workspace, "allow:example.com", f"http://127.0.0.1:{server}/")
+    with pytest.raises(NetworkViolation, match=f"127.0.0.1:{server}"):
+        sb.check_network()
+    _, ok = fetch(workspace, "allow:127.0.0.1", f"http://127.0.0.1:{server}/")
+    ok.check_network()
 
 
 def test_test_mode_allows_but_records_what_allow_would_block(workspace: Path, server: int) -> None:

@@ -144,6 +144,7 @@ class Agent:
         self.steps += 1
         started = time.monotonic()
         task_type = "plan" if self.steps == 1 else "act"
+        self._spend("models", self.provider.name, None)
         try:
             turn = await self.provider.complete(
                 self.messages,
@@ -157,6 +158,11 @@ class Agent:
         self.tokens_in += turn.usage.input_tokens
         self.tokens_out += turn.usage.output_tokens
         self.cost_usd += turn.cost_usd
+        spent = {
+            "tokens": float(turn.usage.input_tokens + turn.usage.output_tokens),
+            "cost_usd": turn.cost_usd,
+        }
+        self._spend("models", (turn.provider or self.provider.name).split("/")[0], spent)
         self.recorder.record(
             "model_turn",
             {
@@ -185,6 +191,24 @@ class Agent:
         for call in turn.tool_calls:
             won = executed(await self._act_and_observe(call)) and won
         self._mark(turn, won)
+
+    def _spend(self, on: str, name: str, spent: dict[str, float] | None) -> None:
+        """Model-call limits and quotas: a call is counted before it is made;
+        tokens and cost after. An exhausted bucket ends the run."""
+        limiter = self.gate.limiter
+        if limiter is None:
+            return
+        from luminaguard.policy.ratelimit import RateLimited, Subject
+
+        subject = Subject(self.recorder.run_id, self.gate.ctx.agent)
+        try:
+            if spent is None:
+                limiter.take(subject, on, name)
+            else:
+                limiter.charge(subject, on, name, spent)
+        except RateLimited as exc:
+            self.report("limited", {"message": str(exc)})
+            raise LimitsExceeded(str(exc)) from exc
 
     async def _act_and_observe(self, call: ToolCall) -> ToolResult:
         result = await self.act(call)

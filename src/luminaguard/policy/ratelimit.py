@@ -93,17 +93,13 @@ class Limiter:
         """Spend from every bucket that applies to a call ``on`` tools or models
         named ``name``, or raise ``RateLimited`` and spend nothing."""
         spend = {"calls": 1.0, **(spend or {})}
-        wanted = []
-        for limit in self.limits:
-            if limit.applies(on, name) and spend.get(limit.counts, 0) > 0:
-                scope_id = {
-                    "tool": "",
-                    "provider": "",
-                    "agent": subject.agent,
-                    "run": subject.run_id,
-                }[limit.scope]
-                key = f"{limit.scope}{':' + scope_id if scope_id else ''}:{limit.on if limit.scope in ('agent', 'run') else ''}:{limit.name}:{limit.counts}"
-                wanted.append((key, limit, spend[limit.counts]))
+        # Every applicable bucket is checked; call buckets must hold the call,
+        # token and cost buckets must not be exhausted (they are charged after).
+        wanted = [
+            (self._key(limit, subject), limit, spend.get(limit.counts, 0.0))
+            for limit in self.limits
+            if limit.applies(on, name)
+        ]
         if not wanted:
             return
         now = time.time()
@@ -119,13 +115,13 @@ class Limiter:
                     if row is None
                     else min(limit.capacity, row[0] + (now - row[1]) * limit.refill_per_s)
                 )
-                # Calls must fit; tokens and cost are charged after the fact, so
-                # they may overdraw once and then block the next call.
-                if (
-                    tokens < (amount if limit.counts == "calls" else min(amount, 1e-9))
-                    or tokens <= 0
-                ):
-                    retry = (amount - tokens) / limit.refill_per_s if limit.refill_per_s else None
+                exhausted = tokens < amount if limit.counts == "calls" else tokens <= 0
+                if exhausted:
+                    retry = (
+                        (max(amount, 1e-9) - tokens) / limit.refill_per_s
+                        if limit.refill_per_s
+                        else None
+                    )
                     raise RateLimited(f"{limit.scope} {limit.name} {limit.counts}", limit, retry)
                 levels[key] = tokens - amount
             for key, tokens in levels.items():
@@ -137,6 +133,43 @@ class Limiter:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def charge(self, subject: Subject, on: str, name: str, spent: dict[str, float]) -> None:
+        """Record spend after the fact (tokens, cost): buckets may go below zero,
+        and then the next ``take`` is refused. Calls are not counted here."""
+        amounts = {k: v for k, v in spent.items() if k != "calls" and v > 0}
+        if not amounts:
+            return
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for limit in self.limits:
+                if limit.counts in amounts and limit.applies(on, name):
+                    key = self._key(limit, subject)
+                    row = self.db.execute(
+                        "SELECT tokens, updated FROM buckets WHERE key = ?", (key,)
+                    ).fetchone()
+                    tokens = (
+                        limit.capacity
+                        if row is None
+                        else min(limit.capacity, row[0] + (now - row[1]) * limit.refill_per_s)
+                    )
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO buckets (key, tokens, updated) VALUES (?, ?, ?)",
+                        (key, tokens - amounts[limit.counts], now),
+                    )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _key(limit: Limit, subject: Subject) -> str:
+        scope_id = {"tool": "", "provider": "", "agent": subject.agent, "run": subject.run_id}[
+            limit.scope
+        ]
+        on = limit.on if limit.scope in ("agent", "run") else ""
+        return f"{limit.scope}{':' + scope_id if scope_id else ''}:{on}:{limit.name}:{limit.counts}"
 
     def close(self) -> None:
         self.db.close()

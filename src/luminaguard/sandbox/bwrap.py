@@ -338,6 +338,14 @@ class BwrapSandbox:
         )
         return result
 
+    def check_network(self) -> None:
+        """Raise ``NetworkViolation`` if the last command tried a host its mode refused."""
+        from luminaguard.sandbox.network import NetworkViolation
+
+        blocked = [a for a in self.last_network if not a["allowed"]]
+        if blocked:
+            raise NetworkViolation(blocked)
+
     def _warm_pool(self) -> object | None:
         """The warm pool serves the common case: GREEN commands, which run with
         the workspace read-only and no network."""
