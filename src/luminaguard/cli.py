@@ -177,6 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     wstat.add_argument("--repo", type=Path, default=Path("."))
     wstat.add_argument("--json", action="store_true")
 
+    mcp = sub.add_parser("mcp", help="MCP servers from [mcp.servers] in luminaguard.toml")
+    msub = mcp.add_subparsers(
+        dest="mcp_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    mlist = msub.add_parser("list", help="the configured servers")
+    _workspace_arg(mlist)
+    mlist.add_argument("--json", action="store_true")
+    mtools = msub.add_parser("tools", help="a server's tools, with their annotations and level")
+    _workspace_arg(mtools)
+    mtools.add_argument("server")
+    mtools.add_argument("--json", action="store_true")
+    mcall = msub.add_parser(
+        "call", help="call a tool and print the result (recorded in the audit journal)"
+    )
+    _workspace_arg(mcall)
+    mcall.add_argument("server")
+    mcall.add_argument("tool")
+    mcall.add_argument("arguments", nargs="?", default="{}", help="a JSON object")
+    mcall.add_argument("--json", action="store_true")
+
     pool = sub.add_parser("pool", help="the warm sandbox pool")
     psub = pool.add_subparsers(
         dest="pool_command", metavar="ACTION", required=True, parser_class=_Parser
@@ -754,6 +774,158 @@ def _swarm_status(queue: Any) -> dict[str, Any]:
     return {"items": queue.counts(), "items_detail": details, "agents": agents}
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.config import load_settings
+    from luminaguard.mcp.client import McpServerHandle
+    from luminaguard.policy.classify import classify_mcp
+
+    workspace = _workspace(args.workspace)
+    settings = load_settings(workspace)
+    servers = settings.mcp.servers
+    if args.mcp_command == "list":
+        rows = [
+            {
+                "name": name,
+                "transport": "http" if cfg.url else "stdio",
+                "target": cfg.url or " ".join([cfg.command or "", *cfg.args]),
+                "sandboxed": bool(cfg.command) and cfg.sandbox,
+                "trusted": cfg.trusted,
+            }
+            for name, cfg in servers.items()
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print("no MCP servers configured ([mcp.servers.NAME] in luminaguard.toml)")
+        for r in rows if not args.json else []:
+            mode = (
+                "sandboxed"
+                if r["sandboxed"]
+                else ("http" if r["transport"] == "http" else "ON THE HOST, NOT SANDBOXED")
+            )
+            print(
+                f"{r['name']:<16} {mode:<26} {'trusted' if r['trusted'] else 'untrusted':<9} {r['target']}"
+            )
+        return EXIT_OK
+    if args.server not in servers:
+        known = ", ".join(sorted(servers)) or "none configured"
+        raise UsageError(f"no MCP server {args.server!r} in the config; known servers: {known}")
+    cfg = servers[args.server]
+    handle = McpServerHandle(
+        args.server,
+        cfg,
+        workspace=workspace,
+        data_dir=settings.data_dir,
+        sandbox=settings.sandbox,
+        cache_dir=settings.mcp.cache_dir,
+    )
+    if args.mcp_command == "tools":
+
+        async def tools() -> list[Any]:
+            try:
+                return await handle.list_tools()
+            finally:
+                await handle.close()
+
+        listed = asyncio.run(tools())
+        tool_rows: list[dict[str, Any]] = []
+        for t in listed:
+            annotations = (
+                t.annotations.model_dump(by_alias=True, exclude_none=True)
+                if t.annotations
+                else None
+            )
+            level = classify_mcp(
+                f"mcp:{args.server}/{t.name}", annotations if cfg.trusted else None
+            ).risk.label
+            tool_rows.append(
+                {
+                    "name": f"mcp:{args.server}/{t.name}",
+                    "description": t.description,
+                    "annotations": annotations,
+                    "risk": level,
+                    "input_schema": t.input_schema,
+                }
+            )
+        if args.json:
+            print(json.dumps(tool_rows, indent=2, ensure_ascii=False))
+        for row in tool_rows if not args.json else []:
+            first = (row["description"] or "").splitlines()[0][:60] if row["description"] else ""
+            print(f"{row['risk']:<7} {row['name']:<40} {first}")
+        return EXIT_OK
+    try:
+        arguments = json.loads(args.arguments)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"the tool arguments are not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    if not isinstance(arguments, dict):
+        raise UsageError("the tool arguments must be a JSON object")
+    return _mcp_call(handle, args, arguments, settings)
+
+
+def _mcp_call(
+    handle: Any, args: argparse.Namespace, arguments: dict[str, Any], settings: Any
+) -> int:
+    import asyncio
+
+    from luminaguard.audit.run import RunRecorder
+    from luminaguard.errors import ToolError
+
+    recorder = RunRecorder(
+        settings.data_dir,
+        task=f"mcp call {args.server}/{args.tool}",
+        workspace=handle.workspace,
+        model="none",
+    )
+    recorder.record(
+        "tool_call",
+        {
+            "call": {"name": f"mcp:{args.server}/{args.tool}", "arguments": arguments},
+            "by": "the user, directly (luminaguard mcp call)",
+        },
+    )
+
+    async def call() -> tuple[str, bool, dict[str, Any]]:
+        try:
+            result = await handle.call_tool(args.tool, arguments)
+            return handle.render(result)  # type: ignore[no-any-return]
+        finally:
+            await handle.close()
+
+    try:
+        text, is_error, data = asyncio.run(call())
+    except (ToolError, LuminaGuardError) as exc:
+        recorder.record(
+            "tool_result",
+            {"name": f"mcp:{args.server}/{args.tool}", "is_error": True, "output": str(exc)},
+        )
+        recorder.finish("error", {"message": str(exc)})
+        raise
+    recorder.record(
+        "tool_result",
+        {
+            "name": f"mcp:{args.server}/{args.tool}",
+            "is_error": is_error,
+            "output": text,
+            "data": data,
+        },
+    )
+    recorder.finish(
+        "finished" if not is_error else "error",
+        {"message": "tool returned an error" if is_error else "ok"},
+    )
+    if args.json:
+        print(
+            json.dumps({"is_error": is_error, "text": text, **data}, indent=2, ensure_ascii=False)
+        )
+    else:
+        print(text)
+    return EXIT_ERROR if is_error else EXIT_OK
+
+
 COMMANDS = {
     "doctor": cmd_doctor,
     "run": cmd_run,
@@ -764,5 +936,6 @@ COMMANDS = {
     "classify": cmd_classify,
     "metrics": cmd_metrics,
     "swarm": cmd_swarm,
+    "mcp": cmd_mcp,
     "approvals": cmd_approvals,
 }

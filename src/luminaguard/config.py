@@ -183,6 +183,8 @@ class McpSettings(_Section):
 
     servers: dict[str, McpServer] = Field(default_factory=dict)
     """`[mcp.servers.NAME]` tables."""
+    cache_dir: Path | None = None
+    """Where `npx` packages are installed before a sandboxed server starts (default: `<data_dir>/mcp-cache`)."""
 
 
 class Settings(_Section):

@@ -123,9 +123,27 @@ class Session:
             OpenApiTools(name, source, open_world_read=self.policy.open_world_read)
             for name, source in settings.openapi.items()
         ]
+        from luminaguard.mcp.client import McpServerHandle
+        from luminaguard.tools.mcp_tools import McpTools
+
+        self.mcp = [
+            McpTools(
+                McpServerHandle(
+                    name,
+                    cfg,
+                    workspace=workspace,
+                    data_dir=settings.data_dir,
+                    sandbox=settings.sandbox,
+                    cache_dir=settings.mcp.cache_dir,
+                ),
+                open_world_read=self.policy.open_world_read,
+            )
+            for name, cfg in settings.mcp.servers.items()
+        ]
+        self.toolbox = ToolBox([BuiltinTools(self.sandbox), *apis, *self.mcp])
         self.agent = Agent(
             self.provider,
-            ToolBox([BuiltinTools(self.sandbox), *apis]),
+            self.toolbox,
             gate,
             self.recorder,
             budgets=Budgets(
@@ -136,12 +154,33 @@ class Session:
             metrics=self.metrics,
         )
         self.resuming = resume is not None
+        self.options_report = options.report
 
     @property
     def run_id(self) -> str:
         return self.recorder.run_id
 
     async def run(self) -> RunResult:
+        for source in self.mcp:
+            server = source.server
+            note = (
+                "sandboxed"
+                if server.sandboxed
+                else ("over HTTP" if server.cfg.url else "ON THE HOST, NOT SANDBOXED")
+            )
+            self.recorder.record("mcp_server", {"name": server.name, "mode": note})
+            await source.connect()
+            self.options_report(
+                "mcp_server", {"name": server.name, "mode": note, "tools": len(source.tools)}
+            )
+        self.toolbox.refresh()
+        try:
+            return await self._run()
+        finally:
+            for source in self.mcp:
+                await source.server.close()
+
+    async def _run(self) -> RunResult:
         return await (
             self.agent.resume(self.records) if self.resuming else self.agent.run(self.task)
         )

@@ -81,6 +81,10 @@ class TerminalReport:
         else:
             self.out.write(f"   ✔ approved by {decision.by}: {decision.reason}\n")
 
+    def on_mcp_server(self, d: dict[str, Any]) -> None:
+        loud = "⚠ " if "NOT SANDBOXED" in d["mode"] else ""
+        self.out.write(f"{loud}MCP server {d['name']}: {d['tools']} tool(s), {d['mode']}\n")
+
     def on_limited(self, d: dict[str, Any]) -> None:
         self.out.write(f"   ⏳ {d['message']}\n")
 

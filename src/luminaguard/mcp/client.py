@@ -1,0 +1,334 @@
+"""One MCP server, connected on the official SDK, with what the SDK leaves to us.
+
+What it adds: servers from config, stdio servers in the sandbox, paginated
+tool lists, per-call timeouts that progress notifications reset (with an
+overall maximum, the call cancelled on timeout), bounded waits everywhere (a
+server that never answers `initialize`, or dies mid-call, gives an error,
+never a hang), a restart on the next call after a crash, large results cut
+to size with a note, and the server's stderr captured to a log file.
+
+What it is not (yet): OAuth for HTTP servers, the legacy SSE fallback,
+sampling and elicitation, resources and prompts, `list_changed` refreshes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from luminaguard.config import McpServer, SandboxSettings
+from luminaguard.errors import ConfigError, LuminaGuardError, ToolError
+
+INIT_TIMEOUT_S = 30.0
+RESULT_LIMIT = 256 * 1024
+
+
+class McpServerError(LuminaGuardError):
+    """An MCP server could not be started, or failed."""
+
+
+class McpServerHandle:
+    def __init__(
+        self,
+        name: str,
+        cfg: McpServer,
+        *,
+        workspace: Path,
+        data_dir: Path,
+        sandbox: SandboxSettings,
+        cache_dir: Path | None = None,
+        init_timeout_s: float = INIT_TIMEOUT_S,
+        result_limit: int = RESULT_LIMIT,
+    ) -> None:
+        if not cfg.command and not cfg.url:
+            raise ConfigError(
+                f"mcp.servers.{name}: set `command` (stdio) or `url` (Streamable HTTP)"
+            )
+        self.name = name
+        self.cfg = cfg
+        self.workspace = workspace
+        self.data_dir = data_dir
+        self.cache_dir = cache_dir or data_dir / "mcp-cache"
+        self.sandbox_settings = sandbox
+        self.init_timeout_s = init_timeout_s
+        self.result_limit = result_limit
+        self.session: Any = None
+        self.sandboxed = bool(cfg.command) and cfg.sandbox
+        self._runner: asyncio.Task[None] | None = None
+        self._closing: asyncio.Event | None = None
+        self._log: TextIO | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "mcp-logs" / f"{self.name}.log"
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and initialise, within ``init_timeout_s``."""
+        if self.alive:
+            return
+        await self.close()
+        ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._closing = asyncio.Event()
+        self._runner = asyncio.create_task(self._run(ready, self._closing), name=f"mcp:{self.name}")
+        try:
+            self.session = await asyncio.wait_for(asyncio.shield(ready), self.init_timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise McpServerError(
+                f"MCP server {self.name} did not answer `initialize` within {self.init_timeout_s:g} s (see {self.log_path})"
+            ) from None
+        except McpServerError:
+            await self.close()
+            raise
+        self.starts += 1
+
+    @property
+    def alive(self) -> bool:
+        return self.session is not None and self._runner is not None and not self._runner.done()
+
+    async def _run(self, ready: asyncio.Future[Any], closing: asyncio.Event) -> None:
+        # The SDK's transports hold anyio task groups: they must be entered and
+        # left in one task, so the whole connection lives in this one.
+        from mcp import ClientSession
+
+        launch = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self.cfg.url:
+                    streams = await stack.enter_async_context(self._http())
+                else:
+                    from mcp import StdioServerParameters
+                    from mcp.client.stdio import stdio_client
+
+                    from luminaguard.mcp.launch import stdio_launch
+
+                    launch = stdio_launch(
+                        self.name,
+                        self.cfg,
+                        workspace=self.workspace,
+                        cache=self.cache_dir,
+                        settings=self.sandbox_settings,
+                    )
+                    self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    self._log = stack.enter_context(open(self.log_path, "a", encoding="utf-8"))  # noqa: SIM115
+                    self._log.write(
+                        f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start ({'sandboxed' if launch.sandboxed else 'ON THE HOST, NOT SANDBOXED'})\n"
+                    )
+                    self._log.flush()
+                    params = StdioServerParameters(
+                        command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd
+                    )
+                    streams = await stack.enter_async_context(
+                        stdio_client(params, errlog=self._log)
+                    )
+                read, write = streams[0], streams[1]
+                session = await stack.enter_async_context(
+                    ClientSession(read, write, list_roots_callback=self._roots)
+                )
+                await session.initialize()
+                if not ready.done():
+                    ready.set_result(session)
+                await closing.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(
+                    McpServerError(
+                        f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
+                    )
+                )
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if launch is not None:
+                launch.close()
+
+    def _http(self) -> Any:
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        client = httpx2.AsyncClient(
+            headers=self.cfg.headers, timeout=self.cfg.timeout_s, follow_redirects=True
+        )
+        return streamable_http_client(self.cfg.url or "", http_client=client)
+
+    async def _roots(self, context: Any) -> Any:
+        from mcp import types
+
+        return types.ListRootsResult(
+            roots=[types.Root(uri=self.workspace.resolve().as_uri(), name="workspace")]
+        )
+
+    async def close(self) -> None:
+        connected = self.session is not None
+        self.session = None
+        if self._closing is not None:
+            self._closing.set()
+        if self._runner is not None and not self._runner.done():
+            try:
+                if not connected:
+                    # Still starting (say, stuck before `initialize` answers):
+                    # nothing to close politely, cancel at once.
+                    raise TimeoutError
+                await asyncio.wait_for(asyncio.shield(self._runner), 10)
+            except (TimeoutError, Exception):
+                self._runner.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(self._runner, 10)
+        self._runner = None
+
+    # --- requests ---------------------------------------------------------
+
+    async def _ensure(self) -> Any:
+        if not self.alive:
+            await self.start()
+        return self.session
+
+    async def _bounded(self, coro: Any, what: str, timeout_s: float) -> Any:
+        """Await a request, but never past the server's death or ``timeout_s``."""
+        assert self._runner is not None
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait(
+            {task, self._runner}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            return self._result(task, what)
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        if self._runner in done:
+            self.session = None
+            raise McpServerError(
+                f"MCP server {self.name} exited during {what}; it will be restarted for the next call (see {self.log_path})"
+            )
+        raise McpServerError(f"MCP server {self.name} did not answer {what} within {timeout_s:g} s")
+
+    async def list_tools(self) -> list[Any]:
+        from mcp import types
+
+        session = await self._ensure()
+        tools: list[Any] = []
+        cursor = None
+        for _ in range(1000):  # bounded: a server that pages forever is cut off
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            result = await self._bounded(
+                session.list_tools(params=params), "tools/list", self.cfg.timeout_s
+            )
+            tools.extend(result.tools)
+            cursor = result.next_cursor
+            if not cursor:
+                break
+        return tools
+
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
+    ) -> Any:
+        """Call a tool. The per-call timeout restarts at every progress
+        notification; ``max_s`` (default 10x the timeout) bounds the whole call."""
+        session = await self._ensure()
+        assert self._runner is not None
+        last = time.monotonic()
+
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            nonlocal last
+            last = time.monotonic()
+
+        started = time.monotonic()
+        overall = max_s if max_s is not None else self.cfg.timeout_s * 10
+        task = asyncio.ensure_future(session.call_tool(tool, arguments, progress_callback=progress))
+        try:
+            while True:
+                remaining = min(
+                    self.cfg.timeout_s - (time.monotonic() - last),
+                    overall - (time.monotonic() - started),
+                )
+                if remaining <= 0:
+                    why = (
+                        f"made no progress for {self.cfg.timeout_s:g} s"
+                        if time.monotonic() - started < overall
+                        else f"ran past its overall limit of {overall:g} s"
+                    )
+                    raise ToolError(f"mcp:{self.name}/{tool} {why}; the call was cancelled")
+                done, _ = await asyncio.wait(
+                    {task, self._runner}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if task in done:
+                    try:
+                        return self._result(task, f"the call to {tool}")
+                    except McpServerError as exc:
+                        raise ToolError(str(exc)) from exc
+                if self._runner in done:
+                    self.session = None
+                    raise ToolError(
+                        f"MCP server {self.name} exited during the call to {tool}; it will be restarted for the next call"
+                    )
+        finally:
+            if not task.done():
+                # Cancelling the request task makes the SDK send notifications/cancelled.
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, 5)
+
+    def _result(self, task: asyncio.Future[Any], what: str) -> Any:
+        """The request's result, with the SDK's errors translated into ours (here only)."""
+        from mcp.shared.exceptions import MCPError
+
+        try:
+            return task.result()
+        except MCPError as exc:
+            if "connection closed" in str(exc).lower():
+                # The transport is gone: forget the session; the next request restarts it.
+                self.session = None
+                raise McpServerError(
+                    f"MCP server {self.name} exited during {what}; it will be restarted for the next call (see {self.log_path})"
+                ) from exc
+            raise McpServerError(
+                f"MCP server {self.name} answered {what} with an error: {exc}"
+            ) from exc
+
+    def render(self, result: Any) -> tuple[str, bool, dict[str, Any]]:
+        """A CallToolResult as (text for the model, is_error, data)."""
+        parts: list[str] = []
+        for block in getattr(result, "content", None) or []:
+            kind = getattr(block, "type", "")
+            if kind == "text":
+                parts.append(block.text)
+            elif kind == "image":
+                parts.append(
+                    f"[image {getattr(block, 'mime_type', '')}, {len(getattr(block, 'data', '') or '')} base64 characters]"
+                )
+            elif kind == "resource_link":
+                parts.append(f"[resource link {getattr(block, 'uri', '')}]")
+            elif kind == "resource":
+                res = getattr(block, "resource", None)
+                parts.append(
+                    getattr(res, "text", None) or f"[embedded resource {getattr(res, 'uri', '')}]"
+                )
+            else:
+                parts.append(f"[{kind} content]")
+        structured = getattr(result, "structured_content", None)
+        if structured is not None and not parts:
+            import json
+
+            parts.append(json.dumps(structured, ensure_ascii=False))
+        text = "\n".join(parts)
+        if len(text) > self.result_limit:
+            text = (
+                text[: self.result_limit]
+                + f"\n[... result cut: {len(text) - self.result_limit} more characters not kept]"
+            )
+        data: dict[str, Any] = {"server": self.name}
+        if structured is not None:
+            data["structured"] = structured
+        return text, bool(getattr(result, "is_error", False)), data
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,209 @@
+"""How a stdio MCP server is started: inside the sandbox by default.
+
+A config written the way users write it for other clients must just work:
+`command = "npx", args = ["-y", "@modelcontextprotocol/server-memory"]`.
+The sandbox has no network, so such a package is resolved and installed
+*outside* it first, into a cache LuminaGuard manages
+(`<data_dir>/mcp-cache/npm/<package>`), and started from there with `node`,
+the cache mounted read-only. Everything else about the sandbox is the same as
+for tool calls: namespaces, seccomp, no capabilities, limits, a clean
+environment (plus the server's own `env`), the workspace as the only writable
+directory.
+
+What it is not (yet): `uvx` launchers are not resolved, and network modes
+other than `none` and `host` are not offered to sandboxed servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from luminaguard.config import McpServer, SandboxSettings
+from luminaguard.errors import ConfigError, SandboxError
+
+NPM_TIMEOUT_S = 600
+
+
+@dataclass
+class StdioLaunch:
+    command: str
+    args: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    sandboxed: bool
+    cleanup: list[Path] = field(default_factory=list)
+    cgroup: object | None = None
+
+    def close(self) -> None:
+        from luminaguard.sandbox.cgroups import Cgroup
+
+        if isinstance(self.cgroup, Cgroup):
+            self.cgroup.destroy()
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def npm_package(args: list[str]) -> tuple[str, list[str]] | None:
+    """For `npx [-y] PACKAGE [ARGS…]`: the package and its arguments."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        rest.pop(0)
+    return (rest[0], rest[1:]) if rest else None
+
+
+def resolve_npx(package: str, cache: Path) -> list[str]:
+    """Install ``package`` into the cache if needed; the `node SCRIPT` that starts it."""
+    name = (
+        re.sub(r"@[^@/]*$", "", package)
+        if package.count("@") > (1 if package.startswith("@") else 0)
+        else package
+    )
+    target = cache / "npm" / re.sub(r"[^a-zA-Z0-9._-]+", "_", package)
+    manifest = target / "node_modules" / name / "package.json"
+    if not manifest.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise ConfigError(
+                f"npx {package}: npm is not installed, so the package cannot be resolved"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(
+            [npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", "--silent", package],
+            capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        if out.returncode != 0 or not manifest.exists():
+            raise ConfigError(
+                f"npx {package}: npm install failed: {(out.stderr or out.stdout).strip()[:300]}"
+            )
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    bin_field = data.get("bin")
+    if isinstance(bin_field, str):
+        script = bin_field
+    elif isinstance(bin_field, dict) and bin_field:
+        short = name.rsplit("/", 1)[-1]
+        script = bin_field.get(short) or next(iter(bin_field.values()))
+    else:
+        raise ConfigError(f"npx {package}: the package has no executable (`bin`)")
+    node = shutil.which("node")
+    if node is None:
+        raise ConfigError(f"npx {package}: node is not installed")
+    return [os.path.realpath(node), str((manifest.parent / script).resolve())]
+
+
+def stdio_launch(
+    name: str, cfg: McpServer, *, workspace: Path, cache: Path, settings: SandboxSettings
+) -> StdioLaunch:
+    if not cfg.command:
+        raise ConfigError(f"mcp.servers.{name}: a stdio server needs `command`")
+    argv = [cfg.command, *cfg.args]
+    binds: list[str] = []
+    if Path(cfg.command).name == "npx":
+        found = npm_package(cfg.args)
+        if found is None:
+            raise ConfigError(f"mcp.servers.{name}: npx without a package")
+        package, rest = found
+        argv = [*resolve_npx(package, cache), *rest]
+        binds.append(str(cache))
+    if not cfg.sandbox:
+        env = {**os.environ, **cfg.env}
+        return StdioLaunch(argv[0], argv[1:], env, cfg.cwd, sandboxed=False)
+    return _sandboxed(name, cfg, argv, binds, workspace, settings)
+
+
+def _sandboxed(
+    name: str,
+    cfg: McpServer,
+    argv: list[str],
+    binds: list[str],
+    workspace: Path,
+    settings: SandboxSettings,
+) -> StdioLaunch:
+    from luminaguard.sandbox import seccomp
+    from luminaguard.sandbox.bwrap import (
+        GROUP,
+        PASSWD,
+        Layout,
+        build_argv,
+        find_bwrap,
+        limits_of,
+        sandbox_env,
+    )
+    from luminaguard.sandbox.cgroups import Cgroup
+    from luminaguard.sandbox.network import NetworkMode
+
+    network = NetworkMode.parse(cfg.network)
+    if network.kind not in ("none", "host"):
+        raise ConfigError(
+            f"mcp.servers.{name}: network {cfg.network!r} is not available for sandboxed servers yet (use none or host)"
+        )
+    program = Path(argv[0])
+    if not program.is_absolute():
+        found = shutil.which(argv[0])
+        if found is None:
+            raise ConfigError(f"mcp.servers.{name}: {argv[0]} not found")
+        program = Path(found)
+    real = Path(os.path.realpath(program))
+    if not str(real).startswith("/usr/"):
+        # A program outside /usr (pyenv, a venv, /opt) is bound read-only at its own path.
+        binds.append(str(real.parent.parent if real.parent.name == "bin" else real.parent))
+    for arg in argv[1:]:
+        if (
+            arg.startswith("/")
+            and os.path.exists(arg)
+            and not arg.startswith(("/usr/", str(workspace)))
+            and not any(arg.startswith(b) for b in binds)
+        ):
+            binds.append(os.path.dirname(arg) if os.path.isfile(arg) else arg)
+    private = Path(tempfile.mkdtemp(prefix=f"lg-mcp-{name}-"))
+    files = {
+        "seccomp": private / "filter.bpf",
+        "passwd": private / "passwd",
+        "group": private / "group",
+    }
+    files["seccomp"].write_bytes(seccomp.filter_program())
+    files["passwd"].write_text(PASSWD)
+    files["group"].write_text(GROUP)
+    fds = {"seccomp": 7, "passwd": 8, "group": 9}
+    layout = Layout(
+        workspace,
+        "rw",
+        network,
+        ro_binds=tuple((b, b) for b in dict.fromkeys(binds)),
+        env=tuple(cfg.env.items()),
+    )
+    inner = build_argv(find_bwrap(), layout, fds, [str(real), *argv[1:]])
+    cgroup = Cgroup(settings.memory_mb * 1024 * 1024, settings.pids_max)
+    launcher = limits_of(settings).launcher(cgroup.procs_files()) or []
+    if not launcher:
+        cgroup.destroy()
+        raise SandboxError("prlimit (util-linux) is needed to start a sandboxed MCP server")
+    # The SDK starts the process itself and passes no extra descriptors, so a
+    # small shell opens bwrap's data files as fds 7-9 (dash takes one digit) just before exec.
+    opener = 'exec 7<"$1" 8<"$2" 9<"$3"; shift 3; exec "$@"'
+    command = [
+        "/bin/sh",
+        "-c",
+        opener,
+        "sh",
+        str(files["seccomp"]),
+        str(files["passwd"]),
+        str(files["group"]),
+        *launcher,
+        *inner,
+    ]
+    return StdioLaunch(
+        command[0],
+        command[1:],
+        sandbox_env(layout),
+        None,
+        sandboxed=True,
+        cleanup=[private],
+        cgroup=cgroup,
+    )

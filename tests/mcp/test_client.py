@@ -1,0 +1,279 @@
+"""The MCP client against real reference servers, sandboxed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from luminaguard.config import McpServer, SandboxSettings
+from luminaguard.errors import ToolError
+from luminaguard.mcp.client import McpServerError, McpServerHandle
+from luminaguard.messages import ToolCall
+from luminaguard.policy.risk import Risk
+from luminaguard.tools.mcp_tools import McpTools
+
+EVERYTHING = McpServer(
+    command="npx",
+    args=["-y", "@modelcontextprotocol/server-everything", "stdio"],
+    trusted=True,
+    timeout_s=10,
+)
+
+
+def handle(
+    cfg: McpServer, workspace: Path, data_dir: Path, cache: Path, **kw: Any
+) -> McpServerHandle:
+    return McpServerHandle(
+        "srv",
+        cfg,
+        workspace=workspace,
+        data_dir=data_dir,
+        sandbox=SandboxSettings(),
+        cache_dir=cache,
+        **kw,
+    )
+
+
+def test_tools_are_listed_and_called_inside_the_sandbox(
+    workspace: Path, data_dir: Path, mcp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LG_HOST_SECRET", "s3cret-value")
+
+    async def scenario() -> None:
+        source = McpTools(handle(EVERYTHING, workspace, data_dir, mcp_cache))
+        try:
+            await source.connect()
+            names = {s.name for s in source.specs()}
+            assert {"mcp:srv/echo", "mcp:srv/get-sum", "mcp:srv/get-env"} <= names
+            echo = await source.call(ToolCall("c", "mcp:srv/echo", {"message": "hi"}))
+            assert echo.output == "Echo: hi" and not echo.is_error
+            env = await source.call(ToolCall("c", "mcp:srv/get-env", {}))
+            assert "s3cret-value" not in env.output and "LG_HOST_SECRET" not in env.output
+            assert '"PWD": "/workspace"' in env.output
+            structured = await source.call(
+                ToolCall("c", "mcp:srv/get-structured-content", {"location": "New York"})
+            )
+            assert "structured" in structured.data
+        finally:
+            await source.server.close()
+
+    asyncio.run(scenario())
+
+
+def test_trusted_annotations_set_the_level_and_untrusted_ones_do_not(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    async def scenario(trusted: bool) -> tuple[Risk, Risk]:
+        cfg = EVERYTHING.model_copy(update={"trusted": trusted})
+        source = McpTools(handle(cfg, workspace, data_dir, mcp_cache))
+        try:
+            await source.connect()
+            read = source.assess(ToolCall("c", "mcp:srv/echo", {}))
+            toggle = source.assess(ToolCall("c", "mcp:srv/toggle-simulated-logging", {}))
+            return read.risk, toggle.risk
+        finally:
+            await source.server.close()
+
+    assert asyncio.run(scenario(True)) == (Risk.GREEN, Risk.YELLOW)
+    assert asyncio.run(scenario(False)) == (Risk.RED, Risk.RED)
+
+
+def test_the_card_of_an_mcp_call_is_the_exact_request(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    async def scenario() -> dict[str, Any] | None:
+        source = McpTools(handle(EVERYTHING, workspace, data_dir, mcp_cache))
+        try:
+            await source.connect()
+            prepared = await source.prepare(ToolCall("c", "mcp:srv/get-sum", {"a": 1, "b": 2}))
+            assert prepared.kind == "request"
+            result = await prepared.apply()
+            assert "3" in result.output
+            return prepared.request
+        finally:
+            await source.server.close()
+
+    request = asyncio.run(scenario())
+    assert request is not None
+    assert (request["server"], request["tool"], request["arguments"], request["sandboxed"]) == (
+        "srv",
+        "get-sum",
+        {"a": 1, "b": 2},
+        True,
+    )
+    assert request["annotations"]["readOnlyHint"] is True
+
+
+def test_progress_keeps_a_long_call_alive_and_a_silent_one_times_out(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    cfg = EVERYTHING.model_copy(update={"timeout_s": 1.5})
+
+    async def scenario() -> None:
+        h = handle(cfg, workspace, data_dir, mcp_cache)
+        try:
+            # 3 s in total, with progress every 0.5 s: longer than the timeout, but alive.
+            ok = await h.call_tool("trigger-long-running-operation", {"duration": 3, "steps": 6})
+            assert "completed" in h.render(ok)[0]
+            with pytest.raises(ToolError, match="overall limit"):
+                await h.call_tool(
+                    "trigger-long-running-operation", {"duration": 3, "steps": 6}, max_s=1.0
+                )
+            # The server is still usable after a cancelled call.
+            assert h.render(await h.call_tool("echo", {"message": "after"}))[0] == "Echo: after"
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_server_killed_mid_call_gives_an_error_and_is_restarted(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    async def scenario() -> None:
+        h = handle(EVERYTHING, workspace, data_dir, mcp_cache)
+        try:
+            await h.start()
+            call = asyncio.ensure_future(
+                h.call_tool("trigger-long-running-operation", {"duration": 20, "steps": 20})
+            )
+            await asyncio.sleep(0.5)
+            # Kill everything in the server's process tree (the sandbox's pid namespace dies with it).
+            for pid in _descendants(os.getpid()):
+                if b"server-everything" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, 9)
+            with pytest.raises(ToolError, match="exited during the call"):
+                await asyncio.wait_for(call, 15)
+            again = await h.call_tool("echo", {"message": "back"})
+            assert h.render(again)[0] == "Echo: back" and h.starts == 2
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int(entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, stack = [], [root]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def test_a_result_over_the_limit_is_cut_with_a_note(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    async def scenario() -> str:
+        h = handle(EVERYTHING, workspace, data_dir, mcp_cache, result_limit=1000)
+        try:
+            return h.render(await h.call_tool("echo", {"message": "x" * (2 * 1024 * 1024)}))[0]
+        finally:
+            await h.close()
+
+    text = asyncio.run(scenario())
+    assert len(text) < 1200 and "result cut" in text
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("import time\ntime.sleep(60)\n", "did not answer `initialize`"),
+        (
+            "import sys, time\nsys.stdout.write('garbage, not JSON-RPC\\n' * 5); sys.stdout.flush(); time.sleep(60)\n",
+            "did not answer `initialize`|failed to start",
+        ),
+        ("import sys\nsys.exit(3)\n", "failed to start"),
+    ],
+)
+def test_broken_servers_fail_within_a_bounded_time(
+    workspace: Path, data_dir: Path, script: str, message: str
+) -> None:
+    path = workspace / "server.py"
+    path.write_text(script)
+    cfg = McpServer(command="/usr/bin/python3", args=["/workspace/server.py"], timeout_s=5)
+
+    async def scenario() -> None:
+        h = handle(cfg, workspace, data_dir, data_dir / "cache", init_timeout_s=3)
+        try:
+            with pytest.raises(McpServerError, match=message):
+                await asyncio.wait_for(h.list_tools(), 20)
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+    assert not [
+        pid
+        for pid in _descendants(os.getpid())
+        if b"server.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ], "an orphaned server process is left"
+
+
+def test_memory_server_keeps_its_data_file_in_the_workspace(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    cfg = McpServer(
+        command="npx",
+        args=["-y", "@modelcontextprotocol/server-memory"],
+        env={"MEMORY_FILE_PATH": "/workspace/memory.jsonl"},
+    )
+
+    async def scenario() -> str:
+        h = handle(cfg, workspace, data_dir, mcp_cache)
+        try:
+            await h.call_tool(
+                "create_entities",
+                {
+                    "entities": [
+                        {"name": "lg", "entityType": "project", "observations": ["sandboxed"]}
+                    ]
+                },
+            )
+            return h.render(await h.call_tool("read_graph", {}))[0]
+        finally:
+            await h.close()
+
+    graph = asyncio.run(scenario())
+    assert "sandboxed" in graph
+    assert json.loads((workspace / "memory.jsonl").read_text().splitlines()[0])["name"] == "lg"
+
+
+def test_filesystem_server_reaches_only_the_workspace(
+    workspace: Path, data_dir: Path, mcp_cache: Path, tmp_path: Path
+) -> None:
+    (workspace / "a.txt").write_text("inside")
+    secret = tmp_path / "outside.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    cfg = McpServer(
+        command="npx", args=["-y", "@modelcontextprotocol/server-filesystem", "/workspace"]
+    )
+
+    async def scenario() -> tuple[str, bool, str]:
+        h = handle(cfg, workspace, data_dir, mcp_cache)
+        try:
+            inside = h.render(await h.call_tool("read_text_file", {"path": "/workspace/a.txt"}))[0]
+            text, is_error, _ = h.render(await h.call_tool("read_text_file", {"path": str(secret)}))
+            await h.call_tool("write_file", {"path": "/workspace/new.txt", "content": "written"})
+            return inside, is_error, text
+        finally:
+            await h.close()
+
+    inside, is_error, text = asyncio.run(scenario())
+    assert inside == "inside"
+    assert is_error and "TOP-SECRET-CONTENT" not in text
+    assert (workspace / "new.txt").read_text() == "written"
+    assert sys.platform == "linux"
