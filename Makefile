@@ -12,14 +12,20 @@ ifdef FAST
 PYTEST_ARGS += -m "not slow"
 endif
 
-.PHONY: install demo test check lint typecheck bench clean
+.PHONY: install demo test check lint typecheck bench clean mcp-servers
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	-$(MAKE) --no-print-directory mcp-servers
 	touch $(STAMP)
+
+# The reference MCP servers the tests use, from npm, into .cache/mcp.
+# Best effort: without npm (or its registry) the MCP tests skip and say why.
+mcp-servers:
+	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_npx; [resolve_npx(p, Path('.cache/mcp')) for p in ('@modelcontextprotocol/server-everything', '@modelcontextprotocol/server-memory', '@modelcontextprotocol/server-filesystem')]"
 
 demo: install
 	$(BIN)/luminaguard demo

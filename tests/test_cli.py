@@ -400,3 +400,97 @@ def test_an_interrupted_run_resumes_without_repeating_a_completed_call(
     assert lg("audit", "verify", run_id).returncode == 0
     again = lg("run", "--resume", run_id)
     assert_clean_error(again, "already ended")
+
+
+@pytest.fixture
+def mcp_workspace(workspace: Path) -> Path:
+    from luminaguard.errors import ConfigError
+    from luminaguard.mcp.launch import resolve_npx
+    from tests.mcp.conftest import CACHE, PACKAGES
+
+    try:
+        for package in PACKAGES.values():
+            resolve_npx(package, CACHE)
+    except ConfigError as exc:
+        pytest.skip(f"the reference MCP servers could not be installed from npm: {exc}")
+    (workspace / "luminaguard.toml").write_text(
+        f"""
+[mcp]
+cache_dir = "{CACHE}"
+[mcp.servers.everything]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-everything", "stdio"]
+trusted = true
+[mcp.servers.memory]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-memory"]
+env = {{ MEMORY_FILE_PATH = "/workspace/memory.jsonl" }}
+"""
+    )
+    return workspace
+
+
+def test_mcp_list_tools_and_call(mcp_workspace: Path) -> None:
+    listed = json.loads(lg("mcp", "list", "--json", cwd=mcp_workspace).stdout)
+    assert [(s["name"], s["sandboxed"], s["trusted"]) for s in listed] == [
+        ("everything", True, True),
+        ("memory", True, False),
+    ]
+    tools = json.loads(lg("mcp", "tools", "everything", "--json", cwd=mcp_workspace).stdout)
+    echo = next(t for t in tools if t["name"] == "mcp:everything/echo")
+    assert echo["risk"] == "green" and echo["annotations"]["readOnlyHint"] is True
+    r = lg("mcp", "call", "everything", "get-sum", '{"a": 20, "b": 22}', cwd=mcp_workspace)
+    assert r.returncode == 0 and "42" in r.stdout
+    runs = json.loads(lg("audit", "list", "--json").stdout)
+    assert runs[-1]["task"] == "mcp call everything/get-sum" and runs[-1]["outcome"] == "finished"
+    assert lg("audit", "verify", runs[-1]["id"]).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["mcp", "tools", "nosuch"], "no MCP server 'nosuch'"),
+        (["mcp", "call", "everything", "echo", "{bad"], "not valid JSON"),
+        (["mcp", "call", "everything", "echo", "[1]"], "must be a JSON object"),
+    ],
+)
+def test_mcp_mistakes_are_one_sentence(mcp_workspace: Path, args: list[str], fragment: str) -> None:
+    assert_clean_error(lg(*args, cwd=mcp_workspace), fragment)
+
+
+def test_an_agent_uses_mcp_tools_under_the_approval_cliff(
+    mcp_workspace: Path, tmp_path: Path
+) -> None:
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {"tool_calls": [{"name": "mcp:everything/get-sum", "arguments": {"a": 1, "b": 2}}]},
+            {
+                "tool_calls": [
+                    {
+                        "name": "mcp:memory/create_entities",
+                        "arguments": {
+                            "entities": [{"name": "x", "entityType": "t", "observations": []}]
+                        },
+                    }
+                ]
+            },
+            {"content": "done"},
+        ],
+    )
+    r = lg("run", "use mcp", "--workspace", str(mcp_workspace), "--playbook", str(pb))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MCP server everything" in r.stdout and "sandboxed" in r.stdout
+    assert "The sum of 1 and 2 is 3." in json.dumps(
+        json.loads(
+            lg(
+                "audit",
+                "show",
+                json.loads(lg("audit", "list", "--json").stdout)[-1]["id"],
+                "--json",
+            ).stdout
+        )
+    )
+    # Untrusted server, no annotations believed: RED, and nobody to ask.
+    assert "denied by unattended" in r.stdout
+    assert not (mcp_workspace / "memory.jsonl").exists()

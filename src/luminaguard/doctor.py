@@ -172,6 +172,29 @@ def check_self_test() -> Check:
     return Check("sandbox self-test", OK, detail, required=True)
 
 
+def check_mcp() -> Check:
+    from luminaguard.config import load_settings
+    from luminaguard.errors import LuminaGuardError
+
+    try:
+        servers = load_settings(Path.cwd()).mcp.servers
+    except LuminaGuardError as exc:
+        return Check("mcp servers", WARN, f"the configuration cannot be read: {exc}")
+    if not servers:
+        return Check(
+            "mcp servers", OK, "none configured here ([mcp.servers.NAME] in luminaguard.toml)"
+        )
+    host = [n for n, c in servers.items() if c.command and not c.sandbox]
+    names = ", ".join(sorted(servers))
+    if host:
+        return Check(
+            "mcp servers",
+            WARN,
+            f"{names}; RUNNING ON THE HOST WITHOUT A SANDBOX: {', '.join(host)} (sandbox = false)",
+        )
+    return Check("mcp servers", OK, f"{names}; stdio servers run sandboxed")
+
+
 def check_kvm() -> Check:
     kvm = Path("/dev/kvm")
     if not kvm.exists():
@@ -226,6 +249,7 @@ CHECKS = (
     check_seccomp,
     check_cgroups,
     check_self_test,
+    check_mcp,
     check_kvm,
     check_qemu,
     check_node,

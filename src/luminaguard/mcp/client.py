@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +24,9 @@ from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.errors import ConfigError, LuminaGuardError, ToolError
 
 INIT_TIMEOUT_S = 30.0
+SESSION_LOST = re.compile(
+    r"Session terminated|Server returned an error response|exited during", re.IGNORECASE
+)
 RESULT_LIMIT = 256 * 1024
 
 
@@ -209,6 +213,29 @@ class McpServerHandle:
         raise McpServerError(f"MCP server {self.name} did not answer {what} within {timeout_s:g} s")
 
     async def list_tools(self) -> list[Any]:
+        return await self._retrying_session(self._list_tools)  # type: ignore[no-any-return]
+
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
+    ) -> Any:
+        """Call a tool. The per-call timeout restarts at every progress
+        notification; ``max_s`` (default 10x the timeout) bounds the whole call."""
+        return await self._retrying_session(lambda: self._call_tool(tool, arguments, max_s=max_s))
+
+    async def _retrying_session(self, request: Any) -> Any:
+        """An HTTP server that forgot our session (a restart answers 404, or 400)
+        gets a new session and the request once more: it never reached a live
+        session, so repeating it cannot do anything twice. A stdio server that
+        died is not retried here: the call may have taken effect."""
+        try:
+            return await request()
+        except (McpServerError, ToolError) as exc:
+            if not (self.cfg.url and SESSION_LOST.search(str(exc))):
+                raise
+            await self.close()
+            return await request()
+
+    async def _list_tools(self) -> list[Any]:
         from mcp import types
 
         session = await self._ensure()
@@ -225,11 +252,9 @@ class McpServerHandle:
                 break
         return tools
 
-    async def call_tool(
+    async def _call_tool(
         self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
     ) -> Any:
-        """Call a tool. The per-call timeout restarts at every progress
-        notification; ``max_s`` (default 10x the timeout) bounds the whole call."""
         session = await self._ensure()
         assert self._runner is not None
         last = time.monotonic()
