@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 # Best effort: without npm (or its registry) the MCP tests skip and say why.
 mcp-servers:
 	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_npx; [resolve_npx(p, Path('.cache/mcp')) for p in ('@modelcontextprotocol/server-everything', '@modelcontextprotocol/server-memory', '@modelcontextprotocol/server-filesystem')]"
+	test -x .cache/conformance/node_modules/.bin/conformance || npm install --prefix .cache/conformance --no-audit --no-fund --silent @modelcontextprotocol/conformance
 
 demo: install
 	$(BIN)/luminaguard demo

@@ -65,6 +65,9 @@ class McpServerHandle:
         self._closing: asyncio.Event | None = None
         self._log: TextIO | None = None
         self.starts = 0
+        # Who answers a server's elicitation request: a callable
+        # (message, requested schema) -> (action, content). None: declined.
+        self.elicit: Any = None
 
     @property
     def log_path(self) -> Path:
@@ -133,7 +136,12 @@ class McpServerHandle:
                     )
                 read, write = streams[0], streams[1]
                 session = await stack.enter_async_context(
-                    ClientSession(read, write, list_roots_callback=self._roots)
+                    ClientSession(
+                        read,
+                        write,
+                        list_roots_callback=self._roots,
+                        elicitation_callback=self._elicitation,
+                    )
                 )
                 await session.initialize()
                 if not ready.done():
@@ -151,6 +159,18 @@ class McpServerHandle:
         finally:
             if launch is not None:
                 launch.close()
+
+    async def _elicitation(self, context: Any, params: Any) -> Any:
+        from mcp import types
+
+        if self.elicit is None:
+            return types.ElicitResult(action="decline")
+        schema = getattr(params, "requested_schema", None)
+        action, content = await self.elicit(
+            getattr(params, "message", ""),
+            schema.model_dump(by_alias=True) if hasattr(schema, "model_dump") else schema,
+        )
+        return types.ElicitResult(action=action, content=content)
 
     def _http(self) -> Any:
         import httpx2
