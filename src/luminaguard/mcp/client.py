@@ -165,11 +165,10 @@ class McpServerHandle:
 
         if self.elicit is None:
             return types.ElicitResult(action="decline")
-        schema = getattr(params, "requested_schema", None)
-        action, content = await self.elicit(
-            getattr(params, "message", ""),
-            schema.model_dump(by_alias=True) if hasattr(schema, "model_dump") else schema,
-        )
+        schema: Any = getattr(params, "requested_schema", None)
+        if schema is not None and hasattr(schema, "model_dump"):
+            schema = schema.model_dump(by_alias=True)
+        action, content = await self.elicit(getattr(params, "message", ""), schema)
         return types.ElicitResult(action=action, content=content)
 
     def _http(self) -> Any:
