@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 mcp-servers:
 	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_npx; [resolve_npx(p, Path('.cache/mcp')) for p in ('@modelcontextprotocol/server-everything', '@modelcontextprotocol/server-memory', '@modelcontextprotocol/server-filesystem')]"
 	test -x .cache/conformance/node_modules/.bin/conformance || npm install --prefix .cache/conformance --no-audit --no-fund --silent @modelcontextprotocol/conformance
+	test -x .cache/mcp-py/bin/mcp-server-time || ($(PYTHON) -m venv .cache/mcp-py && .cache/mcp-py/bin/python -m pip install --quiet --disable-pip-version-check mcp-server-time mcp-server-git)
 
 demo: install
 	$(BIN)/luminaguard demo
@@ -49,6 +50,7 @@ bench: install
 	$(BIN)/python bench/policy_bench.py
 	$(BIN)/python bench/router_bench.py
 	$(BIN)/python bench/swarm_bench.py
+	$(BIN)/python bench/mcp_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -277,3 +277,55 @@ def test_filesystem_server_reaches_only_the_workspace(
     assert is_error and "TOP-SECRET-CONTENT" not in text
     assert (workspace / "new.txt").read_text() == "written"
     assert sys.platform == "linux"
+
+
+PY_SERVERS = Path(__file__).resolve().parents[2] / ".cache" / "mcp-py" / "bin"
+
+
+@pytest.fixture
+def py_servers() -> Path:
+    if not (PY_SERVERS / "mcp-server-time").exists():
+        pytest.skip(
+            "mcp-server-time and mcp-server-git are not installed (`make mcp-servers` puts them in .cache/mcp-py)"
+        )
+    return PY_SERVERS
+
+
+def test_pypi_servers_time_and_git_run_sandboxed(
+    workspace: Path, data_dir: Path, py_servers: Path
+) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    (workspace / "a.txt").write_text("x")
+
+    async def scenario() -> tuple[str, str]:
+        time_server = handle(
+            McpServer(command=str(py_servers / "mcp-server-time")),
+            workspace,
+            data_dir,
+            data_dir / "cache",
+        )
+        git_server = handle(
+            McpServer(
+                command=str(py_servers / "mcp-server-git"), args=["--repository", "/workspace"]
+            ),
+            workspace,
+            data_dir,
+            data_dir / "cache",
+        )
+        try:
+            now = time_server.render(
+                await time_server.call_tool("get_current_time", {"timezone": "Europe/Paris"})
+            )[0]
+            status = git_server.render(
+                await git_server.call_tool("git_status", {"repo_path": "/workspace"})
+            )[0]
+            return now, status
+        finally:
+            await time_server.close()
+            await git_server.close()
+
+    now, status = asyncio.run(scenario())
+    assert json.loads(now)["timezone"] == "Europe/Paris"
+    assert "a.txt" in status

@@ -150,7 +150,16 @@ def _sandboxed(
             raise ConfigError(f"mcp.servers.{name}: {argv[0]} not found")
         program = Path(found)
     real = Path(os.path.realpath(program))
-    if not str(real).startswith("/usr/"):
+    venv = next((p for p in program.parents if (p / "pyvenv.cfg").exists()), None)
+    if venv is not None:
+        # A console script of a virtual environment: the environment is needed
+        # too, not just the interpreter it links to.
+        binds.append(str(venv))
+        real = program
+        base = Path(os.path.realpath(venv / "bin" / "python"))
+        if not str(base).startswith("/usr/"):
+            binds.append(str(base.parent.parent))
+    elif not str(real).startswith("/usr/"):
         # A program outside /usr (pyenv, a venv, /opt) is bound read-only at its own path.
         binds.append(str(real.parent.parent if real.parent.name == "bin" else real.parent))
     for arg in argv[1:]:
@@ -160,7 +169,11 @@ def _sandboxed(
             and not arg.startswith(("/usr/", str(workspace)))
             and not any(arg.startswith(b) for b in binds)
         ):
-            binds.append(os.path.dirname(arg) if os.path.isfile(arg) else arg)
+            if "/node_modules/" in arg:
+                # A package's script needs the whole node_modules tree beside it.
+                binds.append(arg.split("/node_modules/", 1)[0] + "/node_modules")
+            else:
+                binds.append(os.path.dirname(arg) if os.path.isfile(arg) else arg)
     private = Path(tempfile.mkdtemp(prefix=f"lg-mcp-{name}-"))
     files = {
         "seccomp": private / "filter.bpf",
