@@ -32,15 +32,15 @@ async def bare(argv: list[str], n: int) -> list[float]:
     from mcp.client.stdio import stdio_client
 
     out = []
-    async with stdio_client(StdioServerParameters(command=argv[0], args=argv[1:])) as streams:
-        async with ClientSession(streams[0], streams[1]) as session:
-            await session.initialize()
-            for _ in range(10):
-                await session.call_tool("echo", {"message": "warm"})
-            for _ in range(n):
-                t = time.perf_counter()
-                await session.call_tool("echo", {"message": "bench"})
-                out.append((time.perf_counter() - t) * 1000)
+    params = StdioServerParameters(command=argv[0], args=argv[1:])
+    async with stdio_client(params) as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        for _ in range(10):
+            await session.call_tool("echo", {"message": "warm"})
+        for _ in range(n):
+            t = time.perf_counter()
+            await session.call_tool("echo", {"message": "bench"})
+            out.append((time.perf_counter() - t) * 1000)
     return out
 
 
