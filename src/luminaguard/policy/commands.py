@@ -469,7 +469,7 @@ INTERPRETERS: dict[str, tuple[str, ...]] = {
     "node": ("-e", "--eval", "-p", "--print"), "nodejs": ("-e", "--eval", "-p", "--print"),
     "deno": ("eval",), "bun": ("-e", "--eval"),
     "perl": ("-e", "-E"), "ruby": ("-e",), "php": ("-r",), "lua": ("-e",), "Rscript": ("-e",),
-    "osascript": ("-e",), "tclsh": (), "awk": (),
+    "osascript": ("-e",), "tclsh": (),
 }  # fmt: skip
 # Words in inline code that suggest it reaches the network or starts programs.
 INLINE_NETWORK_HINTS = (
