@@ -16,6 +16,7 @@ other than `none` and `host` are not offered to sandboxed servers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -59,42 +60,76 @@ def npm_package(args: list[str]) -> tuple[str, list[str]] | None:
 
 
 def resolve_npx(package: str, cache: Path) -> list[str]:
-    """Install ``package`` into the cache if needed; the `node SCRIPT` that starts it."""
+    """Install ``package`` into the cache if needed; the `node SCRIPT` that starts it.
+
+    The install goes to a temporary directory that is renamed into place only
+    once the package's executable is really there, so an interrupted or
+    concurrent install never leaves a half-installed package behind.
+    """
     name = (
         re.sub(r"@[^@/]*$", "", package)
         if package.count("@") > (1 if package.startswith("@") else 0)
         else package
     )
     target = cache / "npm" / re.sub(r"[^a-zA-Z0-9._-]+", "_", package)
-    manifest = target / "node_modules" / name / "package.json"
-    if not manifest.exists():
+    script = _npm_script(target, name)
+    if script is None:
         npm = shutil.which("npm")
         if npm is None:
             raise ConfigError(
                 f"npx {package}: npm is not installed, so the package cannot be resolved"
             )
-        target.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run(
-            [npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", "--silent", package],
-            capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False,
-        )  # fmt: skip
-        if out.returncode != 0 or not manifest.exists():
-            raise ConfigError(
-                f"npx {package}: npm install failed: {(out.stderr or out.stdout).strip()[:300]}"
-            )
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    bin_field = data.get("bin")
-    if isinstance(bin_field, str):
-        script = bin_field
-    elif isinstance(bin_field, dict) and bin_field:
-        short = name.rsplit("/", 1)[-1]
-        script = bin_field.get(short) or next(iter(bin_field.values()))
-    else:
-        raise ConfigError(f"npx {package}: the package has no executable (`bin`)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        problem = ""
+        # A second try bypasses npm's local cache: a damaged cache entry has
+        # been seen to unpack a package without its files.
+        for extra in ([], ["--prefer-online"]):
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+            try:
+                out = subprocess.run(
+                    [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent", *extra, package],
+                    capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False,
+                )  # fmt: skip
+                if out.returncode != 0:
+                    problem = (out.stderr or out.stdout).strip()[:300]
+                    continue
+                if _npm_script(staging, name) is None:
+                    problem = "the package has no executable after install"
+                    continue
+                shutil.rmtree(target, ignore_errors=True)
+                # OSError: another process got a complete install there first.
+                with contextlib.suppress(OSError):
+                    staging.rename(target)
+                break
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        if _npm_script(target, name) is None:
+            raise ConfigError(f"npx {package}: npm install failed: {problem}")
+        script = _npm_script(target, name)
+        if script is None:
+            raise ConfigError(f"npx {package}: the installed package has no executable")
     node = shutil.which("node")
     if node is None:
         raise ConfigError(f"npx {package}: node is not installed")
-    return [os.path.realpath(node), str((manifest.parent / script).resolve())]
+    return [os.path.realpath(node), str(script.resolve())]
+
+
+def _npm_script(prefix: Path, name: str) -> Path | None:
+    """The package's executable under ``prefix``, if it is fully there."""
+    manifest = prefix / "node_modules" / name / "package.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    bin_field = data.get("bin")
+    if isinstance(bin_field, str):
+        relative = bin_field
+    elif isinstance(bin_field, dict) and bin_field:
+        relative = bin_field.get(name.rsplit("/", 1)[-1]) or next(iter(bin_field.values()))
+    else:
+        return None
+    script = manifest.parent / relative
+    return script if script.is_file() else None
 
 
 def stdio_launch(
