@@ -42,19 +42,7 @@ class Tool:
 
     def parse(self, arguments: Any) -> BaseModel:
         """Validate what the model sent; anything wrong is a ``ToolArgumentError``."""
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ToolArgumentError(
-                    f"{self.name}: arguments are not valid JSON ({exc.msg} at position {exc.pos})"
-                ) from None
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise ToolArgumentError(
-                f"{self.name}: arguments must be a JSON object, got {type(arguments).__name__}"
-            )
+        arguments = argument_object(self.name, arguments)
         try:
             return self.args_model.model_validate(arguments)
         except ValidationError as exc:
@@ -63,6 +51,25 @@ class Tool:
                 for e in exc.errors()
             )
             raise ToolArgumentError(f"{self.name}: {problems}") from None
+
+
+def argument_object(tool: str, arguments: Any) -> dict[str, Any]:
+    """What the model sent as arguments, as a JSON object, or a ``ToolArgumentError``
+    (a string that is not JSON, or JSON that is not an object)."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ToolArgumentError(
+                f"{tool}: arguments are not valid JSON ({exc.msg} at position {exc.pos})"
+            ) from None
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise ToolArgumentError(
+            f"{tool}: arguments must be a JSON object, got {type(arguments).__name__}"
+        )
+    return arguments
 
 
 def tool(fn: ToolFn) -> Tool:

@@ -7,16 +7,16 @@ Card shows the exact request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from luminaguard.errors import ToolArgumentError, ToolError
+from luminaguard.errors import ToolError
 from luminaguard.mcp.client import McpServerError, McpServerHandle
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.classify import classify_mcp
 from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import Prepared
+from luminaguard.tools.base import argument_object
 
 
 class McpTools:
@@ -55,19 +55,7 @@ class McpTools:
         )
 
     def _arguments(self, call: ToolCall) -> dict[str, Any]:
-        args = call.arguments
-        if isinstance(args, str):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ToolArgumentError(
-                    f"{call.name}: arguments are not valid JSON ({exc.msg})"
-                ) from None
-        if args is None:
-            args = {}
-        if not isinstance(args, dict):
-            raise ToolArgumentError(f"{call.name}: arguments must be a JSON object")
-        return args
+        return argument_object(call.name, call.arguments)
 
     async def prepare(self, call: ToolCall) -> Prepared:
         args = self._arguments(call)

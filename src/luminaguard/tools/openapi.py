@@ -28,6 +28,7 @@ from luminaguard.errors import ConfigError, ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import Prepared
+from luminaguard.tools.base import argument_object
 
 READ_METHODS = ("get", "head", "options")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -200,16 +201,7 @@ class OpenApiTools:
     def request(self, call: ToolCall) -> dict[str, Any]:
         """The exact request ``call`` makes (the credential redacted)."""
         op = self._op(call)
-        args = call.arguments
-        if isinstance(args, str):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ToolArgumentError(
-                    f"{call.name}: arguments are not valid JSON ({exc.msg})"
-                ) from None
-        if not isinstance(args, dict):
-            raise ToolArgumentError(f"{call.name}: arguments must be a JSON object")
+        args = argument_object(call.name, call.arguments)
         known = {p["name"] for p in op.params} | ({"body"} if op.body is not None else set())
         unknown = sorted(set(args) - known)
         if unknown:
