@@ -494,3 +494,13 @@ def test_an_agent_uses_mcp_tools_under_the_approval_cliff(
     # Untrusted server, no annotations believed: RED, and nobody to ask.
     assert "denied by unattended" in r.stdout
     assert not (mcp_workspace / "memory.jsonl").exists()
+
+
+def test_mcp_resources_and_prompts_are_listed_and_readable(mcp_workspace: Path) -> None:
+    resources = json.loads(lg("mcp", "resources", "everything", "--json", cwd=mcp_workspace).stdout)
+    assert resources and all("uri" in r for r in resources)
+    first = resources[0]["uri"]
+    text = lg("mcp", "read", "everything", first, cwd=mcp_workspace)
+    assert text.returncode == 0 and text.stdout.strip()
+    prompts = json.loads(lg("mcp", "prompts", "everything", "--json", cwd=mcp_workspace).stdout)
+    assert "simple-prompt" in {p["name"] for p in prompts}

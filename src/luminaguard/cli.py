@@ -188,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     _workspace_arg(mtools)
     mtools.add_argument("server")
     mtools.add_argument("--json", action="store_true")
+    mres = msub.add_parser("resources", help="a server's resources")
+    _workspace_arg(mres)
+    mres.add_argument("server")
+    mres.add_argument("--json", action="store_true")
+    mread = msub.add_parser("read", help="read one resource")
+    _workspace_arg(mread)
+    mread.add_argument("server")
+    mread.add_argument("uri")
+    mprompts = msub.add_parser("prompts", help="a server's prompts")
+    _workspace_arg(mprompts)
+    mprompts.add_argument("server")
+    mprompts.add_argument("--json", action="store_true")
     mcall = msub.add_parser(
         "call", help="call a tool and print the result (recorded in the audit journal)"
     )
@@ -821,6 +833,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         sandbox=settings.sandbox,
         cache_dir=settings.mcp.cache_dir,
     )
+    if args.mcp_command in ("resources", "prompts", "read"):
+        return _mcp_browse(handle, args)
     if args.mcp_command == "tools":
 
         async def tools() -> list[Any]:
@@ -864,6 +878,37 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if not isinstance(arguments, dict):
         raise UsageError("the tool arguments must be a JSON object")
     return _mcp_call(handle, args, arguments, settings)
+
+
+def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:
+    import asyncio
+
+    async def browse() -> Any:
+        try:
+            if args.mcp_command == "resources":
+                return await handle.list_resources()
+            if args.mcp_command == "prompts":
+                return await handle.list_prompts()
+            return await handle.read_resource(args.uri)
+        finally:
+            await handle.close()
+
+    result = asyncio.run(browse())
+    if args.mcp_command == "read":
+        for content in result.contents:
+            text = getattr(content, "text", None)
+            blob = getattr(content, "blob", "") or ""
+            print(text if text is not None else f"[binary content, {len(blob)} base64 characters]")
+        return EXIT_OK
+    rows = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in result]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    for row in rows if not args.json else []:
+        about = (
+            (row.get("description") or "").splitlines()[0][:60] if row.get("description") else ""
+        )
+        print(f"{row.get('uri') or row.get('name'):<50} {about}")
+    return EXIT_OK
 
 
 def _mcp_call(

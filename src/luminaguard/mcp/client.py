@@ -255,21 +255,63 @@ class McpServerHandle:
             return await request()
 
     async def _list_tools(self) -> list[Any]:
+        return await self._paged(
+            "tools/list", "tools", lambda session, params: session.list_tools(params=params)
+        )
+
+    async def _paged(self, what: str, field: str, request: Any) -> list[Any]:
+        """Every page of a paginated list (bounded: a server that pages forever is cut off)."""
         from mcp import types
 
         session = await self._ensure()
-        tools: list[Any] = []
+        items: list[Any] = []
         cursor = None
-        for _ in range(1000):  # bounded: a server that pages forever is cut off
+        for _ in range(1000):
             params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-            result = await self._bounded(
-                session.list_tools(params=params), "tools/list", self.cfg.timeout_s
-            )
-            tools.extend(result.tools)
+            result = await self._bounded(request(session, params), what, self.cfg.timeout_s)
+            items.extend(getattr(result, field))
             cursor = result.next_cursor
             if not cursor:
                 break
-        return tools
+        return items
+
+    async def list_resources(self) -> list[Any]:
+        items: list[Any] = await self._retrying_session(
+            lambda: self._paged(
+                "resources/list",
+                "resources",
+                lambda session, params: session.list_resources(params=params),
+            )
+        )
+        return items
+
+    async def list_prompts(self) -> list[Any]:
+        items: list[Any] = await self._retrying_session(
+            lambda: self._paged(
+                "prompts/list",
+                "prompts",
+                lambda session, params: session.list_prompts(params=params),
+            )
+        )
+        return items
+
+    async def read_resource(self, uri: str) -> Any:
+        async def read() -> Any:
+            session = await self._ensure()
+            return await self._bounded(
+                session.read_resource(uri), "resources/read", self.cfg.timeout_s
+            )
+
+        return await self._retrying_session(read)
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> Any:
+        async def get() -> Any:
+            session = await self._ensure()
+            return await self._bounded(
+                session.get_prompt(name, arguments), "prompts/get", self.cfg.timeout_s
+            )
+
+        return await self._retrying_session(get)
 
     async def _call_tool(
         self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
