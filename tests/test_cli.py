@@ -504,3 +504,16 @@ def test_mcp_resources_and_prompts_are_listed_and_readable(mcp_workspace: Path) 
     assert text.returncode == 0 and text.stdout.strip()
     prompts = json.loads(lg("mcp", "prompts", "everything", "--json", cwd=mcp_workspace).stdout)
     assert "simple-prompt" in {p["name"] for p in prompts}
+
+
+def test_a_broken_mcp_server_does_not_sink_the_run(workspace: Path, tmp_path: Path) -> None:
+    (workspace / "luminaguard.toml").write_text(
+        '[mcp.servers.broken]\ncommand = "/usr/bin/python3"\nargs = ["-c", "import sys; sys.exit(3)"]\n'
+    )
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [{"tool_calls": [{"name": "list_dir", "arguments": {}}]}, {"content": "done"}],
+    )
+    r = lg("run", "t", "--workspace", str(workspace), "--playbook", str(pb))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MCP server broken is unavailable" in r.stdout

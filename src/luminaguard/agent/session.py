@@ -16,7 +16,7 @@ from typing import Any
 from luminaguard.agent.loop import Agent, Budgets, Report, RunResult
 from luminaguard.audit.run import RunRecorder
 from luminaguard.config import Settings
-from luminaguard.errors import UsageError
+from luminaguard.errors import ToolError, UsageError
 from luminaguard.protocols import Approver
 
 
@@ -168,8 +168,21 @@ class Session:
                 if server.sandboxed
                 else ("over HTTP" if server.cfg.url else "ON THE HOST, NOT SANDBOXED")
             )
-            self.recorder.record("mcp_server", {"name": server.name, "mode": note})
-            await source.connect()
+            try:
+                await source.connect()
+            except ToolError as exc:
+                # One broken server must not sink the run: its tools are
+                # simply not offered, and the person and the journal say why.
+                self.recorder.record(
+                    "mcp_server", {"name": server.name, "mode": note, "error": str(exc)}
+                )
+                self.options_report(
+                    "mcp_server", {"name": server.name, "mode": note, "tools": 0, "error": str(exc)}
+                )
+                continue
+            self.recorder.record(
+                "mcp_server", {"name": server.name, "mode": note, "tools": len(source.tools)}
+            )
             self.options_report(
                 "mcp_server", {"name": server.name, "mode": note, "tools": len(source.tools)}
             )

@@ -82,7 +82,12 @@ class TerminalReport:
             self.out.write(f"   ✔ approved by {decision.by}: {decision.reason}\n")
 
     def on_mcp_server(self, d: dict[str, Any]) -> None:
-        loud = "⚠ " if "NOT SANDBOXED" in d["mode"] else ""
+        loud = "⚠ " if "NOT SANDBOXED" in d["mode"] or d.get("error") else ""
+        if d.get("error"):
+            self.out.write(
+                f"{loud}MCP server {d['name']} is unavailable, its tools are not offered: {d['error']}\n"
+            )
+            return
         self.out.write(f"{loud}MCP server {d['name']}: {d['tools']} tool(s), {d['mode']}\n")
 
     def on_limited(self, d: dict[str, Any]) -> None:
