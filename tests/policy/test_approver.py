@@ -221,3 +221,24 @@ def test_the_card_hash_is_stable_and_covers_the_content() -> None:
     )
     assert moved.hash == a.hash
     assert DiffCard.from_dict(a.to_dict()).hash == a.hash
+
+
+def test_an_mcp_elicitation_is_answered_at_the_terminal_with_defaults_and_types() -> None:
+    schema = {
+        "properties": {
+            "name": {"type": "string", "default": "John"},
+            "age": {"type": "integer"},
+            "ok": {"type": "boolean", "default": False},
+            "tier": {"type": "string", "enum": ["a", "b"]},
+        }
+    }
+    out = io.StringIO()
+    approver = TerminalApprover(io.StringIO("y\n\n42\nyes\nb\n"), out)
+    action, content = asyncio.run(approver.elicit("srv", "Who are you?", schema))
+    assert action == "accept"
+    assert content == {"name": "John", "age": 42, "ok": True, "tier": "b"}
+    assert "MCP server srv asks: Who are you?" in out.getvalue() and "tier (a/b)" in out.getvalue()
+    declined = asyncio.run(
+        TerminalApprover(io.StringIO("n\n"), io.StringIO()).elicit("srv", "?", schema)
+    )
+    assert declined == ("decline", None)

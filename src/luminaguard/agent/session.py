@@ -141,6 +141,14 @@ class Session:
             for name, cfg in settings.mcp.servers.items()
         ]
         self.toolbox = ToolBox([BuiltinTools(self.sandbox), *apis, *self.mcp])
+        from luminaguard.policy.approver import TerminalApprover
+
+        if isinstance(options.approver, TerminalApprover):
+            # Elicitations go to the person at the terminal; with nobody to ask they are declined.
+            for source in self.mcp:
+                source.server.elicit = functools.partial(
+                    options.approver.elicit, source.server.name
+                )
         self.agent = Agent(
             self.provider,
             self.toolbox,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from luminaguard.messages import ToolCall
 from luminaguard.policy.policyfile import Policy
@@ -95,6 +95,51 @@ class TerminalApprover:
                 return Decision(
                     False, who, "denied by the user, who ended the run", stop=True, principal=who
                 )
+
+    async def elicit(
+        self, server: str, message: str, schema: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """An MCP server's elicitation, forwarded to the person at the terminal."""
+        return await asyncio.to_thread(self._elicit, server, message, schema)
+
+    def _elicit(
+        self, server: str, message: str, schema: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        out = self.stdout
+        out.write(f"\n❓ MCP server {server} asks: {message}\n")
+        out.write("Answer? [y]es / [n]o (decline) / [c]ancel: ")
+        out.flush()
+        answer = self.stdin.readline().strip().lower()
+        if answer in ("c", "cancel") or (not answer and not schema):
+            return "cancel", None
+        if answer not in ("y", "yes"):
+            return "decline", None
+        content: dict[str, Any] = {}
+        for name, prop in ((schema or {}).get("properties") or {}).items():
+            default = prop.get("default")
+            hint = f" [{default}]" if default is not None else ""
+            choices = f" ({'/'.join(map(str, prop['enum']))})" if prop.get("enum") else ""
+            out.write(f"  {name}{choices}{hint}: ")
+            out.flush()
+            raw = self.stdin.readline().rstrip("\n")
+            if not raw and default is not None:
+                content[name] = default
+            elif raw:
+                content[name] = _convert(raw, prop.get("type"))
+        return "accept", content
+
+
+def _convert(raw: str, kind: str | None) -> Any:
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+    except ValueError:
+        return raw
+    if kind == "boolean":
+        return raw.strip().lower() in ("y", "yes", "true", "1")
+    return raw
 
 
 def _local_user() -> str:
