@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from luminaguard.stats import percentile
+
 
 def timed(argv: list[str], n: int, env: dict[str, str]) -> list[float]:
     out = []
@@ -32,12 +34,11 @@ def timed(argv: list[str], n: int, env: dict[str, str]) -> list[float]:
 
 
 def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    p95 = percentile(samples, 0.95)
     return {
-        "median_ms": round(statistics.median(ordered), 2),
+        "median_ms": round(statistics.median(samples), 2),
         "p95_ms": round(p95, 2),
-        "n": len(ordered),
+        "n": len(samples),
     }
 
 

@@ -65,7 +65,7 @@ def test_the_pool_refills_and_close_leaves_no_process(workspace: Path) -> None:
         await pool.run(["/bin/true"])
         assert await asyncio.to_thread(pool.wait_idle, 2, 10)
         pids = [w.proc.pid for w in pool.idle]
-        stats = pool.stats.to_dict()
+        stats = pool.stats_dict()
         assert stats["spawned"] >= 3 and stats["failures"] == 0
         assert stats["spawn_ms"]["p50"] > 0  # type: ignore[index]
         pool.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 from luminaguard.errors import AuditError
 from luminaguard.messages import AssistantTurn
+from luminaguard.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,6 @@ class ProviderMetrics:
         self.db.close()
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
-
-
 def summarise(rows: list[Row]) -> list[dict[str, Any]]:
     """JSON per provider, model and task type."""
     groups: dict[tuple[str, str, str], list[Row]] = {}
@@ -153,7 +149,7 @@ def _stats(values: list[float]) -> dict[str, float | None]:
     return {
         "mean": round(statistics.fmean(values), 6),
         "median": round(statistics.median(values), 6),
-        "p50": round(_pct(values, 0.5), 6),
-        "p95": round(_pct(values, 0.95), 6),
-        "p99": round(_pct(values, 0.99), 6),
+        "p50": round(percentile(values, 0.5), 6),
+        "p95": round(percentile(values, 0.95), 6),
+        "p99": round(percentile(values, 0.99), 6),
     }

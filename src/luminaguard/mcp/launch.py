@@ -25,9 +25,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.errors import ConfigError, SandboxError
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.cgroups import Cgroup
 
 NPM_TIMEOUT_S = 600
 
@@ -40,12 +44,10 @@ class StdioLaunch:
     cwd: str | None
     sandboxed: bool
     cleanup: list[Path] = field(default_factory=list)
-    cgroup: object | None = None
+    cgroup: Cgroup | None = None
 
     def close(self) -> None:
-        from luminaguard.sandbox.cgroups import Cgroup
-
-        if isinstance(self.cgroup, Cgroup):
+        if self.cgroup is not None:
             self.cgroup.destroy()
         for path in self.cleanup:
             shutil.rmtree(path, ignore_errors=True)
@@ -227,7 +229,7 @@ def _sandboxed(
         env=tuple(cfg.env.items()),
     )
     inner = build_argv(find_bwrap(), layout, fds, [str(real), *argv[1:]])
-    cgroup = Cgroup(settings.memory_mb * 1024 * 1024, settings.pids_max)
+    cgroup = Cgroup.for_settings(settings)
     launcher = limits_of(settings).launcher(cgroup.procs_files()) or []
     if not launcher:
         cgroup.destroy()

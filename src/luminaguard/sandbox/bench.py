@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.config import SandboxSettings
+from luminaguard.stats import percentile
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
     def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))], 3)
+        return round(percentile(samples, p), 3)
 
-    return {"p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "n": len(ordered)}
+    return {"p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "n": len(samples)}
 
 
 async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
@@ -63,7 +62,7 @@ async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
                 warm.append((time.perf_counter() - t) * 1000)
                 assert result.exit_code == 0, result.stderr
         finally:
-            stats = pool.stats.to_dict()
+            stats = pool.stats_dict()
             pool.close()
     out: dict[str, Any] = {
         "baseline_subprocess": percentiles(base),

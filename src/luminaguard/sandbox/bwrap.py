@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -34,8 +34,10 @@ from luminaguard.sandbox.process import Limits, run_process
 from luminaguard.sandbox.workspace import SANDBOX_ROOT, Workspace
 
 if TYPE_CHECKING:
+    from luminaguard.sandbox.pool import WarmPool
     from luminaguard.sandbox.preview import Preview
 
+MIB = 1024 * 1024
 SANDBOX_UID = 1000
 """The uid inside the sandbox. Never 0: being root in the user namespace would
 still let a process change files owned by the mapped user."""
@@ -160,15 +162,7 @@ def build_argv(
         # No nested user namespaces: they are the usual way into kernel bugs.
         args.append("--disable-userns")
     args += ["--seccomp", str(fds["seccomp"])]
-    args += ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        target = os.path.realpath(f"/{name}")
-        if target.startswith("/usr/") and os.path.isdir(target):
-            args += ["--symlink", target.lstrip("/"), f"/{name}"]
-    for name in ETC_ALLOW:
-        path = f"/etc/{name}"
-        if os.path.exists(path):
-            args += ["--ro-bind", path, path]
+    args += system_binds()
     args += [
         "--ro-bind-data", str(fds["passwd"]), "/etc/passwd",
         "--ro-bind-data", str(fds["group"]), "/etc/group",
@@ -194,6 +188,22 @@ def build_argv(
     if layout.network.proxied:
         command = [SANDBOX_PYTHON, "-I", "-S", f"{HELPER_DIR}/bridge_main.py", "--", *command]
     return [*args, *command]
+
+
+@functools.cache
+def system_binds() -> tuple[str, ...]:
+    """/usr read-only, the /bin-style symlinks into it, and the allowed /etc
+    entries: the same for every sandbox, so looked up once per process."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        target = os.path.realpath(f"/{name}")
+        if target.startswith("/usr/") and os.path.isdir(target):
+            args += ["--symlink", target.lstrip("/"), f"/{name}"]
+    for name in ETC_ALLOW:
+        path = f"/etc/{name}"
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    return tuple(args)
 
 
 def sandbox_env(layout: Layout) -> dict[str, str]:
@@ -229,9 +239,9 @@ def _data_fd(data: bytes) -> int:
 
 def limits_of(settings: SandboxSettings) -> Limits:
     return Limits(
-        memory_bytes=settings.memory_mb * 1024 * 1024,
+        memory_bytes=settings.memory_mb * MIB,
         cpu_s=settings.cpu_s,
-        file_bytes=settings.max_file_mb * 1024 * 1024,
+        file_bytes=settings.max_file_mb * MIB,
         open_files=settings.max_open_files,
     )
 
@@ -245,12 +255,12 @@ async def launch(
     timeout_s: float | None,
 ) -> tuple[ExecResult, list[dict[str, object]]]:
     """Run one command in a fresh sandbox; returns its result and the network requests seen."""
-    cgroup = Cgroup(settings.memory_mb * 1024 * 1024, settings.pids_max)
+    cgroup = Cgroup.for_settings(settings)
     fds = DataFds()
     proxy_tmp = tempfile.TemporaryDirectory(prefix="lg-net-") if layout.network.proxied else None
     try:
         if proxy_tmp is not None:
-            layout = Layout(**{**layout.__dict__, "proxy_dir": Path(proxy_tmp.name)})
+            layout = replace(layout, proxy_dir=Path(proxy_tmp.name))
         cmd = build_argv(find_bwrap(), layout, fds.fds, argv)
         limits = limits_of(settings)
         run = functools.partial(
@@ -262,9 +272,7 @@ async def launch(
             output_limit=settings.output_limit_kb * 1024,
             limits=limits,
             pass_fds=list(fds.fds.values()),
-            cgroup_procs=cgroup.procs_files(),
-            join=cgroup.join_self,
-            on_kill=cgroup.kill,
+            cgroup=cgroup,
         )
         if proxy_tmp is None:
             return await run(), []
@@ -273,7 +281,7 @@ async def launch(
         return result, proxy.attempts
     finally:
         fds.close()
-        cgroup.kill()
+        # destroy() kills whatever is left before it removes the cgroup.
         cgroup.destroy_later()
         if proxy_tmp is not None:
             proxy_tmp.cleanup()
@@ -304,7 +312,7 @@ class BwrapSandbox:
             env=tuple((env or {}).items()),
         )
         self.last_network: list[dict[str, object]] = []
-        self._pool: object | None = None
+        self._pool: WarmPool | None = None
         find_bwrap()
         if self.network.kind == "host":
             print(
@@ -323,16 +331,12 @@ class BwrapSandbox:
         if not argv:
             raise SandboxError("empty command")
         await ensure_self_test(self.settings)
-        pool = self._warm_pool() if read_only or self.layout.workspace_mode == "ro" else None
-        if pool is not None:
-            from luminaguard.sandbox.pool import WarmPool
-
-            assert isinstance(pool, WarmPool)
+        read_only = read_only or self.layout.workspace_mode == "ro"
+        pool = self._warm_pool() if read_only else None
+        if pool is not None and pool.fits(argv):
             self.last_network = []
             return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
-        layout = (
-            Layout(**{**self.layout.__dict__, "workspace_mode": "ro"}) if read_only else self.layout
-        )
+        layout = replace(self.layout, workspace_mode="ro") if read_only else self.layout
         result, self.last_network = await launch(
             layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
         )
@@ -346,7 +350,7 @@ class BwrapSandbox:
         if blocked:
             raise NetworkViolation(blocked)
 
-    def _warm_pool(self) -> object | None:
+    def _warm_pool(self) -> WarmPool | None:
         """The warm pool serves the common case: GREEN commands, which run with
         the workspace read-only and no network."""
         if (
@@ -359,8 +363,9 @@ class BwrapSandbox:
         if self._pool is None:
             from luminaguard.sandbox.pool import WarmPool
 
-            layout = Layout(**{**self.layout.__dict__, "workspace_mode": "ro"})
-            self._pool = WarmPool(layout, self.settings, self.settings.pool_size)
+            self._pool = WarmPool(
+                replace(self.layout, workspace_mode="ro"), self.settings, self.settings.pool_size
+            )
             self._pool.fill()
         return self._pool
 
@@ -389,28 +394,22 @@ class BwrapSandbox:
 
     def close(self) -> None:
         if self._pool is not None:
-            from luminaguard.sandbox.pool import WarmPool
-
-            assert isinstance(self._pool, WarmPool)
             self._pool.close()
             self._pool = None
 
 
-_self_test_error: str | None = None
-_self_test_passed = False
+_self_test_problem: str | None = None
+"""None until the self-test has run; then "" when it passed, else what failed."""
 
 
 async def ensure_self_test(settings: SandboxSettings) -> None:
     """Run the self-test once per process; raise if it failed, now or before."""
-    global _self_test_passed, _self_test_error
-    if _self_test_passed:
-        return
-    if _self_test_error is None:
+    global _self_test_problem
+    if _self_test_problem is None:
         from luminaguard.sandbox.selftest import self_test
 
-        _self_test_error = await self_test(settings) or ""
-    if _self_test_error:
+        _self_test_problem = await self_test(settings) or ""
+    if _self_test_problem:
         raise SandboxUnavailable(
-            f"the sandbox failed its self-test, so no tool runs: {_self_test_error}"
+            f"the sandbox failed its self-test, so no tool runs: {_self_test_problem}"
         )
-    _self_test_passed = True

@@ -27,6 +27,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from luminaguard.config import SandboxSettings
 
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "luminaguard"
@@ -83,6 +87,10 @@ def _v1_bases() -> tuple[Path, ...] | str:
 class Cgroup:
     """One sandbox's cgroup(s): created with limits, joined by the child, then destroyed."""
 
+    @classmethod
+    def for_settings(cls, settings: SandboxSettings) -> Cgroup:
+        return cls(settings.memory_mb * 1024 * 1024, settings.pids_max)
+
     def __init__(self, memory_bytes: int, pids_max: int) -> None:
         self.support = support()
         _sweep_once()
@@ -126,14 +134,6 @@ class Cgroup:
             with contextlib.suppress(OSError, ValueError):
                 out |= {int(x) for x in (d / "cgroup.procs").read_text().split()}
         return out
-
-    def memory_events(self) -> str:
-        """Whether the memory limit was hit ('' when unknown)."""
-        for d in self.dirs:
-            for name in ("memory.events", "memory.failcnt"):
-                with contextlib.suppress(OSError):
-                    return (d / name).read_text()
-        return ""
 
     def kill(self) -> None:
         """SIGKILL everything inside, without waiting."""
@@ -184,8 +184,8 @@ def sweep_stale() -> int:
     """Remove cgroups left by LuminaGuard processes that no longer exist."""
     s = support()
     removed = 0
-    parents = [b.parent for b in s.bases] if s.mechanism == "cgroup-v2" else list(s.bases)
-    for parent in parents:
+    # Sandbox cgroups are created directly under the bases (see Cgroup).
+    for parent in s.bases:
         if not parent.is_dir():
             continue
         for d in parent.iterdir():

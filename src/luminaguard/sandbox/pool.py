@@ -41,6 +41,7 @@ from luminaguard.sandbox.bwrap import (
 )
 from luminaguard.sandbox.cgroups import Cgroup
 from luminaguard.sandbox.process import collect, kill_group, spawn_limited
+from luminaguard.stats import percentile
 
 
 @dataclass(eq=False)
@@ -73,23 +74,29 @@ class Warm:
             self.proc.wait(timeout=5)
 
 
+MAX_REQUEST = 60_000
+
+
+def _request(argv: Sequence[str]) -> bytes:
+    return json.dumps({"argv": list(argv)}).encode() + b"\n"
+
+
 @dataclass
 class PoolStats:
-    idle: int = 0
     in_use: int = 0
     waiters: int = 0
     spawned: int = 0
     failures: int = 0
     spawn_ms: list[float] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, object]:
-        ms = sorted(self.spawn_ms)
+    def to_dict(self, idle: int) -> dict[str, object]:
+        ms = self.spawn_ms
 
         def pct(p: float) -> float:
-            return round(ms[min(len(ms) - 1, round(p * (len(ms) - 1)))], 2) if ms else 0.0
+            return round(percentile(ms, p), 2) if ms else 0.0
 
         return {
-            "idle": self.idle,
+            "idle": idle,
             "in_use": self.in_use,
             "waiters": self.waiters,
             "spawned": self.spawned,
@@ -127,7 +134,7 @@ class WarmPool:
 
     def _spawn(self) -> Warm:
         started = time.monotonic()
-        cgroup = Cgroup(self.settings.memory_mb * 1024 * 1024, self.settings.pids_max)
+        cgroup = Cgroup.for_settings(self.settings)
         fds = DataFds()
         control_r, control_w = os.pipe()
         ready_r, ready_w = os.pipe()
@@ -146,8 +153,7 @@ class WarmPool:
                 env=sandbox_env(self.layout),
                 pass_fds=[*fds.fds.values(), control_r, ready_w],
                 limits=limits_of(self.settings),
-                cgroup_procs=cgroup.procs_files(),
-                join=cgroup.join_self,
+                cgroup=cgroup,
             )
         except BaseException:
             cgroup.destroy()
@@ -199,7 +205,6 @@ class WarmPool:
             if warm is not None and not self._closed:
                 self.idle.append(warm)
                 warm = None
-            self.stats.idle = len(self.idle)
             self._changed.notify_all()
         if warm is not None:
             self._destroy(warm)
@@ -214,18 +219,20 @@ class WarmPool:
     async def acquire(self) -> Warm:
         """An idle sandbox, or a new one when none is idle; then refill."""
         with self._lock:
-            warm_or_none = self.idle.popleft() if self.idle else None
-        if warm_or_none is not None:
-            warm = warm_or_none
-        else:
+            idle = self.idle.popleft() if self.idle else None
+        if idle is None:
             self.stats.waiters += 1
             try:
-                warm = await asyncio.get_running_loop().run_in_executor(None, self._spawn)
+                idle = await asyncio.get_running_loop().run_in_executor(None, self._spawn)
             finally:
                 self.stats.waiters -= 1
-        self.stats.idle = len(self.idle)
         self.fill()
-        return warm
+        return idle
+
+    @staticmethod
+    def fits(argv: Sequence[str]) -> bool:
+        """Whether the request fits in one write to the control pipe (else: a cold sandbox)."""
+        return len(_request(argv)) <= MAX_REQUEST
 
     async def run(
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
@@ -234,11 +241,8 @@ class WarmPool:
         self.stats.in_use += 1
         started = time.monotonic()
         try:
-            # One write of well under PIPE_BUF: atomic and cannot block.
-            request = json.dumps({"argv": list(argv)}).encode() + b"\n"
-            if len(request) > 60_000:
-                raise ValueError("command line too long for a warm sandbox")
-            os.write(warm.control, request)
+            # Below the pipe's 64 KiB capacity (see `fits`): the write cannot block.
+            os.write(warm.control, _request(argv))
             warm.close_control()
             return await collect(
                 warm.proc,
@@ -266,4 +270,6 @@ class WarmPool:
             live, self._live = list(self._live), set()
         for warm in live:
             warm.destroy()
-        self.stats.idle = 0
+
+    def stats_dict(self) -> dict[str, object]:
+        return self.stats.to_dict(idle=len(self.idle))

@@ -23,8 +23,12 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from luminaguard.protocols import ExecResult
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.cgroups import Cgroup
 
 _CHUNK = 65536
 DRAIN_AFTER_KILL_S = 2.0
@@ -189,13 +193,13 @@ def spawn_limited(
     pass_fds: Sequence[int] = (),
     cwd: str | None = None,
     limits: Limits | None = None,
-    cgroup_procs: Sequence[str] = (),
-    join: Callable[[], None] | None = None,
+    cgroup: Cgroup | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``spawn`` inside the cgroups and under the limits, by launcher when possible."""
-    launcher = limits.launcher(cgroup_procs) if limits else None
+    """``spawn`` inside the cgroup and under the limits, by launcher when possible."""
+    launcher = limits.launcher(cgroup.procs_files() if cgroup else []) if limits else None
     if launcher is not None:
         return spawn([*launcher, *argv], env=env, pass_fds=pass_fds, cwd=cwd)
+    join = cgroup.join_self if cgroup else None
     preexec = limits.preexec(join) if limits else join
     return spawn(argv, env=env, pass_fds=pass_fds, preexec=preexec, cwd=cwd)
 
@@ -281,25 +285,15 @@ async def run_process(
     limits: Limits | None = None,
     pass_fds: Sequence[int] = (),
     cwd: str | None = None,
-    cgroup_procs: Sequence[str] = (),
-    join: Callable[[], None] | None = None,
-    on_kill: Callable[[], None] | None = None,
+    cgroup: Cgroup | None = None,
 ) -> ExecResult:
     started = time.monotonic()
-    proc = spawn_limited(
-        argv,
-        env=env,
-        pass_fds=pass_fds,
-        cwd=cwd,
-        limits=limits,
-        cgroup_procs=cgroup_procs,
-        join=join,
-    )
+    proc = spawn_limited(argv, env=env, pass_fds=pass_fds, cwd=cwd, limits=limits, cgroup=cgroup)
     return await collect(
         proc,
         stdin=stdin,
         timeout_s=timeout_s,
         output_limit=output_limit,
         started=started,
-        on_kill=on_kill,
+        on_kill=cgroup.kill if cgroup else None,
     )

@@ -15,6 +15,7 @@ without the filter.
 from __future__ import annotations
 
 import errno
+import functools
 import platform
 import struct
 
@@ -194,6 +195,7 @@ def supported() -> str | None:
     return None
 
 
+@functools.cache
 def filter_program() -> bytes:
     """The filter as bwrap's ``--seccomp FD`` expects it: an array of sock_filter."""
     reason = supported()
