@@ -11,9 +11,9 @@ from luminaguard.errors import ProviderError
 from luminaguard.llm.wire import (
     LoopClients,
     NameMap,
-    anthropic_error,
     anthropic_messages,
     anthropic_tools,
+    sdk_error,
     tool_calls_from,
 )
 from luminaguard.messages import AssistantTurn, Message, ToolSpec, Usage
@@ -41,6 +41,8 @@ class AnthropicProvider:
         self.model = model
         self.max_tokens = max_tokens
         import anthropic
+
+        self._sdk = anthropic
 
         # SDK retries off: the router is the only retry loop.
         self._clients = LoopClients(
@@ -99,7 +101,7 @@ class AnthropicProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise anthropic_error(exc) from exc
+            raise sdk_error(exc, self._sdk) from exc
         raw = [(b[0], b[1], b[2]) for _, b in sorted(blocks.items())]
         return AssistantTurn(
             content="".join(text) or None,

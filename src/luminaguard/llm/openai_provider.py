@@ -12,9 +12,9 @@ from luminaguard.errors import ProviderError
 from luminaguard.llm.wire import (
     LoopClients,
     NameMap,
-    openai_error,
     openai_messages,
     openai_tools,
+    sdk_error,
     tool_calls_from,
 )
 from luminaguard.messages import AssistantTurn, Message, ToolSpec, Usage
@@ -35,6 +35,8 @@ class OpenAIProvider:
         self.model = model
         self.name = provider_name
         import openai
+
+        self._sdk = openai
 
         # SDK retries off: the router is the only retry loop.
         self._clients = LoopClients(
@@ -92,7 +94,7 @@ class OpenAIProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise openai_error(exc) from exc
+            raise sdk_error(exc, self._sdk) from exc
         raw = [(c[0] or f"call_{i}", c[1], c[2]) for i, c in sorted(calls.items())]
         return AssistantTurn(
             content="".join(text) or None,

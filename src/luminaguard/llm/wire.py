@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 from luminaguard.errors import (
@@ -127,18 +128,6 @@ def openai_tools(specs: Sequence[ToolSpec], names: NameMap) -> list[dict[str, An
     ]
 
 
-def openai_error(exc: Exception) -> ProviderError:
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderTimeout(f"timed out: {exc}")
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderUnavailable(f"cannot connect: {exc}")
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(exc.status_code, str(exc), exc.response.headers.get("retry-after"))
-    return ProviderError(str(exc))
-
-
 # --- Anthropic -------------------------------------------------------------
 
 
@@ -189,14 +178,13 @@ def anthropic_tools(specs: Sequence[ToolSpec], names: NameMap) -> list[dict[str,
     ]
 
 
-def anthropic_error(exc: Exception) -> ProviderError:
-    import anthropic
-
-    if isinstance(exc, anthropic.APITimeoutError):
+def sdk_error(exc: Exception, sdk: ModuleType) -> ProviderError:
+    """An ``openai`` or ``anthropic`` SDK error as ours: both SDKs share these classes' names."""
+    if isinstance(exc, sdk.APITimeoutError):
         return ProviderTimeout(f"timed out: {exc}")
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, sdk.APIConnectionError):
         return ProviderUnavailable(f"cannot connect: {exc}")
-    if isinstance(exc, anthropic.APIStatusError):
+    if isinstance(exc, sdk.APIStatusError):
         return status_error(exc.status_code, str(exc), exc.response.headers.get("retry-after"))
     return ProviderError(str(exc))
 
