@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.errors import AuditError
+from luminaguard.store import connect
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
@@ -58,14 +59,11 @@ COLUMNS = (
 class RunIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.db = connect(path, "run index")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.Error as exc:
-            raise AuditError(f"run index {path} cannot be opened: {exc}") from exc
+            raise AuditError(f"run index {path} cannot be migrated: {exc}") from exc
 
     def _migrate(self) -> None:
         if self.db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):

@@ -10,16 +10,15 @@ tool error), or, for an answer without tool calls, it ended the run as
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luminaguard.errors import AuditError
 from luminaguard.messages import AssistantTurn
 from luminaguard.stats import percentile
+from luminaguard.store import connect
 
 
 @dataclass(frozen=True)
@@ -41,23 +40,17 @@ class Row:
 COLUMNS = "ts, provider, model, task_type, duration_s, ttft_s, tokens_in, tokens_out, cost_usd, ok, error_type, won"
 
 
-class ProviderMetrics:
-    def __init__(self, path: Path) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute(
-                """CREATE TABLE IF NOT EXISTS requests (
+METRICS_SCHEMA = """CREATE TABLE IF NOT EXISTS requests (
                     id TEXT PRIMARY KEY, ts REAL NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
                     task_type TEXT NOT NULL, duration_s REAL NOT NULL, ttft_s REAL, tokens_in INTEGER NOT NULL,
                     tokens_out INTEGER NOT NULL, cost_usd REAL NOT NULL, ok INTEGER NOT NULL, error_type TEXT,
-                    won INTEGER NOT NULL DEFAULT 0)"""
-            )
-            self.db.execute("CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts)")
-        except sqlite3.Error as exc:
-            raise AuditError(f"metrics store {path} cannot be opened: {exc}") from exc
+                    won INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);"""
+
+
+class ProviderMetrics:
+    def __init__(self, path: Path) -> None:
+        self.db = connect(path, "metrics store", METRICS_SCHEMA)
 
     def record(
         self,

@@ -12,15 +12,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from luminaguard.errors import AuditError
 from luminaguard.policy.card import DiffCard
 from luminaguard.policy.risk import Risk
+from luminaguard.store import connect
 
 
 @dataclass(frozen=True)
@@ -79,20 +78,15 @@ class Grant:
         )
 
 
+GRANTS_SCHEMA = "CREATE TABLE IF NOT EXISTS grants (id TEXT PRIMARY KEY, until REAL NOT NULL, body TEXT NOT NULL)"
+
+
 class GrantStore:
     """Grants in SQLite (``<data_dir>/state.db``), plus the policy file's own."""
 
     def __init__(self, path: Path, static: tuple[Grant, ...] = ()) -> None:
         self.static = static
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS grants (id TEXT PRIMARY KEY, until REAL NOT NULL, body TEXT NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            raise AuditError(f"grant store {path} cannot be opened: {exc}") from exc
+        self.db = connect(path, "grant store", GRANTS_SCHEMA)
 
     def add(self, grant: Grant) -> None:
         self.db.execute(

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luminaguard.errors import AuditError
 from luminaguard.policy.card import DiffCard
 from luminaguard.protocols import ApprovalRequest, Decision
+from luminaguard.store import connect
 
 POLL_S = 0.05
 
@@ -59,24 +58,17 @@ class Pending:
 COLUMNS = "id, run_id, agent, task, step, card, created, status, decided_by, reason, grant_hours"
 
 
-class InboxStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
-                path, timeout=10, isolation_level=None, check_same_thread=False
-            )
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(
-                """CREATE TABLE IF NOT EXISTS pending (
+INBOX_SCHEMA = """CREATE TABLE IF NOT EXISTS pending (
                     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, agent TEXT NOT NULL,
                     task TEXT NOT NULL, step INTEGER NOT NULL, card TEXT NOT NULL, card_hash TEXT NOT NULL,
                     created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending', decided_by TEXT,
                     reason TEXT, grant_hours REAL, decided_at REAL)"""
-            )
-        except sqlite3.Error as exc:
-            raise AuditError(f"approval inbox {path} cannot be opened: {exc}") from exc
+
+
+class InboxStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = connect(path, "approval inbox", INBOX_SCHEMA, threads=True)
 
     def put(self, card: DiffCard) -> int:
         ctx = card.context

@@ -15,7 +15,6 @@ one run. Spend (e.g. model cost) can be taken in amounts other than 1.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from luminaguard.errors import AuditError, LuminaGuardError
+from luminaguard.errors import LuminaGuardError
+from luminaguard.store import connect
 
 
 class RateLimited(LuminaGuardError):
@@ -74,18 +74,13 @@ class Subject:
     agent: str
 
 
+BUCKETS_SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)"
+
+
 class Limiter:
     def __init__(self, path: Path, limits: tuple[Limit, ...]) -> None:
         self.limits = limits
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            raise AuditError(f"rate-limit store {path} cannot be opened: {exc}") from exc
+        self.db = connect(path, "rate-limit store", BUCKETS_SCHEMA)
 
     def take(
         self, subject: Subject, on: str, name: str, spend: dict[str, float] | None = None

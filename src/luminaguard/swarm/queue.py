@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from luminaguard.errors import LuminaGuardError
+from luminaguard.store import connect
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -46,14 +46,9 @@ class Queue:
     def __init__(self, path: Path, *, max_attempts: int = 3) -> None:
         self.path = path
         self.max_attempts = max_attempts
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        self.db.executescript(
+        self.db = connect(
+            path,
+            "swarm queue",
             """
             CREATE TABLE IF NOT EXISTS items (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,7 +82,9 @@ class Queue:
                 last_action TEXT,
                 started REAL NOT NULL
             );
-            """
+            """,
+            timeout_s=BUSY_TIMEOUT_S,
+            threads=True,
         )
 
     def close(self) -> None:
