@@ -316,6 +316,7 @@ def _run_agent(
 
     from luminaguard.agent.session import Session, SessionOptions
     from luminaguard.config import load_settings
+    from luminaguard.policy.approver import make_approver
     from luminaguard.policy.policyfile import load_policy
     from luminaguard.ui.terminal import TerminalReport
 
@@ -327,7 +328,7 @@ def _run_agent(
         policy_path=policy_path,
         backend=backend,
         max_steps=max_steps,
-        approver=_approver(approver_name, principal, settings.data_dir, timeout),
+        approver=make_approver(approver_name, principal, settings.data_dir, timeout),
         report=TerminalReport(),
     )
     session = Session(settings, options, task=task, resume=resume)
@@ -350,22 +351,6 @@ def _run_agent(
     print(f"  journal {result.journal}")
     print(f"  verify with: luminaguard audit verify {result.run_id}")
     return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
-
-
-def _approver(name: str | None, principal: str | None, data_dir: Path, timeout_s: float) -> Any:
-    from luminaguard.policy.approver import TerminalApprover, Unattended, default_approver
-
-    if name is None:
-        return default_approver(principal=principal)
-    if name == "prompt":
-        return TerminalApprover(principal=principal)
-    if name == "none":
-        return Unattended()
-    if name == "inbox":
-        from luminaguard.policy.inbox import InboxApprover
-
-        return InboxApprover(data_dir / "inbox.db", timeout_s=timeout_s)
-    raise UsageError(f"unknown approver {name!r}; known approvers: prompt, inbox, none")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -657,8 +642,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     from luminaguard.config import load_settings
-    from luminaguard.policy.gate import local_user
     from luminaguard.policy.inbox import InboxStore
+    from luminaguard.policy.permissions import local_user
 
     settings = load_settings(Path.cwd())
     store = InboxStore(settings.data_dir / "inbox.db")

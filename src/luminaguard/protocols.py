@@ -6,8 +6,9 @@ Each has one obvious default:
                    real endpoints come through ``luminaguard.llm.registry``.
 - ``ToolSource`` — ``luminaguard.tools.builtin.BuiltinTools``.
 - ``Sandbox``    — ``luminaguard.sandbox.bwrap.BwrapSandbox``.
-- ``Approver``   — ``luminaguard.policy.approver.PolicyApprover`` in front of
-                   a terminal prompt.
+- ``Approver``   — ``luminaguard.policy.approver.TerminalApprover`` (or the
+                   inbox, or ``Unattended``), asked by the gate when the policy
+                   and the grants leave a decision open.
 """
 
 from __future__ import annotations

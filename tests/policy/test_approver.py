@@ -10,11 +10,11 @@ import pytest
 
 from luminaguard.errors import ConfigError
 from luminaguard.messages import ToolCall
-from luminaguard.policy.approver import TerminalApprover, Unattended, effective_assessment
+from luminaguard.policy.approver import TerminalApprover, Unattended
 from luminaguard.policy.card import DiffCard
 from luminaguard.policy.gate import ApprovalManager, GateContext
 from luminaguard.policy.grants import Grant, GrantStore
-from luminaguard.policy.policyfile import Policy, load_policy
+from luminaguard.policy.policyfile import Policy, effective_assessment, load_policy
 from luminaguard.policy.risk import Assessment, Risk, strictest
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
 

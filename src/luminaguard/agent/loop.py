@@ -144,7 +144,7 @@ class Agent:
         self.steps += 1
         started = time.monotonic()
         task_type = "plan" if self.steps == 1 else "act"
-        self._spend("models", self.provider.name, None)
+        self._spend(self.provider.name, None)
         try:
             turn = await self.provider.complete(
                 self.messages,
@@ -162,7 +162,7 @@ class Agent:
             "tokens": float(turn.usage.input_tokens + turn.usage.output_tokens),
             "cost_usd": turn.cost_usd,
         }
-        self._spend("models", (turn.provider or self.provider.name).split("/")[0], spent)
+        self._spend((turn.provider or self.provider.name).split("/")[0], spent)
         self.recorder.record(
             "model_turn",
             {
@@ -192,20 +192,12 @@ class Agent:
             won = executed(await self._act_and_observe(call)) and won
         self._mark(turn, won)
 
-    def _spend(self, on: str, name: str, spent: dict[str, float] | None) -> None:
-        """Model-call limits and quotas: a call is counted before it is made;
-        tokens and cost after. An exhausted bucket ends the run."""
-        limiter = self.gate.limiter
-        if limiter is None:
-            return
-        from luminaguard.policy.ratelimit import RateLimited, Subject
+    def _spend(self, name: str, spent: dict[str, float] | None) -> None:
+        """Model-call limits and quotas; an exhausted bucket ends the run."""
+        from luminaguard.policy.ratelimit import RateLimited
 
-        subject = Subject(self.recorder.run_id, self.gate.ctx.agent)
         try:
-            if spent is None:
-                limiter.take(subject, on, name)
-            else:
-                limiter.charge(subject, on, name, spent)
+            self.gate.spend("models", name, spent)
         except RateLimited as exc:
             self.report("limited", {"message": str(exc)})
             raise LimitsExceeded(str(exc)) from exc

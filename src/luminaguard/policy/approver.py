@@ -1,29 +1,22 @@
-"""Who decides: the policy first, then a person at a terminal, else nobody.
+"""Who is asked when the policy and the grants leave a decision open: a
+person at a terminal, the shared inbox, or nobody.
 
-With no terminal to ask and no policy allowing it, the answer is a denial:
-nothing that needs approval ever runs unattended by default.
+With nobody to ask, the answer is a denial: nothing that needs approval ever
+runs unattended by default. (The policy's levels and grants are applied
+before any of these, by the gate.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
-from luminaguard.messages import ToolCall
-from luminaguard.policy.policyfile import Policy
-from luminaguard.policy.risk import Assessment, Risk
+from luminaguard.errors import UsageError
+from luminaguard.policy.grants import new_grant
+from luminaguard.policy.permissions import local_user
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
-
-
-def effective_assessment(policy: Policy, call: ToolCall, assessment: Assessment) -> Assessment:
-    """Apply the policy's per-tool override; a RED from the arguments always stays RED."""
-    override = policy.risk.get(call.name)
-    if override is None or assessment.risk == Risk.RED:
-        return assessment
-    return Assessment.of(
-        override, "policy-override", f"{policy.source} sets {call.name} to {override.label}"
-    )
 
 
 class Unattended:
@@ -51,14 +44,13 @@ class TerminalApprover:
     ) -> None:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
-        self.principal = principal or _local_user()
+        self.principal = principal or local_user()
         self.grant_hours = grant_hours
 
     async def decide(self, request: ApprovalRequest) -> Decision:
         return await asyncio.to_thread(self._ask, request)
 
     def _ask(self, request: ApprovalRequest) -> Decision:
-        from luminaguard.policy.gate import new_grant
         from luminaguard.ui.cards import render_card_text
 
         out = self.stdout
@@ -142,14 +134,26 @@ def _convert(raw: str, kind: str | None) -> Any:
     return raw
 
 
-def _local_user() -> str:
-    from luminaguard.policy.gate import local_user
-
-    return local_user()
-
-
 def default_approver(interactive: bool | None = None, principal: str | None = None) -> Approver:
     """A terminal prompt when stdin is a terminal, else nobody."""
     if interactive is None:
         interactive = sys.stdin.isatty()
     return TerminalApprover(principal=principal) if interactive else Unattended()
+
+
+def make_approver(
+    name: str | None, principal: str | None, data_dir: Path, timeout_s: float
+) -> Approver:
+    """The approver called ``name``: `prompt`, `inbox`, `none`, or (None) the prompt
+    when stdin is a terminal, else nobody."""
+    if name is None:
+        return default_approver(principal=principal)
+    if name == "prompt":
+        return TerminalApprover(principal=principal)
+    if name == "none":
+        return Unattended()
+    if name == "inbox":
+        from luminaguard.policy.inbox import InboxApprover
+
+        return InboxApprover(data_dir / "inbox.db", timeout_s=timeout_s)
+    raise UsageError(f"unknown approver {name!r}; known approvers: prompt, inbox, none")

@@ -10,19 +10,16 @@ recorded: the card and its hash, who decided, the grant used or made.
 
 from __future__ import annotations
 
-import getpass
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from luminaguard.errors import ToolError
 from luminaguard.messages import ToolCall, ToolResult
-from luminaguard.policy.approver import effective_assessment
 from luminaguard.policy.card import DiffCard
-from luminaguard.policy.grants import Grant, GrantStore
+from luminaguard.policy.grants import GrantStore
 from luminaguard.policy.permissions import may_approve
-from luminaguard.policy.policyfile import Policy
+from luminaguard.policy.policyfile import Policy, effective_assessment
 from luminaguard.policy.ratelimit import Limiter, RateLimited, Subject
 from luminaguard.policy.risk import Risk, strictest
 from luminaguard.protocols import ApprovalRequest, Approver, Decision, ToolSource
@@ -69,12 +66,11 @@ class ApprovalManager:
 
     async def run(self, call: ToolCall, tools: ToolSource, step: int = 0) -> ToolResult:
         """Gate and carry out one call; failures the model can act on come back as results."""
-        if self.limiter is not None:
-            try:
-                self.limiter.take(Subject(self.ctx.run_id, self.ctx.agent), "tools", call.name)
-            except RateLimited as exc:
-                self.report("limited", {"call": call, "message": str(exc)})
-                return ToolResult(f"error: {exc}", is_error=True, data={"rate_limited": True})
+        try:
+            self.spend("tools", call.name)
+        except RateLimited as exc:
+            self.report("limited", {"call": call, "message": str(exc)})
+            return ToolResult(f"error: {exc}", is_error=True, data={"rate_limited": True})
         static = effective_assessment(self.policy, call, tools.assess(call))
         if static.risk == Risk.GREEN and Risk.GREEN in self.policy.auto_approve:
             self.report("tool_call", {"call": call, "assessment": static, "card": None})
@@ -147,6 +143,18 @@ class ApprovalManager:
             prepared.discard()
             raise
 
+    def spend(self, on: str, name: str, spent: dict[str, float] | None = None) -> None:
+        """Count a call ``on`` tools or models against the rate limits (before it
+        is made), or charge its tokens and cost (``spent``, after). Raises
+        ``RateLimited``."""
+        if self.limiter is None:
+            return
+        subject = Subject(self.ctx.run_id, self.ctx.agent)
+        if spent is None:
+            self.limiter.take(subject, on, name)
+        else:
+            self.limiter.charge(subject, on, name, spent)
+
     async def decide(self, call: ToolCall, card: DiffCard) -> Decision:
         level = card.risk
         by_policy = f"policy ({self.policy.source})"
@@ -196,26 +204,3 @@ class ApprovalManager:
         if not decision.approved and stop:
             decision = replace(decision, stop=True)
         return decision
-
-
-def new_grant(
-    card: DiffCard, hours: float, pattern: str | None = None, now: float | None = None
-) -> Grant:
-    """A grant covering actions like ``card`` (same tool, pattern, level and hosts) for ``hours``."""
-    now = time.time() if now is None else now
-    network = (card.effects or {}).get("network") or []
-    return Grant(
-        tool=card.tool,
-        max_risk=card.risk,
-        until=now + hours * 3600,
-        pattern=pattern,
-        hosts=tuple(sorted({str(a["host"]) for a in network if a.get("host")})),
-        reason=f"granted for {hours:g} h",
-    )
-
-
-def local_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "owner"

@@ -114,3 +114,19 @@ class GrantStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def new_grant(
+    card: DiffCard, hours: float, pattern: str | None = None, now: float | None = None
+) -> Grant:
+    """A grant covering actions like ``card`` (same tool, pattern, level and hosts) for ``hours``."""
+    now = time.time() if now is None else now
+    network = (card.effects or {}).get("network") or []
+    return Grant(
+        tool=card.tool,
+        max_risk=card.risk,
+        until=now + hours * 3600,
+        pattern=pattern,
+        hosts=tuple(sorted({str(a["host"]) for a in network if a.get("host")})),
+        reason=f"granted for {hours:g} h",
+    )

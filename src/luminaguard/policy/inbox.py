@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.policy.card import DiffCard
+from luminaguard.policy.grants import new_grant
 from luminaguard.protocols import ApprovalRequest, Decision
 from luminaguard.store import connect
 
@@ -158,8 +159,6 @@ class InboxApprover:
         self.timeout_s = timeout_s
 
     async def decide(self, request: ApprovalRequest) -> Decision:
-        from luminaguard.policy.gate import new_grant
-
         item_id = self.store.put(request.card)
         deadline = time.monotonic() + self.timeout_s
         try:

@@ -16,6 +16,8 @@ within their role.
 
 from __future__ import annotations
 
+import getpass
+
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from luminaguard.policy.risk import Risk
@@ -64,3 +66,10 @@ def may_approve(
     if not any(fnmatch.fnmatchcase(tool, pattern) for pattern in role.tools):
         return False, f"{name} ({principal.role}) may not approve {tool}"
     return True, f"{name} ({principal.role}) may approve {tool} up to {role.max_risk.label}"
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "owner"

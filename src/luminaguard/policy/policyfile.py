@@ -43,10 +43,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from luminaguard.config import describe_validation_error
 from luminaguard.errors import ConfigError
+from luminaguard.messages import ToolCall
 from luminaguard.policy.grants import Grant
 from luminaguard.policy.permissions import Principal, Role
 from luminaguard.policy.ratelimit import Limit
-from luminaguard.policy.risk import Risk
+from luminaguard.policy.risk import Assessment, Risk
 
 
 class GrantSpec(BaseModel):
@@ -148,6 +149,16 @@ class Policy(BaseModel):
         if isinstance(value, dict):
             return {k: Risk.parse(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+
+def effective_assessment(policy: Policy, call: ToolCall, assessment: Assessment) -> Assessment:
+    """Apply the policy's per-tool override; a RED from the arguments always stays RED."""
+    override = policy.risk.get(call.name)
+    if override is None or assessment.risk == Risk.RED:
+        return assessment
+    return Assessment.of(
+        override, "policy-override", f"{policy.source} sets {call.name} to {override.label}"
+    )
 
 
 def load_policy(path: Path | None) -> Policy:

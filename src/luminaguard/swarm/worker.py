@@ -149,8 +149,8 @@ class Worker:
 
     async def run_agent(self, item: Item, path: Path) -> tuple[str, str, str]:
         from luminaguard.agent.session import Session, SessionOptions
-        from luminaguard.cli import _approver
         from luminaguard.config import load_settings
+        from luminaguard.policy.approver import make_approver
         from luminaguard.policy.policyfile import load_policy
         from luminaguard.ui.terminal import TerminalReport
 
@@ -172,7 +172,9 @@ class Worker:
             policy_path=self.policy,
             backend=settings.sandbox.backend,
             max_steps=settings.agent.max_steps,
-            approver=_approver(self.approver, None, settings.data_dir, policy.approval_timeout_s),
+            approver=make_approver(
+                self.approver, None, settings.data_dir, policy.approval_timeout_s
+            ),
             report=report,
             agent_name=self.agent_id,
         )
