@@ -289,6 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--max-steps must be at least 1")
     return _run_agent(
         args.task or "",
+        settings=settings,
         workspace=workspace,
         spec=spec,
         policy_path=args.policy or settings.policy,
@@ -303,6 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_agent(
     task: str,
     *,
+    settings: Any,
     workspace: Path,
     spec: str | None,
     policy_path: Path | None,
@@ -315,20 +317,20 @@ def _run_agent(
     import asyncio
 
     from luminaguard.agent.session import Session, SessionOptions
-    from luminaguard.config import load_settings
     from luminaguard.policy.approver import make_approver
     from luminaguard.policy.policyfile import load_policy
     from luminaguard.ui.terminal import TerminalReport
 
-    settings = load_settings(workspace)
-    timeout = load_policy(policy_path).approval_timeout_s
+    policy = load_policy(policy_path)
     options = SessionOptions(
         workspace=workspace,
         spec=spec,
-        policy_path=policy_path,
+        policy=policy,
         backend=backend,
         max_steps=max_steps,
-        approver=make_approver(approver_name, principal, settings.data_dir, timeout),
+        approver=make_approver(
+            approver_name, principal, settings.data_dir, policy.approval_timeout_s
+        ),
         report=TerminalReport(),
     )
     session = Session(settings, options, task=task, resume=resume)
@@ -359,6 +361,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import time
     from importlib import resources
 
+    from luminaguard.config import load_settings
+
     bundle = resources.files("luminaguard") / "demo"
     if args.workspace:
         workspace = args.workspace.resolve()
@@ -379,6 +383,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("Every tool call runs in the sandbox; the bundled policy answers the approvals.\n")
         code = _run_agent(
             "The tests of this project fail. Find out why and fix the code.",
+            settings=load_settings(workspace),
             workspace=workspace,
             spec=f"scripted/{bundle_dir / 'playbook.json'}",
             policy_path=bundle_dir / "policy.toml",

@@ -17,6 +17,7 @@ from luminaguard.agent.loop import Agent, Budgets, Report, RunResult
 from luminaguard.audit.run import RunRecorder
 from luminaguard.config import Settings
 from luminaguard.errors import ToolError, UsageError
+from luminaguard.policy.policyfile import Policy
 from luminaguard.protocols import Approver
 
 
@@ -24,7 +25,7 @@ from luminaguard.protocols import Approver
 class SessionOptions:
     workspace: Path
     spec: str | None
-    policy_path: Path | None
+    policy: Policy
     backend: str
     max_steps: int
     approver: Approver
@@ -66,7 +67,6 @@ class Session:
         from luminaguard.llm.metrics import ProviderMetrics
         from luminaguard.policy.gate import ApprovalManager, GateContext
         from luminaguard.policy.grants import GrantStore
-        from luminaguard.policy.policyfile import load_policy
         from luminaguard.policy.ratelimit import Limiter
         from luminaguard.sandbox import open_sandbox
         from luminaguard.tools.builtin import BuiltinTools
@@ -91,7 +91,7 @@ class Session:
                 for d in group.deployments:
                     if hasattr(d.provider, "position"):
                         d.provider.position = turns
-        self.policy = load_policy(options.policy_path)
+        self.policy = options.policy
         self.sandbox = open_sandbox(options.backend, workspace, settings.sandbox)
         if not resume:
             self.recorder = RunRecorder(

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from luminaguard.policy.policyfile import load_policy
 from luminaguard.swarm import worktree
 from luminaguard.swarm.queue import Item, LeaseLost, Queue
 
@@ -49,7 +50,8 @@ class Worker:
         self.repo = repo
         self.agent_id = agent_id
         self.owner = f"{agent_id}/{os.getpid()}"
-        self.policy = policy
+        # Read once: every item of this worker runs under the same policy.
+        self.policy = load_policy(policy)
         self.approver = approver
         self.lease_s = lease_s
         self.keep = keep
@@ -151,13 +153,11 @@ class Worker:
         from luminaguard.agent.session import Session, SessionOptions
         from luminaguard.config import load_settings
         from luminaguard.policy.approver import make_approver
-        from luminaguard.policy.policyfile import load_policy
         from luminaguard.ui.terminal import TerminalReport
 
         settings = load_settings(path)
         # One sandbox per command: a warm pool per item would cost more than it saves here.
         settings.sandbox.pool_size = 0
-        policy = load_policy(self.policy)
         spec = f"scripted/{item.playbook}" if item.playbook else item.model or settings.model
         terminal = TerminalReport(out=self.log)
 
@@ -169,11 +169,11 @@ class Worker:
         options = SessionOptions(
             workspace=path,
             spec=spec,
-            policy_path=self.policy,
+            policy=self.policy,
             backend=settings.sandbox.backend,
             max_steps=settings.agent.max_steps,
             approver=make_approver(
-                self.approver, None, settings.data_dir, policy.approval_timeout_s
+                self.approver, None, settings.data_dir, self.policy.approval_timeout_s
             ),
             report=report,
             agent_name=self.agent_id,
