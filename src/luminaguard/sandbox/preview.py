@@ -16,6 +16,7 @@ workspace helpers, which never follow a symlink out of the workspace.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import re
@@ -25,13 +26,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import SandboxError, ToolError
 from luminaguard.protocols import ExecResult
 from luminaguard.sandbox.network import RECORD
 from luminaguard.sandbox.workspace import Workspace
+
+if TYPE_CHECKING:
+    from luminaguard.policy.risk import Assessment
 
 DIFF_LIMIT = 64 * 1024
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
@@ -126,11 +130,16 @@ class Preview:
     before: dict[str, State]
     committed: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    @functools.cached_property
+    def assessment(self) -> Assessment:
+        """The effect classifier's level for what the command did."""
         from luminaguard.policy.effects import classify_effects
 
+        return classify_effects(self.effects, timed_out=self.result.timed_out)
+
+    def to_dict(self) -> dict[str, Any]:
         e = self.effects
-        assessment = classify_effects(e, timed_out=self.result.timed_out)
+        assessment = self.assessment
         return {
             "command": self.argv,
             "created": e.created,
@@ -370,6 +379,16 @@ def _points_outside(rel: str, target: str) -> bool:
     return False
 
 
+def unified_diff(old: str, new: str, rel: str) -> str:
+    """A unified diff of two texts of the workspace file ``rel`` (git's a/ b/ names)."""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
 def _modified(low: Path, high: Path, rel: str) -> Modified:
     old, new = low.read_bytes(), high.read_bytes()
     if b"\x00" in old[:8192] or b"\x00" in new[:8192]:
@@ -380,15 +399,7 @@ def _modified(low: Path, high: Path, rel: str) -> Modified:
             len(old),
             len(new),
         )
-    lines = difflib.unified_diff(
-        old.decode("utf-8", "replace").splitlines(keepends=True),
-        new.decode("utf-8", "replace").splitlines(keepends=True),
-        f"a/{rel}",
-        f"b/{rel}",
-    )
-    diff = "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
+    diff = unified_diff(old.decode("utf-8", "replace"), new.decode("utf-8", "replace"), rel)
     if len(diff) > DIFF_LIMIT:
         diff = (
             diff[:DIFF_LIMIT]

@@ -31,14 +31,8 @@ class Tool:
     description: str
     args_model: type[BaseModel]
     fn: ToolFn
-
-    @property
-    def spec(self) -> ToolSpec:
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return ToolSpec(self.name, self.description, schema)
+    spec: ToolSpec
+    """What the model is told; built once, from the arguments' JSON schema."""
 
     def parse(self, arguments: Any) -> BaseModel:
         """Validate what the model sent; anything wrong is a ``ToolArgumentError``."""
@@ -82,4 +76,8 @@ def tool(fn: ToolFn) -> Tool:
         fields[param.name] = (hints[param.name], default)
     model = create_model(f"{fn.__name__}_args", __base__=_Args, **fields)
     doc = inspect.cleandoc(fn.__doc__ or "").strip()
-    return Tool(fn.__name__, doc, model, fn)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return Tool(fn.__name__, doc, model, fn, ToolSpec(fn.__name__, doc, schema))

@@ -6,7 +6,6 @@ operations go through its workspace-confined helpers.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
@@ -14,13 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from luminaguard.errors import ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
+from luminaguard.policy.classify import classify_action
 from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import ExecResult, Prepared, Sandbox
 from luminaguard.sandbox import snapshot
+from luminaguard.sandbox.preview import unified_diff
 from luminaguard.sandbox.workspace import Workspace
 from luminaguard.tools.base import Tool, tool
 
@@ -189,15 +190,11 @@ class BuiltinTools:
     def specs(self) -> Sequence[ToolSpec]:
         return [t.spec for t in TOOLS.values()]
 
-    def get(self, name: str) -> Tool | None:
-        return TOOLS.get(name)
-
     def assess(self, call: ToolCall) -> Assessment:
         t = TOOLS.get(call.name)
         if t is None:
             return Assessment.of(Risk.RED, "unknown-tool", f"{call.name} is not a known tool")
-        args = t.parse(call.arguments)
-        return assess_builtin(self.ctx.ws, call.name, args)
+        return classify_action(call.name, t.parse(call.arguments).model_dump(), ws=self.ctx.ws)
 
     async def prepare(self, call: ToolCall) -> Prepared:
         """What the call would do: a preview for shell, the diff for file tools."""
@@ -217,11 +214,11 @@ class BuiltinTools:
             except ToolError:
                 old = None
             if old is None:
-                created: dict[str, Any] = {"created": [rel], "diff": _diff("", content, rel)}
+                created: dict[str, Any] = {"created": [rel], "diff": unified_diff("", content, rel)}
                 return Prepared("create", run_it, effects=created)
             effects: dict[str, Any] = {
                 "modified": [
-                    {"path": rel, "diff": _diff(old, content, rel) or "(content unchanged)"}
+                    {"path": rel, "diff": unified_diff(old, content, rel) or "(content unchanged)"}
                 ]
             }
             return Prepared("edit", run_it, effects=effects)
@@ -235,7 +232,6 @@ class BuiltinTools:
 
     async def _prepare_shell(self, command: str, timeout_s: float | None) -> Prepared:
         from luminaguard.policy.card import effects_excerpt
-        from luminaguard.policy.effects import classify_effects
 
         sandbox = self.ctx.sandbox
         argv = ["/bin/bash", "-c", command]
@@ -271,7 +267,7 @@ class BuiltinTools:
             apply,
             discard=preview.discard,
             effects=effects_excerpt(data),
-            effect_assessment=classify_effects(preview.effects, timed_out=preview.result.timed_out),
+            effect_assessment=preview.assessment,
         )
 
     async def call(self, call: ToolCall) -> ToolResult:
@@ -280,17 +276,3 @@ class BuiltinTools:
             raise ToolError(f"unknown tool {call.name!r}; known tools: {', '.join(TOOLS)}")
         args = t.parse(call.arguments)
         return await t.fn(self.ctx, **args.model_dump())
-
-
-def _diff(old: str, new: str, path: str) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def assess_builtin(ws: Workspace, name: str, args: BaseModel) -> Assessment:
-    """The static risk of a built-in call, from its arguments (see ``policy.classify``)."""
-    from luminaguard.policy.classify import classify_action
-
-    return classify_action(name, args.model_dump(), ws=ws)
