@@ -82,34 +82,26 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
                 f"npx {package}: npm is not installed, so the package cannot be resolved"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        problem = ""
-        # A second try bypasses npm's local cache: a damaged cache entry has
-        # been seen to unpack a package without its files.
-        for extra in ([], ["--prefer-online"]):
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-            try:
-                out = subprocess.run(
-                    [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent", *extra, package],
-                    capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False,
-                )  # fmt: skip
-                if out.returncode != 0:
-                    problem = (out.stderr or out.stdout).strip()[:300]
-                    continue
-                if _npm_script(staging, name) is None:
-                    problem = "the package has no executable after install"
-                    continue
-                shutil.rmtree(target, ignore_errors=True)
-                # OSError: another process got a complete install there first.
-                with contextlib.suppress(OSError):
-                    staging.rename(target)
-                break
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-        if _npm_script(target, name) is None:
-            raise ConfigError(f"npx {package}: npm install failed: {problem}")
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            out = subprocess.run(
+                [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent", package],
+                capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False,
+            )  # fmt: skip
+            if out.returncode != 0:
+                raise ConfigError(
+                    f"npx {package}: npm install failed: {(out.stderr or out.stdout).strip()[:300]}"
+                )
+            if _npm_script(staging, name) is None:
+                raise ConfigError(f"npx {package}: the installed package has no executable")
+            shutil.rmtree(target, ignore_errors=True)
+            # OSError: another process got a complete install there first.
+            with contextlib.suppress(OSError):
+                staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         script = _npm_script(target, name)
-        if script is None:
-            raise ConfigError(f"npx {package}: the installed package has no executable")
+        assert script is not None
     node = shutil.which("node")
     if node is None:
         raise ConfigError(f"npx {package}: node is not installed")
