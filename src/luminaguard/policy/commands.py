@@ -636,6 +636,26 @@ GIT_READ = frozenset(
         "range-diff",
     ]
 )
+# `git branch` flags that create, delete, rename or re-point a branch; any other flag only lists.
+GIT_BRANCH_WRITE_FLAGS = frozenset(
+    [
+        "-d",
+        "-D",
+        "-m",
+        "-M",
+        "-c",
+        "-C",
+        "-f",
+        "-u",
+        "--delete",
+        "--move",
+        "--copy",
+        "--force",
+        "--set-upstream-to",
+        "--unset-upstream",
+        "--edit-description",
+    ]
+)
 GIT_REMOTE = frozenset(
     [
         "push",

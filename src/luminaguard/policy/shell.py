@@ -317,15 +317,7 @@ class _Classifier:
                     return
                 self.nested(code.text)
                 return
-            scripts = [a for a in args if a.text is None or not a.text.startswith("-")]
-            if not scripts:
-                if piped:
-                    self.add(Risk.RED, "pipe-to-shell", f"data piped into {base} runs as commands")
-                else:
-                    self.add(Risk.ORANGE, "shell", f"{base} reads commands from its input")
-                return
-            self.paths(base, scripts[:1], reading=True)
-            self.add(Risk.ORANGE, "runs-script", f"{base} runs a script")
+            self.script_or_input(base, args, piped, shell=True)
             return
         flags = C.INTERPRETERS.get(base, ("-c",))
         if values and all(v in ("--version", "-V", "-v", "--help", "-h") for v in values):
@@ -359,15 +351,23 @@ class _Classifier:
                 else:
                     self.add(Risk.ORANGE, "runs-module", f"python -m {module} runs code")
                 return
+        self.script_or_input(base, args, piped, shell=False)
+
+    def script_or_input(self, base: str, args: list[_Word], piped: bool, shell: bool) -> None:
+        """A shell or interpreter that runs the first non-flag argument, or else its input."""
         scripts = [a for a in args if a.text is None or not a.text.startswith("-")]
-        if not scripts:
-            if piped:
-                self.add(Risk.RED, "pipe-to-interpreter", f"data piped into {base} runs as code")
-            else:
-                self.add(Risk.ORANGE, "interpreter", f"{base} runs code from its input")
-            return
-        self.paths(base, scripts[:1], reading=True)
-        self.add(Risk.ORANGE, "runs-script", f"{base} runs a program")
+        if scripts:
+            self.paths(base, scripts[:1], reading=True)
+            self.add(
+                Risk.ORANGE, "runs-script", f"{base} runs a {'script' if shell else 'program'}"
+            )
+        elif piped:
+            rule, what = ("pipe-to-shell", "commands") if shell else ("pipe-to-interpreter", "code")
+            self.add(Risk.RED, rule, f"data piped into {base} runs as {what}")
+        elif shell:
+            self.add(Risk.ORANGE, "shell", f"{base} reads commands from its input")
+        else:
+            self.add(Risk.ORANGE, "interpreter", f"{base} runs code from its input")
 
     def git(self, args: list[_Word]) -> None:
         rest = list(args)
@@ -395,28 +395,7 @@ class _Classifier:
         read = sub in C.GIT_READ
         if sub == "branch":
             read = all(
-                o is not None
-                and (
-                    o.startswith("-")
-                    and o
-                    not in (
-                        "-d",
-                        "-D",
-                        "-m",
-                        "-M",
-                        "-c",
-                        "-C",
-                        "--delete",
-                        "--move",
-                        "--copy",
-                        "-f",
-                        "--force",
-                        "-u",
-                        "--set-upstream-to",
-                        "--unset-upstream",
-                        "--edit-description",
-                    )
-                )
+                o is not None and o.startswith("-") and o not in C.GIT_BRANCH_WRITE_FLAGS
                 for o in opts
             )
         elif sub == "tag":
