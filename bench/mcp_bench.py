@@ -7,6 +7,7 @@ Server: server-everything's `echo` over stdio, from the project's cache
 (`make mcp-servers`). Three series: the bare SDK `ClientSession.call_tool`;
 our `McpServerHandle.call_tool` with the server on the host (the same
 process setup as the bare session); and ours with the server sandboxed.
+The series are interleaved call by call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,58 +30,52 @@ from luminaguard.sandbox.bench import percentiles
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "mcp"
 
 
-async def bare(argv: list[str], n: int) -> list[float]:
+async def main(n: int) -> dict[str, Any]:
+    """The three series take turns call by call, so drift in the machine's
+    speed during the run lands on all of them alike."""
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
-    out = []
-    params = StdioServerParameters(command=argv[0], args=argv[1:])
-    async with stdio_client(params) as streams, ClientSession(streams[0], streams[1]) as session:
-        await session.initialize()
-        for _ in range(10):
-            await session.call_tool("echo", {"message": "warm"})
-        for _ in range(n):
-            t = time.perf_counter()
-            await session.call_tool("echo", {"message": "bench"})
-            out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-async def ours(argv: list[str], n: int, sandbox: bool) -> list[float]:
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = McpServer(command=argv[0], args=argv[1:], sandbox=sandbox)
-        h = McpServerHandle(
-            "bench",
-            cfg,
-            workspace=Path(tmp),
-            data_dir=Path(tmp) / "state",
-            sandbox=SandboxSettings(),
-        )
-        try:
-            for _ in range(10):
-                await h.call_tool("echo", {"message": "warm"})
-            for _ in range(n):
-                t = time.perf_counter()
-                h.render(await h.call_tool("echo", {"message": "bench"}))
-                out.append((time.perf_counter() - t) * 1000)
-        finally:
-            await h.close()
-    return out
-
-
-async def main(n: int) -> dict[str, Any]:
     argv = [*resolve_npx("@modelcontextprotocol/server-everything", CACHE), "stdio"]
-    b = percentiles(await bare(argv, n))
-    host = percentiles(await ours(argv, n, sandbox=False))
-    boxed = percentiles(await ours(argv, n, sandbox=True))
-    return {
-        "bare_sdk": b,
-        "luminaguard_host": host,
-        "luminaguard_sandboxed": boxed,
-        "ratio_p50_host": round(host["p50_ms"] / b["p50_ms"], 2),
-        "ratio_p50_sandboxed": round(boxed["p50_ms"] / b["p50_ms"], 2),
-    }
+    async with AsyncExitStack() as stack:
+        params = StdioServerParameters(command=argv[0], args=argv[1:])
+        streams = await stack.enter_async_context(stdio_client(params))
+        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
+        await session.initialize()
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        handles = {}
+        for name, sandbox in (("luminaguard_host", False), ("luminaguard_sandboxed", True)):
+            cfg = McpServer(command=argv[0], args=argv[1:], sandbox=sandbox)
+            h = McpServerHandle(
+                name, cfg, workspace=tmp, data_dir=tmp / "state", sandbox=SandboxSettings()
+            )
+            stack.push_async_callback(h.close)
+            handles[name] = h
+
+        async def bare_call(message: str) -> None:
+            await session.call_tool("echo", {"message": message})
+
+        def ours_call(h: McpServerHandle) -> Callable[[str], Awaitable[None]]:
+            async def call(message: str) -> None:
+                h.render(await h.call_tool("echo", {"message": message}))
+
+            return call
+
+        calls = {"bare_sdk": bare_call, **{k: ours_call(h) for k, h in handles.items()}}
+        for call in calls.values():
+            for _ in range(10):
+                await call("warm")
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(n):
+            for name, call in calls.items():
+                t = time.perf_counter()
+                await call("bench")
+                times[name].append((time.perf_counter() - t) * 1000)
+    result: dict[str, Any] = {name: percentiles(t) for name, t in times.items()}
+    b = result["bare_sdk"]["p50_ms"]
+    result["ratio_p50_host"] = round(result["luminaguard_host"]["p50_ms"] / b, 2)
+    result["ratio_p50_sandboxed"] = round(result["luminaguard_sandboxed"]["p50_ms"] / b, 2)
+    return result
 
 
 if __name__ == "__main__":
