@@ -25,7 +25,7 @@ from typing import Any
 from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.mcp.client import McpServerHandle
 from luminaguard.mcp.launch import resolve_npx
-from luminaguard.sandbox.bench import percentiles
+from luminaguard.stats import percentiles, series_line
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "mcp"
 
@@ -88,10 +88,7 @@ if __name__ == "__main__":
         print(json.dumps(result, indent=2))
     else:
         for name in ("bare_sdk", "luminaguard_host", "luminaguard_sandboxed"):
-            r = result[name]
-            print(
-                f"{name:<22} p50 {r['p50_ms']:6.2f} ms  p95 {r['p95_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
-            )
+            print(series_line(name, result[name]))
         print(
             f"ratio p50 over the bare SDK: host {result['ratio_p50_host']}x, sandboxed {result['ratio_p50_sandboxed']}x"
         )

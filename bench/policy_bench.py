@@ -29,9 +29,9 @@ from luminaguard.policy.classify import classify_action
 from luminaguard.policy.gate import ApprovalManager, GateContext
 from luminaguard.policy.grants import GrantStore
 from luminaguard.policy.policyfile import Policy
-from luminaguard.sandbox.bench import percentiles
 from luminaguard.sandbox.bwrap import BwrapSandbox
 from luminaguard.sandbox.workspace import Workspace
+from luminaguard.stats import percentiles
 from luminaguard.tools.builtin import BuiltinTools
 from tests.policy.corpus import BENIGN_SHELL, BENIGN_TOOLS, RISKY, make_workspace
 

@@ -27,7 +27,7 @@ from typing import Any
 from luminaguard.config import RouterGroup, RouterSettings
 from luminaguard.llm.router import Router
 from luminaguard.llm.scripted_server import ScriptedServer
-from luminaguard.sandbox.bench import percentiles
+from luminaguard.stats import percentiles
 
 
 def selection(n: int, samples: int = 20000) -> dict[str, Any]:

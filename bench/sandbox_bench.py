@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.config import SandboxSettings
-from luminaguard.sandbox.bench import percentiles, pool_bench
+from luminaguard.sandbox.bench import pool_bench
 from luminaguard.sandbox.bwrap import Layout, launch
 from luminaguard.sandbox.preview import run_preview
+from luminaguard.stats import percentiles, series_line
 
 COMMAND = ["/bin/sh", "-c", "echo changed >> file-0.txt"]
 
@@ -83,10 +84,7 @@ if __name__ == "__main__":
     else:
         pool = result["pool"]
         for name in ("baseline_subprocess", "cold", "warm"):
-            r = pool[name]
-            print(
-                f"{name:<20} p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
-            )
+            print(series_line(name, pool[name]))
         print(
             f"ratios over baseline (p50): cold {pool['ratios_p50']['cold']}x, warm {pool['ratios_p50']['warm']}x"
         )

@@ -589,6 +589,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
     from luminaguard.config import load_settings
     from luminaguard.sandbox.bench import pool_bench
+    from luminaguard.stats import series_line
 
     if args.backend != "bwrap":
         raise UsageError(f"unknown sandbox backend {args.backend!r}; known backends: bwrap")
@@ -600,10 +601,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         for name in ("baseline_subprocess", "cold", "warm"):
-            r = result[name]
-            print(
-                f"{name:<20} p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms"
-            )
+            print(series_line(name, result[name]))
     return EXIT_OK
 
 

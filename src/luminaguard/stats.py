@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def percentile(values: Sequence[float], p: float) -> float:
     """The nearest-rank ``p`` quantile (0 ≤ p ≤ 1) of a non-empty sequence."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 of millisecond samples, as benchmarks report them."""
+
+    def pct(p: float) -> float:
+        return round(percentile(samples, p), 3)
+
+    return {"p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "n": len(samples)}
+
+
+def series_line(name: str, r: Mapping[str, float], width: int = 22) -> str:
+    """One benchmark series as a line: ``name  p50 … ms  p95 … ms  p99 … ms``."""
+    return f"{name:<{width}} p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"

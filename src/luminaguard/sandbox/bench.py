@@ -20,14 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.config import SandboxSettings
-from luminaguard.stats import percentile
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    def pct(p: float) -> float:
-        return round(percentile(samples, p), 3)
-
-    return {"p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "n": len(samples)}
+from luminaguard.stats import percentiles
 
 
 async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
