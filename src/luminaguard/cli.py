@@ -209,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     mcall.add_argument("arguments", nargs="?", default="{}", help="a JSON object")
     mcall.add_argument("--json", action="store_true")
 
+    mlogin = msub.add_parser(
+        "login", help="authorize with an HTTP server (OAuth): open the printed address"
+    )
+    _workspace_arg(mlogin)
+    mlogin.add_argument("server")
+    mlogin.add_argument(
+        "--no-browser", action="store_true", help="only print the address, do not open a browser"
+    )
+    mlogout = msub.add_parser("logout", help="forget an HTTP server's stored tokens")
+    _workspace_arg(mlogout)
+    mlogout.add_argument("server")
+
     pool = sub.add_parser("pool", help="the warm sandbox pool")
     psub = pool.add_subparsers(
         dest="pool_command", metavar="ACTION", required=True, parser_class=_Parser
@@ -821,6 +833,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         sandbox=settings.sandbox,
         cache_dir=settings.mcp.cache_dir,
     )
+    if args.mcp_command in ("login", "logout"):
+        return _mcp_login(handle, args)
+    if cfg.url and sys.stdin.isatty():
+        from luminaguard.mcp.oauth import LoopbackAuthorization
+
+        handle.authorization = LoopbackAuthorization(cfg.oauth.redirect_port)
     if args.mcp_command in ("resources", "prompts", "read"):
         return _mcp_browse(handle, args)
     if args.mcp_command == "tools":
@@ -866,6 +884,37 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if not isinstance(arguments, dict):
         raise UsageError("the tool arguments must be a JSON object")
     return _mcp_call(handle, args, arguments, settings)
+
+
+def _mcp_login(handle: Any, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.mcp.oauth import FileTokenStorage, LoopbackAuthorization, token_path
+
+    cfg = handle.cfg
+    if not cfg.url:
+        raise UsageError(f"{args.server} is a stdio server: only HTTP servers use OAuth")
+    path = token_path(handle.data_dir, args.server)
+    had = FileTokenStorage(path, cfg.url).forget()
+    if args.mcp_command == "logout":
+        print(f"{args.server}: {'stored tokens removed' if had else 'no stored tokens'}")
+        return EXIT_OK
+    if not cfg.oauth.enabled:
+        raise UsageError(f"mcp.servers.{args.server}.oauth.enabled is false")
+    handle.authorization = LoopbackAuthorization(
+        cfg.oauth.redirect_port, open_browser=not args.no_browser
+    )
+
+    async def login() -> int:
+        try:
+            return len(await handle.list_tools())
+        finally:
+            await handle.close()
+
+    count = asyncio.run(login())
+    stored = "tokens stored in " + str(path) if path.exists() else "the server asked for none"
+    print(f"{args.server}: connected, {count} tools; {stored}")
+    return EXIT_OK
 
 
 def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:

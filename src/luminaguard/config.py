@@ -134,6 +134,33 @@ class RouterSettings(_Section):
     """How long a failing deployment is left out."""
 
 
+class McpOAuth(_Section):
+    """OAuth 2.1 for an HTTP server (used when the server answers 401 or 403 `insufficient_scope`).
+
+    Without `client_id` the client registers itself (a client ID metadata
+    document when `client_metadata_url` is set and the server supports it,
+    dynamic registration otherwise). Tokens are kept in the data directory,
+    never in the workspace or a sandbox.
+    """
+
+    enabled: bool = True
+    """Authorize when the server asks for it; false sends only the configured `headers`."""
+    client_id: str | None = None
+    """A client ID registered with the authorization server beforehand."""
+    client_secret_env: str | None = None
+    """Environment variable holding that client's secret (never written anywhere)."""
+    token_endpoint_auth_method: (
+        Literal["none", "client_secret_basic", "client_secret_post"] | None
+    ) = None
+    """How a pre-registered client authenticates at the token endpoint (default: `client_secret_basic` with a secret, `none` without)."""
+    client_metadata_url: str | None = None
+    """HTTPS URL of this client's metadata document, used as its client ID where the server supports that."""
+    scopes: list[str] = Field(default_factory=list)
+    """Scopes to ask for; empty: what the server's challenge or metadata names."""
+    redirect_port: int = Field(33418, ge=1, le=65535)
+    """Port of the one-shot listener on 127.0.0.1 the browser is sent back to."""
+
+
 class McpServer(_Section):
     """One MCP server: `command`/`args` for stdio, or `url` for Streamable HTTP."""
 
@@ -157,6 +184,8 @@ class McpServer(_Section):
     """Run a stdio server inside the sandbox (default) or, when false, on the host."""
     network: str = "none"
     """Network mode of a sandboxed stdio server."""
+    oauth: McpOAuth = Field(default_factory=McpOAuth)
+    """Authorization for an HTTP server."""
 
 
 class OpenApiSource(_Section):

@@ -12,6 +12,22 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE.parents[1] / ".cache" / "conformance"
+AUTH_SCENARIOS = (
+    "metadata-default",
+    "metadata-var1",
+    "metadata-var2",
+    "metadata-var3",
+    "basic-cimd",
+    "scope-from-www-authenticate",
+    "scope-from-scopes-supported",
+    "scope-omitted-when-undefined",
+    "scope-step-up",
+    "scope-retry-limit",
+    "token-endpoint-auth-basic",
+    "token-endpoint-auth-post",
+    "token-endpoint-auth-none",
+    "pre-registration",
+)
 
 
 def node24() -> str | None:
@@ -66,5 +82,6 @@ def test_the_core_suite_passes_but_for_the_expected_failures() -> None:
         "tools_call",
         "elicitation-sep1034-client-defaults",
         "sse-retry",
+        *(f"auth/{name}" for name in AUTH_SCENARIOS),
     ):
         assert f"✓ {scenario}" in output, scenario

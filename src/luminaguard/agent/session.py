@@ -145,10 +145,18 @@ class Session:
 
         if isinstance(options.approver, TerminalApprover):
             # Elicitations go to the person at the terminal; with nobody to ask they are declined.
+            from luminaguard.mcp.oauth import LoopbackAuthorization
+
             for source in self.mcp:
                 source.server.elicit = functools.partial(
                     options.approver.elicit, source.server.name
                 )
+                if source.server.cfg.url:
+                    # An HTTP server that asks for authorization: the person
+                    # at the terminal opens the printed address.
+                    source.server.authorization = LoopbackAuthorization(
+                        source.server.cfg.oauth.redirect_port
+                    )
         self.agent = Agent(
             self.provider,
             self.toolbox,

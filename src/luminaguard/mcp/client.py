@@ -1,14 +1,14 @@
 """One MCP server, connected on the official SDK, with what the SDK leaves to us.
 
-What it adds: servers from config, stdio servers in the sandbox, paginated
-tool lists, per-call timeouts that progress notifications reset (with an
-overall maximum, the call cancelled on timeout), bounded waits everywhere (a
-server that never answers `initialize`, or dies mid-call, gives an error,
-never a hang), a restart on the next call after a crash, large results cut
-to size with a note, and the server's stderr captured to a log file.
+What it adds: servers from config, stdio servers in the sandbox, OAuth for
+HTTP servers (mcp/oauth.py), paginated lists, per-call timeouts that progress
+notifications reset (with an overall maximum, the call cancelled on timeout),
+bounded waits everywhere (a server that never answers `initialize`, or dies
+mid-call, gives an error, never a hang), a restart on the next call after a
+crash, large results cut to size with a note, the server's stderr captured to
+a log file, roots, elicitation forwarded to whoever can answer.
 
-What it is not (yet): OAuth for HTTP servers, the legacy SSE fallback,
-sampling and elicitation, resources and prompts, `list_changed` refreshes.
+What it is not (yet): the legacy SSE fallback, sampling, `list_changed` refreshes.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ class McpServerHandle:
         # Who answers a server's elicitation request: a callable
         # (message, requested schema) -> (action, content). None: declined.
         self.elicit: Any = None
+        # The browser half of OAuth for an HTTP server (see mcp/oauth.py);
+        # None: a server that asks for authorization fails with a clear error.
+        self.authorization: Any = None
 
     @property
     def log_path(self) -> Path:
@@ -83,10 +86,24 @@ class McpServerHandle:
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._closing = asyncio.Event()
         self._runner = asyncio.create_task(self._run(ready, self._closing), name=f"mcp:{self.name}")
+        deadline = time.monotonic() + self.init_timeout_s
         try:
-            self.session = await asyncio.wait_for(asyncio.shield(ready), self.init_timeout_s)
+            while True:
+                try:
+                    self.session = await asyncio.wait_for(
+                        asyncio.shield(ready), max(0.0, deadline - time.monotonic())
+                    )
+                    break
+                except TimeoutError:
+                    # Waiting on a person to authorize (bounded by the
+                    # authorization's own timeout) does not count.
+                    if not getattr(self.authorization, "waiting", False):
+                        raise
+                    deadline = time.monotonic() + self.init_timeout_s
         except TimeoutError:
             await self.close()
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # retrieved: the timeout is what is reported
             raise McpServerError(
                 f"MCP server {self.name} did not answer `initialize` within {self.init_timeout_s:g} s (see {self.log_path})"
             ) from None
@@ -149,9 +166,12 @@ class McpServerHandle:
                 await closing.wait()
         except BaseException as exc:
             if not ready.done():
+                refused = _auth_failure(exc)
                 ready.set_exception(
                     McpServerError(
-                        f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
+                        f"MCP server {self.name}: authorization failed: {refused}"
+                        if refused
+                        else f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
                     )
                 )
             if isinstance(exc, asyncio.CancelledError):
@@ -175,8 +195,16 @@ class McpServerHandle:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
+        auth = None
+        if self.cfg.oauth.enabled:
+            from luminaguard.mcp.oauth import oauth_provider
+
+            auth = oauth_provider(self.name, self.cfg, self.data_dir, self.authorization)
         client = httpx2.AsyncClient(
-            headers=self.cfg.headers, timeout=self.cfg.timeout_s, follow_redirects=True
+            headers=self.cfg.headers,
+            timeout=self.cfg.timeout_s,
+            follow_redirects=True,
+            auth=auth,
         )
         return streamable_http_client(self.cfg.url or "", http_client=client)
 
@@ -418,3 +446,18 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _auth_failure(exc: BaseException) -> str | None:
+    """The message of an OAuth failure anywhere in ``exc`` (task groups nest them)."""
+    from mcp.client.auth import OAuthFlowError, OAuthRegistrationError, OAuthTokenError
+
+    from luminaguard.mcp.oauth import McpAuthorizationError
+
+    if isinstance(exc, BaseExceptionGroup):
+        return next(filter(None, (_auth_failure(e) for e in exc.exceptions)), None)
+    if isinstance(
+        exc, McpAuthorizationError | OAuthFlowError | OAuthRegistrationError | OAuthTokenError
+    ):
+        return str(exc)
+    return _auth_failure(exc.__cause__) if exc.__cause__ is not None else None

@@ -11,14 +11,20 @@ The harness passes the server URL as the last argument and the scenario in
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
-from luminaguard.config import McpServer, SandboxSettings
+from luminaguard.config import McpOAuth, McpServer, SandboxSettings
 from luminaguard.mcp.client import McpServerHandle
+
+# Where a real deployment would publish LuminaGuard's client metadata document;
+# the harness's CIMD scenario expects this one.
+CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
 
 
 def sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
@@ -49,16 +55,61 @@ async def accept_with_defaults(
     return "accept", {name: prop["default"] for name, prop in props.items() if "default" in prop}
 
 
+class FollowAuthorization:
+    """The browser, played headless: the harness's authorization server
+    approves at once and redirects to our redirect URI with the code, so the
+    authorization URL is fetched without following the redirect."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, str] = {}
+
+    async def redirect(self, url: str) -> None:
+        import httpx2
+
+        async with httpx2.AsyncClient(timeout=20) as client:
+            response = await client.get(url, follow_redirects=False)
+        location = response.headers.get("location")
+        if not location:
+            raise RuntimeError(
+                f"the authorization endpoint answered {response.status_code}, no redirect"
+            )
+        self.params = {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+
+    async def callback(self) -> Any:
+        from mcp.shared.auth import AuthorizationCodeResult
+
+        params, self.params = self.params, {}
+        return AuthorizationCodeResult(
+            code=params.get("code", ""), state=params.get("state"), iss=params.get("iss")
+        )
+
+
+def oauth_settings(context: dict[str, Any]) -> McpOAuth:
+    """Pre-registered credentials from the harness's context, and the client ID
+    metadata document URL the harness expects for CIMD."""
+    secret_env = None
+    if context.get("client_secret"):
+        secret_env = "LUMINAGUARD_CONFORMANCE_CLIENT_SECRET"
+        os.environ[secret_env] = context["client_secret"]
+    return McpOAuth(
+        client_id=context.get("client_id"),
+        client_secret_env=secret_env,
+        client_metadata_url=CLIENT_METADATA_URL,
+    )
+
+
 async def run(url: str, scenario: str) -> int:
+    context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     with tempfile.TemporaryDirectory(prefix="lg-conformance-") as tmp:
         handle = McpServerHandle(
             "conformance",
-            McpServer(url=url, timeout_s=20),
+            McpServer(url=url, timeout_s=20, oauth=oauth_settings(context)),
             workspace=Path(tmp),
             data_dir=Path(tmp) / "state",
             sandbox=SandboxSettings(),
         )
         handle.elicit = accept_with_defaults
+        handle.authorization = FollowAuthorization()
         try:
             tools = await handle.list_tools()
             if scenario != "initialize":
