@@ -517,3 +517,26 @@ def test_a_broken_mcp_server_does_not_sink_the_run(workspace: Path, tmp_path: Pa
     r = lg("run", "t", "--workspace", str(workspace), "--playbook", str(pb))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MCP server broken is unavailable" in r.stdout
+
+
+def test_a_tool_the_server_adds_mid_run_is_offered_and_recorded(
+    workspace: Path, tmp_path: Path
+) -> None:
+    server = Path(__file__).parent / "mcp" / "changing_server.py"
+    (workspace / "luminaguard.toml").write_text(
+        f'[mcp.servers.chg]\ncommand = "{sys.executable}"\nargs = ["{server}"]\ntrusted = true\n'
+    )
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {"tool_calls": [{"name": "mcp:chg/unlock", "arguments": {}}]},
+            {"tool_calls": [{"name": "mcp:chg/secret", "arguments": {}}]},
+            {"content": "done"},
+        ],
+    )
+    r = lg("run", "t", "--workspace", str(workspace), "--playbook", str(pb))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tools changed: added mcp:chg/secret" in r.stdout
+    run_id = json.loads(lg("audit", "list", "--json").stdout)[-1]["id"]
+    shown = lg("audit", "show", run_id, "--json").stdout
+    assert "the secret is 42" in shown and "tools_changed" in shown

@@ -329,3 +329,45 @@ def test_pypi_servers_time_and_git_run_sandboxed(
     now, status = asyncio.run(scenario())
     assert json.loads(now)["timezone"] == "Europe/Paris"
     assert "a.txt" in status
+
+
+CHANGING = McpServer(
+    command=sys.executable,
+    args=[str(Path(__file__).with_name("changing_server.py"))],
+    trusted=True,
+    timeout_s=20,
+)
+
+
+def test_a_changed_tool_list_is_listed_again_before_the_next_step(
+    workspace: Path, data_dir: Path
+) -> None:
+    from luminaguard.tools.toolbox import ToolBox
+
+    async def scenario() -> None:
+        source = McpTools(handle(CHANGING, workspace, data_dir, data_dir / "cache"))
+        try:
+            await source.connect()
+            box = ToolBox([source])
+            assert {s.name for s in box.specs()} == {"mcp:srv/unlock", "mcp:srv/lock"}
+            assert await box.update() is None  # nothing said, nothing asked
+            await source.call(ToolCall("1", "mcp:srv/unlock", {}))
+            for _ in range(50):  # the notification may trail the result
+                if source.server.tools_changed:
+                    break
+                await asyncio.sleep(0.02)
+            assert await box.update() == (["mcp:srv/secret"], [])
+            result = await box.call(ToolCall("2", "mcp:srv/secret", {}))
+            assert result.output == "the secret is 42"
+            assert box.assess(ToolCall("3", "mcp:srv/secret", {})).risk == Risk.GREEN
+            await source.call(ToolCall("4", "mcp:srv/lock", {}))
+            for _ in range(50):
+                if source.server.tools_changed:
+                    break
+                await asyncio.sleep(0.02)
+            assert await box.update() == ([], ["mcp:srv/secret"])
+            assert box.assess(ToolCall("5", "mcp:srv/secret", {})).risk == Risk.RED
+        finally:
+            await source.server.close()
+
+    asyncio.run(scenario())

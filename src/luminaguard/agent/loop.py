@@ -142,6 +142,12 @@ class Agent:
     async def step(self) -> None:
         self._check_budgets()
         self.steps += 1
+        update = getattr(self.tools, "update", None)
+        changed = await update() if update is not None else None
+        if changed is not None:
+            added, removed = changed
+            self.recorder.record("tools_changed", {"added": added, "removed": removed})
+            self.report("tools_changed", {"added": added, "removed": removed})
         started = time.monotonic()
         task_type = "plan" if self.steps == 1 else "act"
         self._spend(self.provider.name, None)

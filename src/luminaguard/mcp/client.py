@@ -6,9 +6,10 @@ notifications reset (with an overall maximum, the call cancelled on timeout),
 bounded waits everywhere (a server that never answers `initialize`, or dies
 mid-call, gives an error, never a hang), a restart on the next call after a
 crash, large results cut to size with a note, the server's stderr captured to
-a log file, roots, elicitation forwarded to whoever can answer.
+a log file, roots, elicitation forwarded to whoever can answer, and
+`tools/list_changed` noted for the tool source to re-list.
 
-What it is not (yet): the legacy SSE fallback, sampling, `list_changed` refreshes.
+What it is not (yet): the legacy SSE fallback, sampling.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class McpServerHandle:
         # The browser half of OAuth for an HTTP server (see mcp/oauth.py);
         # None: a server that asks for authorization fails with a clear error.
         self.authorization: Any = None
+        # Set by `notifications/tools/list_changed`; the tool source re-lists
+        # before the model is next asked (a request cannot be made from
+        # inside the notification handler: it runs on the session's reader).
+        self.tools_changed = False
 
     @property
     def log_path(self) -> Path:
@@ -158,6 +163,7 @@ class McpServerHandle:
                         write,
                         list_roots_callback=self._roots,
                         elicitation_callback=self._elicitation,
+                        message_handler=self._notified,
                     )
                 )
                 await session.initialize()
@@ -179,6 +185,12 @@ class McpServerHandle:
         finally:
             if launch is not None:
                 launch.close()
+
+    async def _notified(self, message: Any) -> None:
+        from mcp import types
+
+        if isinstance(message, types.ToolListChangedNotification):
+            self.tools_changed = True
 
     async def _elicitation(self, context: Any, params: Any) -> Any:
         from mcp import types

@@ -26,11 +26,24 @@ class McpTools:
         self.tools: dict[str, Any] = {}
 
     async def connect(self) -> None:
+        self.server.tools_changed = False
         try:
             listed = await self.server.list_tools()
         except McpServerError as exc:
             raise ToolError(str(exc)) from exc
         self.tools = {f"mcp:{self.server.name}/{t.name}": t for t in listed}
+
+    async def update(self) -> bool:
+        """Re-list after the server said its tools changed; whether they did.
+        A server that cannot answer keeps the list it had."""
+        if not self.server.tools_changed:
+            return False
+        before = {name: t.model_dump(mode="json") for name, t in self.tools.items()}
+        try:
+            await self.connect()
+        except ToolError:
+            return False
+        return before != {name: t.model_dump(mode="json") for name, t in self.tools.items()}
 
     def specs(self) -> Sequence[ToolSpec]:
         return [

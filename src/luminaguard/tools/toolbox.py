@@ -30,6 +30,20 @@ class ToolBox:
     def specs(self) -> Sequence[ToolSpec]:
         return self._specs
 
+    async def update(self) -> tuple[list[str], list[str]] | None:
+        """Let sources whose tools can change (MCP servers, via `update()`)
+        re-list; the names added and removed, or None when nothing changed."""
+        changed = False
+        for source in self.sources:
+            update = getattr(source, "update", None)
+            if update is not None and await update():
+                changed = True
+        if not changed:
+            return None
+        before = set(self._owner)
+        self.refresh()
+        return sorted(set(self._owner) - before), sorted(before - set(self._owner))
+
     def _source(self, call: ToolCall) -> ToolSource:
         try:
             return self._owner[call.name]

@@ -61,6 +61,11 @@ class TerminalReport:
         prefix = "✔ " if d["final"] else "💭 "
         self.out.write(f"\n{prefix}{d['content']}\n")
 
+    def on_tools_changed(self, d: dict[str, Any]) -> None:
+        added = ", ".join(d["added"]) or "none"
+        removed = ", ".join(d["removed"]) or "none"
+        self.out.write(f"🔄 tools changed: added {added}; removed {removed}\n")
+
     def on_tool_call(self, d: dict[str, Any]) -> None:
         call: ToolCall = d["call"]
         a: Assessment = d["assessment"]
