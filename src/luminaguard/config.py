@@ -176,6 +176,8 @@ class McpServer(_Section):
     """Endpoint of a Streamable HTTP server."""
     headers: dict[str, str] = Field(default_factory=dict)
     """HTTP headers sent to an HTTP server."""
+    transport: Literal["auto", "streamable-http", "sse"] = "auto"
+    """HTTP transport: `auto` tries Streamable HTTP and falls back to the legacy HTTP+SSE one when the server refuses it."""
     trusted: bool = False
     """Whether its tool annotations (read-only, destructive, open-world) feed the risk classifier."""
     timeout_s: float = Field(60.0, gt=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.config import McpServer, SandboxSettings
-from luminaguard.mcp.client import McpServerHandle
+from luminaguard.mcp.client import McpServerError, McpServerHandle
 from luminaguard.mcp.launch import resolve_npx
 
 
@@ -26,11 +26,8 @@ def free_port() -> int:
 
 
 class HttpServer:
-    def __init__(self, cache: Path) -> None:
-        self.argv = [
-            *resolve_npx("@modelcontextprotocol/server-everything", cache),
-            "streamableHttp",
-        ]
+    def __init__(self, cache: Path, mode: str = "streamableHttp") -> None:
+        self.argv = [*resolve_npx("@modelcontextprotocol/server-everything", cache), mode]
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -85,6 +82,72 @@ def test_tools_over_streamable_http_and_recovery_after_a_server_restart(
             # The client notices, starts a new session and repeats the request once.
             assert h.render(await h.call_tool("echo", {"message": "again"}))[0] == "Echo: again"
             assert h.starts == 2
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def sse_server(mcp_cache: Path) -> Iterator[HttpServer]:
+    server = HttpServer(mcp_cache, "sse")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("transport", ["auto", "sse"])
+def test_a_legacy_sse_server_is_reached_over_its_own_transport(
+    sse_server: HttpServer, workspace: Path, data_dir: Path, transport: str
+) -> None:
+    cfg = McpServer(
+        url=f"http://127.0.0.1:{sse_server.port}/sse", timeout_s=10, transport=transport
+    )
+
+    async def scenario() -> None:
+        h = McpServerHandle(
+            "old", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
+        )
+        try:
+            assert "echo" in {t.name for t in await h.list_tools()}
+            assert h.transport == "sse"
+            assert h.render(await h.call_tool("echo", {"message": "legacy"}))[0] == "Echo: legacy"
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_streamable_server_is_not_taken_for_a_legacy_one(
+    http_server: HttpServer, workspace: Path, data_dir: Path
+) -> None:
+    cfg = McpServer(url=f"http://127.0.0.1:{http_server.port}/mcp", timeout_s=10)
+
+    async def scenario() -> None:
+        h = McpServerHandle(
+            "web", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
+        )
+        try:
+            await h.list_tools()
+            assert h.transport == "streamable-http"
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_url_that_speaks_neither_transport_is_one_error(
+    http_server: HttpServer, workspace: Path, data_dir: Path
+) -> None:
+    cfg = McpServer(url=f"http://127.0.0.1:{http_server.port}/nothing-here", timeout_s=5)
+
+    async def scenario() -> None:
+        h = McpServerHandle(
+            "web", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
+        )
+        try:
+            with pytest.raises(McpServerError, match=r"refused Streamable HTTP .* and legacy SSE"):
+                await asyncio.wait_for(h.list_tools(), 30)
         finally:
             await h.close()
 

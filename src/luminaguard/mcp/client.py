@@ -1,7 +1,7 @@
 """One MCP server, connected on the official SDK, with what the SDK leaves to us.
 
 What it adds: servers from config, stdio servers in the sandbox, OAuth for
-HTTP servers (mcp/oauth.py), paginated lists, per-call timeouts that progress
+HTTP servers (mcp/oauth.py), the legacy HTTP+SSE fallback, paginated lists, per-call timeouts that progress
 notifications reset (with an overall maximum, the call cancelled on timeout),
 bounded waits everywhere (a server that never answers `initialize`, or dies
 mid-call, gives an error, never a hang), a restart on the next call after a
@@ -9,7 +9,7 @@ crash, large results cut to size with a note, the server's stderr captured to
 a log file, roots, elicitation forwarded to whoever can answer, and
 `tools/list_changed` noted for the tool source to re-list.
 
-What it is not (yet): the legacy SSE fallback, sampling.
+What it is not (yet): sampling.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ RESULT_LIMIT = 256 * 1024
 
 class McpServerError(LuminaGuardError):
     """An MCP server could not be started, or failed."""
+
+    refused = False
+    """Set when an HTTP server answered `initialize` with an error (it may speak legacy SSE)."""
 
 
 class McpServerHandle:
@@ -62,6 +65,8 @@ class McpServerHandle:
         self.result_limit = result_limit
         self.session: Any = None
         self.sandboxed = bool(cfg.command) and cfg.sandbox
+        # For an HTTP server: `auto` until a transport has worked, then that one.
+        self.transport = cfg.transport if cfg.url else "stdio"
         self._runner: asyncio.Task[None] | None = None
         self._closing: asyncio.Event | None = None
         self._log: TextIO | None = None
@@ -84,13 +89,34 @@ class McpServerHandle:
     # --- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect and initialise, within ``init_timeout_s``."""
+        """Connect and initialise, within ``init_timeout_s``. An HTTP server
+        that refuses Streamable HTTP (a 4xx to `initialize`) is tried once
+        more over the legacy HTTP+SSE transport, which is then kept."""
         if self.alive:
             return
+        if self.transport != "auto":
+            return await self._start(self.transport)
+        try:
+            await self._start("streamable-http")
+            self.transport = "streamable-http"
+        except McpServerError as first:
+            if not first.refused:
+                raise
+            try:
+                await self._start("sse")
+            except McpServerError as second:
+                raise McpServerError(
+                    f"MCP server {self.name} refused Streamable HTTP ({first}) and legacy SSE ({second})"
+                ) from None
+            self.transport = "sse"
+
+    async def _start(self, transport: str) -> None:
         await self.close()
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._closing = asyncio.Event()
-        self._runner = asyncio.create_task(self._run(ready, self._closing), name=f"mcp:{self.name}")
+        self._runner = asyncio.create_task(
+            self._run(ready, self._closing, transport), name=f"mcp:{self.name}"
+        )
         deadline = time.monotonic() + self.init_timeout_s
         try:
             while True:
@@ -121,7 +147,9 @@ class McpServerHandle:
     def alive(self) -> bool:
         return self.session is not None and self._runner is not None and not self._runner.done()
 
-    async def _run(self, ready: asyncio.Future[Any], closing: asyncio.Event) -> None:
+    async def _run(
+        self, ready: asyncio.Future[Any], closing: asyncio.Event, transport: str
+    ) -> None:
         # The SDK's transports hold anyio task groups: they must be entered and
         # left in one task, so the whole connection lives in this one.
         from mcp import ClientSession
@@ -130,7 +158,7 @@ class McpServerHandle:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if self.cfg.url:
-                    streams = await stack.enter_async_context(self._http())
+                    streams = await stack.enter_async_context(self._http(transport))
                 else:
                     from mcp import StdioServerParameters
                     from mcp.client.stdio import stdio_client
@@ -172,14 +200,16 @@ class McpServerHandle:
                 await closing.wait()
         except BaseException as exc:
             if not ready.done():
-                refused = _auth_failure(exc)
-                ready.set_exception(
-                    McpServerError(
-                        f"MCP server {self.name}: authorization failed: {refused}"
-                        if refused
-                        else f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
-                    )
+                denied = _auth_failure(exc)
+                failure = McpServerError(
+                    f"MCP server {self.name}: authorization failed: {denied}"
+                    if denied
+                    else f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
                 )
+                # An error answer to `initialize` (the SDK's stand-in for a 4xx
+                # status): the server is there but does not speak this transport.
+                failure.refused = bool(self.cfg.url) and not denied and _answered_error(exc)
+                ready.set_exception(failure)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
@@ -203,7 +233,7 @@ class McpServerHandle:
         action, content = await self.elicit(getattr(params, "message", ""), schema)
         return types.ElicitResult(action=action, content=content)
 
-    def _http(self) -> Any:
+    def _http(self, transport: str) -> Any:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
@@ -212,6 +242,19 @@ class McpServerHandle:
             from luminaguard.mcp.oauth import oauth_provider
 
             auth = oauth_provider(self.name, self.cfg, self.data_dir, self.authorization)
+        if transport == "sse":
+            from mcp.client.sse import sse_client
+
+            def client_factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
+                return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth)
+
+            return sse_client(
+                self.cfg.url or "",
+                headers=self.cfg.headers,
+                timeout=self.cfg.timeout_s,
+                httpx_client_factory=client_factory,
+                auth=auth,
+            )
         client = httpx2.AsyncClient(
             headers=self.cfg.headers,
             timeout=self.cfg.timeout_s,
@@ -473,3 +516,12 @@ def _auth_failure(exc: BaseException) -> str | None:
     ):
         return str(exc)
     return _auth_failure(exc.__cause__) if exc.__cause__ is not None else None
+
+
+def _answered_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or one nested in it) is an error the server answered with."""
+    from mcp.shared.exceptions import MCPError
+
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_answered_error(e) for e in exc.exceptions)
+    return isinstance(exc, MCPError)
