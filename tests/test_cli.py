@@ -540,3 +540,56 @@ def test_a_tool_the_server_adds_mid_run_is_offered_and_recorded(
     run_id = json.loads(lg("audit", "list", "--json").stdout)[-1]["id"]
     shown = lg("audit", "show", run_id, "--json").stdout
     assert "the secret is 42" in shown and "tools_changed" in shown
+
+
+@pytest.mark.parametrize("approve_yellow", [True, False])
+def test_a_servers_sampling_request_goes_through_the_cliff_to_the_runs_model(
+    mcp_workspace: Path, tmp_path: Path, approve_yellow: bool
+) -> None:
+    config = mcp_workspace / "luminaguard.toml"
+    config.write_text(config.read_text().replace("trusted = true\n", "sampling = true\n", 1))
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        f"auto_approve = {json.dumps(['green', 'yellow'] if approve_yellow else ['green'])}\n"
+        '[[grants]]\ntool = "mcp:everything/trigger-sampling-request"\nmax_risk = "red"\nhours = 1\n'
+    )
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {
+                "tool_calls": [
+                    {
+                        "name": "mcp:everything/trigger-sampling-request",
+                        "arguments": {"prompt": "Write a haiku about sandboxes", "maxTokens": 60},
+                    }
+                ]
+            },
+            # Answers the server's sampling request (when it is approved).
+            {"content": "walls of namespace / the process cannot wander / seccomp hums softly"},
+            {"content": "done"},
+        ],
+    )
+    if not approve_yellow:
+        pb.write_text(
+            json.dumps({"steps": [json.loads(pb.read_text())["steps"][i] for i in (0, 2)]})
+        )
+    r = lg(
+        "run",
+        "t",
+        "--workspace",
+        str(mcp_workspace),
+        "--playbook",
+        str(pb),
+        "--policy",
+        str(policy),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_id = json.loads(lg("audit", "list", "--json").stdout)[-1]["id"]
+    shown = lg("audit", "show", run_id, "--json").stdout
+    assert '"sampling:everything"' in shown  # the request's card and decision are journaled
+    assert "Write a haiku about sandboxes" in shown
+    if approve_yellow:
+        assert "seccomp hums softly" in r.stdout + shown  # the model's answer reached the server
+    else:
+        assert "denied by unattended" in r.stdout
+        assert "seccomp hums softly" not in shown

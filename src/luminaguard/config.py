@@ -188,6 +188,8 @@ class McpServer(_Section):
     """Network mode of a sandboxed stdio server."""
     oauth: McpOAuth = Field(default_factory=McpOAuth)
     """Authorization for an HTTP server."""
+    sampling: bool = False
+    """Let the server ask the run's model for completions (`sampling:NAME`, each one through the Approval Cliff)."""
 
 
 class OpenApiSource(_Section):

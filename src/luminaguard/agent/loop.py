@@ -78,6 +78,7 @@ class Agent:
         self.tokens_out = 0
         self.cost_usd = 0.0
         self.pending: list[ToolCall] = []
+        self._ending: RunEnded | None = None
         self.report: Report = report or (lambda event, data: None)
 
     async def run(self, task: str) -> RunResult:
@@ -161,14 +162,7 @@ class Agent:
         except (ProviderError, PlaybookError) as exc:
             self.recorder.record("model_error", {"step": self.steps, "error": str(exc)})
             raise Failed(f"the model could not be queried: {exc}") from exc
-        self.tokens_in += turn.usage.input_tokens
-        self.tokens_out += turn.usage.output_tokens
-        self.cost_usd += turn.cost_usd
-        spent = {
-            "tokens": float(turn.usage.input_tokens + turn.usage.output_tokens),
-            "cost_usd": turn.cost_usd,
-        }
-        self._spend((turn.provider or self.provider.name).split("/")[0], spent)
+        self.count(turn)
         self.recorder.record(
             "model_turn",
             {
@@ -197,6 +191,34 @@ class Agent:
         for call in turn.tool_calls:
             won = executed(await self._act_and_observe(call)) and won
         self._mark(turn, won)
+
+    def count(self, turn: AssistantTurn) -> None:
+        """Charge a model turn's tokens and cost to the run (budgets, quotas)."""
+        self.tokens_in += turn.usage.input_tokens
+        self.tokens_out += turn.usage.output_tokens
+        self.cost_usd += turn.cost_usd
+        spent = {
+            "tokens": float(turn.usage.input_tokens + turn.usage.output_tokens),
+            "cost_usd": turn.cost_usd,
+        }
+        self._spend((turn.provider or self.provider.name).split("/")[0], spent)
+
+    async def serve(self, call: ToolCall, source: ToolSource) -> ToolResult:
+        """A request a tool's server makes of the run while a call is under way
+        (MCP sampling): gated and journaled like a call, never shown to the
+        model. A denial that stops the run, or a spent budget, ends the run once
+        the call under way returns."""
+        try:
+            result = await self.gate.run(call, source, self.steps)
+        except DeniedAndStop as exc:
+            self._ending = Denied(f"{call.name} was denied ({exc.reason}) and the run was ended")
+            result = ToolResult(f"denied: {exc.reason}", is_error=True, data={"denied": True})
+        except RunEnded as exc:
+            self._ending = exc
+            result = ToolResult(f"error: {exc}", is_error=True, data={"tool_error": True})
+        except (ToolError, ProviderError) as exc:
+            result = ToolResult(f"error: {exc}", is_error=True, data={"tool_error": True})
+        return self._observe(call, result)
 
     def _spend(self, name: str, spent: dict[str, float] | None) -> None:
         """Model-call limits and quotas; an exhausted bucket ends the run."""
@@ -240,7 +262,11 @@ class Agent:
                 call, ToolResult(f"denied: {exc.reason}", is_error=True, data={"denied": True})
             )
             raise Denied(f"{call.name} was denied ({exc.reason}) and the run was ended") from exc
-        return self._observe(call, result)
+        observed = self._observe(call, result)
+        if self._ending is not None:
+            ending, self._ending = self._ending, None
+            raise ending
+        return observed
 
     def _observe(self, call: ToolCall, result: ToolResult, stage: str = "result") -> ToolResult:
         self.recorder.record(

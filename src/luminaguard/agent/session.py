@@ -169,6 +169,14 @@ class Session:
             report=options.report,
             metrics=self.metrics,
         )
+        from luminaguard.mcp.sampling import SamplingSource, sampler
+
+        for source in self.mcp:
+            if source.server.cfg.sampling:
+                source.server.sample = sampler(
+                    SamplingSource(source.server.name, self.provider, self.agent.count),
+                    self.agent.serve,
+                )
         self.resuming = resume is not None
         self.options_report = options.report
 

@@ -9,7 +9,7 @@ crash, large results cut to size with a note, the server's stderr captured to
 a log file, roots, elicitation forwarded to whoever can answer, and
 `tools/list_changed` noted for the tool source to re-list.
 
-What it is not (yet): sampling.
+Sampling requests are answered by `self.sample` (mcp/sampling.py).
 """
 
 from __future__ import annotations
@@ -81,6 +81,12 @@ class McpServerHandle:
         # before the model is next asked (a request cannot be made from
         # inside the notification handler: it runs on the session's reader).
         self.tools_changed = False
+        # Who answers `sampling/createMessage` (with `sampling = true`): a
+        # callable (params) -> CreateMessageResult | ErrorData (mcp/sampling.py).
+        self.sample: Any = None
+        # Requests from the server being answered (a person or the model is
+        # busy): a call's no-progress timeout does not run meanwhile.
+        self._serving = 0
 
     @property
     def log_path(self) -> Path:
@@ -191,6 +197,7 @@ class McpServerHandle:
                         write,
                         list_roots_callback=self._roots,
                         elicitation_callback=self._elicitation,
+                        sampling_callback=self._sampling if self.cfg.sampling else None,
                         message_handler=self._notified,
                     )
                 )
@@ -230,8 +237,26 @@ class McpServerHandle:
         schema: Any = getattr(params, "requested_schema", None)
         if schema is not None and hasattr(schema, "model_dump"):
             schema = schema.model_dump(by_alias=True)
-        action, content = await self.elicit(getattr(params, "message", ""), schema)
+        self._serving += 1
+        try:
+            action, content = await self.elicit(getattr(params, "message", ""), schema)
+        finally:
+            self._serving -= 1
         return types.ElicitResult(action=action, content=content)
+
+    async def _sampling(self, context: Any, params: Any) -> Any:
+        from mcp import types
+
+        if self.sample is None:
+            return types.ErrorData(
+                code=types.INVALID_REQUEST,
+                message="sampling is not available here: only an agent run answers it",
+            )
+        self._serving += 1
+        try:
+            return await self.sample(params)
+        finally:
+            self._serving -= 1
 
     def _http(self, transport: str) -> Any:
         import httpx2
@@ -412,6 +437,8 @@ class McpServerHandle:
         task = asyncio.ensure_future(session.call_tool(tool, arguments, progress_callback=progress))
         try:
             while True:
+                if self._serving:
+                    last = time.monotonic()
                 remaining = min(
                     self.cfg.timeout_s - (time.monotonic() - last),
                     overall - (time.monotonic() - started),
