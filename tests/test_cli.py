@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -593,3 +595,58 @@ def test_a_servers_sampling_request_goes_through_the_cliff_to_the_runs_model(
     else:
         assert "denied by unattended" in r.stdout
         assert "seccomp hums softly" not in shown
+
+
+def test_an_elicitation_in_an_inbox_run_is_a_question_answered_from_the_cli(
+    mcp_workspace: Path, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('auto_approve = ["green", "yellow"]\n')
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {
+                "tool_calls": [
+                    {"name": "mcp:everything/trigger-elicitation-request", "arguments": {}}
+                ]
+            },
+            {"content": "done"},
+        ],
+    )
+    run = subprocess.Popen(
+        [*LUMINAGUARD, "run", "t", "--workspace", str(mcp_workspace), "--playbook", str(pb),
+         "--policy", str(policy), "--approver", "inbox"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        questions: list[dict[str, Any]] = []
+        while not questions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            questions = json.loads(lg("approvals", "questions", "--json").stdout)
+        assert questions, "the question never reached the inbox"
+        q = questions[0]
+        assert q["server"] == "everything" and "name" in q["schema"]["properties"]
+        listed = lg("approvals", "list").stdout
+        assert "1 question(s) from MCP servers waiting" in listed
+        # Bad answers are one sentence each, and leave the question open.
+        assert_clean_error(lg("approvals", "answer", str(q["id"])), "field 'name' is required")
+        assert_clean_error(
+            lg("approvals", "answer", str(q["id"]), "name=Ada", "integer=500"),
+            "field 'integer' must be between 1 and 100",
+        )
+        assert_clean_error(
+            lg("approvals", "answer", str(q["id"]), "name=Ada", "untitledSingleSelectEnum=Gunther"),
+            "must be one of Monica",
+        )
+        r = lg("approvals", "answer", str(q["id"]), "name=Ada Lovelace", "check=yes", "integer=7")
+        assert r.returncode == 0 and "accepted by" in r.stdout
+        out, _ = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, out
+    run_id = json.loads(lg("audit", "list", "--json").stdout)[-1]["id"]
+    shown = lg("audit", "show", run_id, "--json").stdout
+    assert "User provided the requested information" in shown and "Ada Lovelace" in shown
+    assert '\\"integer\\": 7' in shown or '"integer": 7' in shown
+    assert json.loads(lg("approvals", "questions", "--json").stdout) == []

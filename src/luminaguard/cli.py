@@ -124,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--as", dest="as_", metavar="NAME", help="who is deciding (default: the local user)"
     )
 
+    aquestions = asub2.add_parser(
+        "questions", help="MCP servers' questions (elicitations) waiting for an answer"
+    )
+    aquestions.add_argument("--json", action="store_true")
+    aanswer = asub2.add_parser(
+        "answer", help="answer a question: NAME=VALUE for each field, or --decline / --cancel"
+    )
+    aanswer.add_argument("id", type=int)
+    aanswer.add_argument("fields", nargs="*", metavar="NAME=VALUE")
+    refuse = aanswer.add_mutually_exclusive_group()
+    refuse.add_argument("--decline", action="store_true", help="refuse to give the information")
+    refuse.add_argument("--cancel", action="store_true", help="dismiss the question")
+    aanswer.add_argument(
+        "--as", dest="as_", metavar="NAME", help="who is answering (default: the local user)"
+    )
+
     metrics = sub.add_parser(
         "metrics", help="provider metrics: latency, success, tokens, cost, win rate"
     )
@@ -673,6 +689,53 @@ def cmd_approvals(args: argparse.Namespace) -> int:
             print(
                 f"{i.id:>5}  {i.card.risk.label:<7} {i.agent:<14} {i.card.tool:<12} {i.task[:50]}"
             )
+        asked = len(store.questions())
+        if asked and not args.json:
+            print(f"{asked} question(s) from MCP servers waiting: luminaguard approvals questions")
+        return EXIT_OK
+    if args.approvals_command == "questions":
+        questions = store.questions()
+        if args.json:
+            print(json.dumps([q.to_dict() for q in questions], indent=2, ensure_ascii=False))
+        elif not questions:
+            print("no questions waiting")
+        for q in questions if not args.json else []:
+            print(f"{q.id:>5}  {q.agent:<14} {q.server:<12} {q.message}")
+            for name, prop in (q.schema.get("properties") or {}).items():
+                required = name in (q.schema.get("required") or [])
+                choices = f" one of {', '.join(map(str, prop['enum']))}" if prop.get("enum") else ""
+                default = f" [default {prop['default']}]" if "default" in prop else ""
+                print(
+                    f"       {name}: {prop.get('type', 'string')}{choices}{default}"
+                    f"{' (required)' if required else ''}  {prop.get('description', '')}".rstrip()
+                )
+        return EXIT_OK
+    if args.approvals_command == "answer":
+        from luminaguard.policy.inbox import answer_content
+
+        question = store.question(args.id)
+        if question is None or question.status != "pending":
+            raise UsageError(
+                f"no question {args.id} waiting (see `luminaguard approvals questions`)"
+            )
+        content = None
+        action = "decline" if args.decline else "cancel" if args.cancel else "accept"
+        if action == "accept":
+            pairs = {}
+            for field in args.fields:
+                name, sep, value = field.partition("=")
+                if not sep:
+                    raise UsageError(f"{field!r} is not NAME=VALUE")
+                pairs[name] = value
+            try:
+                content = answer_content(question.schema, pairs)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        elif args.fields:
+            raise UsageError(f"--{action} takes no fields")
+        store.answer(args.id, action=action, content=content, by=who)
+        done = {"accept": "accepted", "decline": "declined", "cancel": "cancelled"}[action]
+        print(f"{args.id}: {done} by {who}")
         return EXIT_OK
     if args.approvals_command == "decide":
         targets = store.related(args.id) if args.step else [store.get(args.id)]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,52 @@ def test_an_mcp_elicitation_is_answered_at_the_terminal_with_defaults_and_types(
         TerminalApprover(io.StringIO("n\n"), io.StringIO()).elicit("srv", "?", schema)
     )
     assert declined == ("decline", None)
+
+
+def test_a_wrong_answer_at_the_terminal_is_asked_again_and_end_of_input_cancels() -> None:
+    schema = {
+        "properties": {"age": {"type": "integer", "minimum": 1, "maximum": 120}},
+        "required": ["age"],
+    }
+    out = io.StringIO()
+    approver = TerminalApprover(io.StringIO("y\nold\n300\n42\n"), out)
+    assert asyncio.run(approver.elicit("srv", "Age?", schema)) == ("accept", {"age": 42})
+    assert "field 'age' must be integer, not 'old'" in out.getvalue()
+    assert "field 'age' must be between 1 and 120" in out.getvalue()
+    gone = TerminalApprover(io.StringIO("y\n"), io.StringIO())
+    assert asyncio.run(gone.elicit("srv", "Age?", schema)) == ("cancel", None)
+
+
+def test_elicitation_answers_are_typed_and_checked_against_the_schema() -> None:
+    from luminaguard.policy.inbox import answer_content
+
+    schema = {
+        "properties": {
+            "name": {"type": "string"},
+            "pick": {"type": "string", "oneOf": [{"const": "a", "title": "A"}, {"const": "b"}]},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["x", "y", "z"]},
+                "maxItems": 2,
+                "default": ["x"],
+            },
+            "ratio": {"type": "number", "default": 0.5},
+        },
+        "required": ["name"],
+    }
+    assert answer_content(schema, {"name": "n", "pick": "b", "tags": "y, z"}) == {
+        "name": "n",
+        "pick": "b",
+        "tags": ["y", "z"],
+        "ratio": 0.5,
+    }
+    for fields, message in [
+        ({}, "field 'name' is required"),
+        ({"name": "n", "nope": "1"}, "unknown field 'nope'"),
+        ({"name": "n", "pick": "c"}, "must be one of a, b"),
+        ({"name": "n", "tags": "x,y,z"}, "takes at most 2 values"),
+        ({"name": "n", "tags": "w"}, "must be one of x, y, z"),
+        ({"name": "n", "ratio": "half"}, "must be number"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            answer_content(schema, fields)

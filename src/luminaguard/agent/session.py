@@ -142,6 +142,15 @@ class Session:
         ]
         self.toolbox = ToolBox([BuiltinTools(self.sandbox), *apis, *self.mcp])
         from luminaguard.policy.approver import TerminalApprover
+        from luminaguard.policy.inbox import InboxApprover
+
+        if isinstance(options.approver, InboxApprover):
+            # Elicitations become questions in the shared inbox.
+            asked_by = {"run_id": self.recorder.run_id, "agent": gate.ctx.agent}
+            for source in self.mcp:
+                source.server.elicit = functools.partial(
+                    options.approver.elicit, source.server.name, context=asked_by
+                )
 
         if isinstance(options.approver, TerminalApprover):
             # Elicitations go to the person at the terminal; with nobody to ask they are declined.

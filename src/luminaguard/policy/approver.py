@@ -106,32 +106,26 @@ class TerminalApprover:
             return "cancel", None
         if answer not in ("y", "yes"):
             return "decline", None
-        content: dict[str, Any] = {}
-        for name, prop in ((schema or {}).get("properties") or {}).items():
-            default = prop.get("default")
-            hint = f" [{default}]" if default is not None else ""
-            choices = f" ({'/'.join(map(str, prop['enum']))})" if prop.get("enum") else ""
-            out.write(f"  {name}{choices}{hint}: ")
-            out.flush()
-            raw = self.stdin.readline().rstrip("\n")
-            if not raw and default is not None:
-                content[name] = default
-            elif raw:
-                content[name] = _convert(raw, prop.get("type"))
-        return "accept", content
+        from luminaguard.policy.inbox import answer_content, choices_of
 
-
-def _convert(raw: str, kind: str | None) -> Any:
-    try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return float(raw)
-    except ValueError:
-        return raw
-    if kind == "boolean":
-        return raw.strip().lower() in ("y", "yes", "true", "1")
-    return raw
+        while True:
+            fields: dict[str, str] = {}
+            for name, prop in ((schema or {}).get("properties") or {}).items():
+                default = prop.get("default")
+                hint = f" [{default}]" if default is not None else ""
+                choices = choices_of(prop.get("items") or prop)
+                listed = f" ({'/'.join(map(str, choices))})" if choices else ""
+                out.write(f"  {name}{listed}{hint}: ")
+                out.flush()
+                line = self.stdin.readline()
+                if not line:  # end of input: nobody is there any more
+                    return "cancel", None
+                if line.rstrip("\n"):
+                    fields[name] = line.rstrip("\n")
+            try:
+                return "accept", answer_content(schema or {}, fields)
+            except ValueError as exc:
+                out.write(f"  {exc}; once more (or Ctrl-D to cancel)\n")
 
 
 def default_approver(interactive: bool | None = None, principal: str | None = None) -> Approver:

@@ -63,6 +63,7 @@ class InboxApp(App[None]):
         self.grant_hours = grant_hours
         self.refresh_s = refresh_s
         self.items: list[Pending] = []
+        self.asked = 0  # MCP servers' questions waiting (answered from the CLI)
         self.index = 0
         self.decided: list[tuple[int, str]] = []
 
@@ -92,9 +93,10 @@ class InboxApp(App[None]):
     def reload(self) -> None:
         current = self.current.id if self.current else None
         items = self.store.pending()
-        if [i.id for i in items] == [i.id for i in self.items]:
+        asked = len(self.store.questions())
+        if [i.id for i in items] == [i.id for i in self.items] and asked == self.asked:
             return
-        self.items = items
+        self.items, self.asked = items, asked
         ids = [i.id for i in items]
         self.index = (
             ids.index(current) if current in ids else min(self.index, max(0, len(items) - 1))
@@ -111,13 +113,18 @@ class InboxApp(App[None]):
     def show(self) -> None:
         body = self.query_one("#card-body", Static)
         item = self.current
+        asked = (
+            f" · {self.asked} question(s) from MCP servers: luminaguard approvals questions"
+            if self.asked
+            else ""
+        )
         if item is None:
             body.update("No pending approvals. Waiting for agents…")
-            self.sub_title = "nothing pending"
+            self.sub_title = "nothing pending" + asked
         else:
             body.update(card_renderable(item.card))
             self.sub_title = (
-                f"{self.index + 1} of {len(self.items)} pending · you are {self.principal}"
+                f"{self.index + 1} of {len(self.items)} pending · you are {self.principal}{asked}"
             )
             self.query_one("#side", ListView).index = self.index
         self.query_one("#card", CardView).scroll_home(animate=False)
