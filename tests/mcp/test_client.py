@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -369,5 +370,30 @@ def test_a_changed_tool_list_is_listed_again_before_the_next_step(
             assert box.assess(ToolCall("5", "mcp:srv/secret", {})).risk == Risk.RED
         finally:
             await source.server.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_call_times_out_but_not_while_a_person_answers_the_server(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    cfg = EVERYTHING.model_copy(update={"timeout_s": 1.0})
+
+    async def slow_person(message: str, schema: Any) -> tuple[str, dict[str, Any]]:
+        await asyncio.sleep(2.5)  # longer than the call's timeout
+        return "accept", {"name": "Ada"}
+
+    async def scenario() -> None:
+        h = handle(cfg, workspace, data_dir, mcp_cache)
+        h.elicit = slow_person
+        try:
+            started = time.monotonic()
+            with pytest.raises(ToolError, match="made no progress for 1 s"):
+                await h.call_tool("trigger-long-running-operation", {"duration": 4, "steps": 1})
+            assert time.monotonic() - started < 2.5
+            answered = await h.call_tool("trigger-elicitation-request", {})
+            assert "Ada" in h.render(answered)[0]
+        finally:
+            await h.close()
 
     asyncio.run(scenario())

@@ -19,7 +19,7 @@ import contextlib
 import re
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.errors import ConfigError, LuminaGuardError, ToolError
@@ -87,6 +87,7 @@ class McpServerHandle:
         # Requests from the server being answered (a person or the model is
         # busy): a call's no-progress timeout does not run meanwhile.
         self._serving = 0
+        self._calls: set[_Call] = set()
 
     @property
     def log_path(self) -> Path:
@@ -123,6 +124,7 @@ class McpServerHandle:
         self._runner = asyncio.create_task(
             self._run(ready, self._closing, transport), name=f"mcp:{self.name}"
         )
+        self._runner.add_done_callback(self._ended)
         deadline = time.monotonic() + self.init_timeout_s
         try:
             while True:
@@ -237,11 +239,11 @@ class McpServerHandle:
         schema: Any = getattr(params, "requested_schema", None)
         if schema is not None and hasattr(schema, "model_dump"):
             schema = schema.model_dump(by_alias=True)
-        self._serving += 1
+        self._hold(True)
         try:
             action, content = await self.elicit(getattr(params, "message", ""), schema)
         finally:
-            self._serving -= 1
+            self._hold(False)
         return types.ElicitResult(action=action, content=content)
 
     async def _sampling(self, context: Any, params: Any) -> Any:
@@ -252,11 +254,11 @@ class McpServerHandle:
                 code=types.INVALID_REQUEST,
                 message="sampling is not available here: only an agent run answers it",
             )
-        self._serving += 1
+        self._hold(True)
         try:
             return await self.sample(params)
         finally:
-            self._serving -= 1
+            self._hold(False)
 
     def _http(self, transport: str) -> Any:
         import httpx2
@@ -424,68 +426,80 @@ class McpServerHandle:
     async def _call_tool(
         self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
     ) -> Any:
+        """The call runs in the caller's task under one cancel scope (no extra
+        task per call: this is the hot path). Progress moves its deadline on;
+        the server's death cancels it (see ``_ended``). An anyio scope, as the
+        SDK's own: it swallows a plain asyncio cancellation while it waits."""
+        import anyio
+        from mcp.shared.exceptions import MCPError
+
         session = await self._ensure()
-        assert self._runner is not None
-        last = time.monotonic()
+        call = _Call(anyio.current_time(), self.cfg.timeout_s, max_s)
 
         async def progress(progress: float, total: float | None, message: str | None) -> None:
-            nonlocal last
-            last = time.monotonic()
+            call.hold() if self._serving else call.moved()
 
-        started = time.monotonic()
-        overall = max_s if max_s is not None else self.cfg.timeout_s * 10
-        task = asyncio.ensure_future(session.call_tool(tool, arguments, progress_callback=progress))
+        self._calls.add(call)
         try:
-            while True:
-                if self._serving:
-                    last = time.monotonic()
-                remaining = min(
-                    self.cfg.timeout_s - (time.monotonic() - last),
-                    overall - (time.monotonic() - started),
+            with call.scope:
+                if self._serving:  # a request of the server's is being answered
+                    call.hold()
+                return await session.call_tool(tool, arguments, progress_callback=progress)
+            # Only reached when the scope cancelled the call (the SDK sent
+            # notifications/cancelled for it).
+            if call.server_died:
+                self.session = None
+                raise ToolError(
+                    f"MCP server {self.name} exited during the call to {tool}; it will be restarted for the next call"
                 )
-                if remaining <= 0:
-                    why = (
-                        f"made no progress for {self.cfg.timeout_s:g} s"
-                        if time.monotonic() - started < overall
-                        else f"ran past its overall limit of {overall:g} s"
-                    )
-                    raise ToolError(f"mcp:{self.name}/{tool} {why}; the call was cancelled")
-                done, _ = await asyncio.wait(
-                    {task, self._runner}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-                if task in done:
-                    try:
-                        return self._result(task, f"the call to {tool}")
-                    except McpServerError as exc:
-                        raise ToolError(str(exc)) from exc
-                if self._runner in done:
-                    self.session = None
-                    raise ToolError(
-                        f"MCP server {self.name} exited during the call to {tool}; it will be restarted for the next call"
-                    )
+            why = (
+                f"ran past its overall limit of {call.overall:g} s"
+                if call.past_overall()
+                else f"made no progress for {self.cfg.timeout_s:g} s"
+            )
+            raise ToolError(f"mcp:{self.name}/{tool} {why}; the call was cancelled")
+        except MCPError as exc:
+            try:
+                self._translate(exc, f"the call to {tool}")
+            except McpServerError as translated:
+                raise ToolError(str(translated)) from exc
         finally:
-            if not task.done():
-                # Cancelling the request task makes the SDK send notifications/cancelled.
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(task, 5)
+            self._calls.discard(call)
+
+    def _ended(self, runner: asyncio.Task[None]) -> None:
+        """The connection's task finished (the server exited): cancel the calls
+        waiting on it, which then report the death instead of hanging."""
+        for call in list(self._calls):
+            call.server_died = True
+            call.scope.cancel()
+
+    def _hold(self, held: bool) -> None:
+        """Answering a request of the server's (a person or the model is busy):
+        the calls' no-progress deadlines wait until it is answered."""
+        self._serving += 1 if held else -1
+        for call in self._calls:
+            call.hold() if held else call.moved()
 
     def _result(self, task: asyncio.Future[Any], what: str) -> Any:
-        """The request's result, with the SDK's errors translated into ours (here only)."""
+        """The request's result, with the SDK's errors translated into ours."""
         from mcp.shared.exceptions import MCPError
 
         try:
             return task.result()
         except MCPError as exc:
-            if "connection closed" in str(exc).lower():
-                # The transport is gone: forget the session; the next request restarts it.
-                self.session = None
-                raise McpServerError(
-                    f"MCP server {self.name} exited during {what}; it will be restarted for the next call (see {self.log_path})"
-                ) from exc
+            self._translate(exc, what)
+
+    def _translate(self, exc: Exception, what: str) -> NoReturn:
+        """The SDK's error as ours (here only)."""
+        if "connection closed" in str(exc).lower():
+            # The transport is gone: forget the session; the next request restarts it.
+            self.session = None
             raise McpServerError(
-                f"MCP server {self.name} answered {what} with an error: {exc}"
+                f"MCP server {self.name} exited during {what}; it will be restarted for the next call (see {self.log_path})"
             ) from exc
+        raise McpServerError(
+            f"MCP server {self.name} answered {what} with an error: {exc}"
+        ) from exc
 
     def render(self, result: Any) -> tuple[str, bool, dict[str, Any]]:
         """A CallToolResult as (text for the model, is_error, data)."""
@@ -552,3 +566,34 @@ def _answered_error(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return any(_answered_error(e) for e in exc.exceptions)
     return isinstance(exc, MCPError)
+
+
+class _Call:
+    """One tool call in flight: its cancel scope, whose deadline is the
+    per-call timeout moved on by progress, within an overall maximum, and held
+    while the server's own request is being answered."""
+
+    def __init__(self, started: float, timeout_s: float, max_s: float | None) -> None:
+        import anyio
+
+        self.started = started
+        self.timeout_s = timeout_s
+        self.overall = max_s if max_s is not None else timeout_s * 10
+        self.scope = anyio.CancelScope(deadline=self._next())
+        self.server_died = False
+
+    def _next(self) -> float:
+        import anyio
+
+        return min(anyio.current_time() + self.timeout_s, self.started + self.overall)
+
+    def moved(self) -> None:
+        self.scope.deadline = self._next()
+
+    def hold(self) -> None:
+        self.scope.deadline = self.started + self.overall
+
+    def past_overall(self) -> bool:
+        import anyio
+
+        return anyio.current_time() >= self.started + self.overall - 1e-3
