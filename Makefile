@@ -22,12 +22,13 @@ $(STAMP): pyproject.toml
 	-$(MAKE) --no-print-directory mcp-servers
 	touch $(STAMP)
 
-# The reference MCP servers the tests use, from npm, into .cache/mcp.
+# The reference MCP servers the tests use, from npm and PyPI (as `npx` and
+# `uvx` would fetch them), into .cache/mcp.
 # Best effort: without npm (or its registry) the MCP tests skip and say why.
 mcp-servers:
 	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_npx; [resolve_npx(p, Path('.cache/mcp')) for p in ('@modelcontextprotocol/server-everything', '@modelcontextprotocol/server-memory', '@modelcontextprotocol/server-filesystem')]"
 	test -x .cache/conformance/node_modules/.bin/conformance || npm install --prefix .cache/conformance --no-audit --no-fund --silent @modelcontextprotocol/conformance
-	test -x .cache/mcp-py/bin/mcp-server-time || ($(PYTHON) -m venv .cache/mcp-py && .cache/mcp-py/bin/python -m pip install --quiet --disable-pip-version-check mcp-server-time mcp-server-git)
+	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_uvx; [resolve_uvx([p], p, Path('.cache/mcp')) for p in ('mcp-server-time', 'mcp-server-git')]"
 
 demo: install
 	$(BIN)/luminaguard demo

@@ -280,21 +280,23 @@ def test_filesystem_server_reaches_only_the_workspace(
     assert sys.platform == "linux"
 
 
-PY_SERVERS = Path(__file__).resolve().parents[2] / ".cache" / "mcp-py" / "bin"
-
-
 @pytest.fixture
-def py_servers() -> Path:
-    if not (PY_SERVERS / "mcp-server-time").exists():
-        pytest.skip(
-            "mcp-server-time and mcp-server-git are not installed (`make mcp-servers` puts them in .cache/mcp-py)"
-        )
-    return PY_SERVERS
+def py_servers(mcp_cache: Path) -> Path:
+    from luminaguard.errors import ConfigError
+    from luminaguard.mcp.launch import resolve_uvx
+
+    try:
+        for package in ("mcp-server-time", "mcp-server-git"):
+            resolve_uvx([package], package, mcp_cache)
+    except ConfigError as exc:
+        pytest.skip(f"mcp-server-time and mcp-server-git could not be installed from PyPI: {exc}")
+    return mcp_cache
 
 
-def test_pypi_servers_time_and_git_run_sandboxed(
+def test_pypi_servers_time_and_git_start_from_uvx_and_run_sandboxed(
     workspace: Path, data_dir: Path, py_servers: Path
 ) -> None:
+    """Configured the way users write it for other clients: `uvx PACKAGE`."""
     import subprocess
 
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
@@ -302,20 +304,16 @@ def test_pypi_servers_time_and_git_run_sandboxed(
 
     async def scenario() -> tuple[str, str]:
         time_server = handle(
-            McpServer(command=str(py_servers / "mcp-server-time")),
-            workspace,
-            data_dir,
-            data_dir / "cache",
+            McpServer(command="uvx", args=["mcp-server-time"]), workspace, data_dir, py_servers
         )
         git_server = handle(
-            McpServer(
-                command=str(py_servers / "mcp-server-git"), args=["--repository", "/workspace"]
-            ),
+            McpServer(command="uvx", args=["mcp-server-git", "--repository", "/workspace"]),
             workspace,
             data_dir,
-            data_dir / "cache",
+            py_servers,
         )
         try:
+            assert time_server.sandboxed and git_server.sandboxed
             now = time_server.render(
                 await time_server.call_tool("get_current_time", {"timezone": "Europe/Paris"})
             )[0]

@@ -10,8 +10,13 @@ for tool calls: namespaces, seccomp, no capabilities, limits, a clean
 environment (plus the server's own `env`), the workspace as the only writable
 directory.
 
-What it is not (yet): `uvx` launchers are not resolved, and network modes
-other than `none` and `host` are not offered to sandboxed servers.
+`uvx PACKAGE` (or `uvx --from SPEC COMMAND`, with `--with` extras) is
+resolved the same way: a virtual environment per requirement set in
+`<cache>/uv/`, built with pip outside the sandbox, its console script started
+inside with the environment mounted read-only.
+
+What it is not (yet): network modes other than `none` and `host` are not
+offered to sandboxed servers.
 """
 
 from __future__ import annotations
@@ -108,6 +113,84 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
     return [os.path.realpath(node), str(script.resolve())]
 
 
+def uvx_package(args: list[str]) -> tuple[list[str], str, list[str]] | None:
+    """For `uvx [--from SPEC] [--with SPEC]… PACKAGE|COMMAND [ARGS…]`: the
+    requirements to install, the command to run, and its arguments."""
+    rest = list(args)
+    source: str | None = None
+    extra: list[str] = []
+    while rest and rest[0].startswith("-"):
+        option = rest.pop(0)
+        name, eq, value = option.partition("=")
+        if name in ("--from", "--with", "--python", "-p", "--index-url", "--index"):
+            if not eq:
+                if not rest:
+                    return None
+                value = rest.pop(0)
+            if name == "--from":
+                source = value
+            elif name == "--with":
+                extra.append(value)
+        # Other flags (-q, --quiet, --isolated, --offline…) change nothing here.
+    if not rest:
+        return None
+    command, rest = rest[0], rest[1:]
+    if source is None:
+        # `uvx PACKAGE@VERSION` runs the command named like the package.
+        source = command
+        if "@" in command and not command.startswith("@"):
+            name, version = command.split("@", 1)
+            command, source = name, f"{name}=={version}" if version != "latest" else name
+    return [source, *extra], re.split(r"[\[<>=!~ ;@]", command, maxsplit=1)[0], rest
+
+
+def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
+    """Install ``requirements`` into a virtual environment in the cache if
+    needed; the path of its ``command``.
+
+    A venv cannot be moved (its scripts name their own path), so it is built
+    in place under a lock and marked complete only once the command is there;
+    an unmarked one is an interrupted install and is built again.
+    """
+    import fcntl
+    import sys
+
+    key = re.sub(r"[^a-zA-Z0-9._-]+", "_", "+".join(requirements))
+    target = cache / "uv" / key
+    script = target / "bin" / command
+    marker = target / ".luminaguard-complete"
+    if marker.exists() and script.exists():
+        return script
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and script.exists():
+            return script
+        shutil.rmtree(target, ignore_errors=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        steps = [
+            [base, "-m", "venv", str(target)],
+            [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet",
+             "--disable-pip-version-check", *requirements],
+        ]  # fmt: skip
+        for step in steps:
+            out = subprocess.run(
+                step, capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False
+            )
+            if out.returncode != 0:
+                shutil.rmtree(target, ignore_errors=True)
+                raise ConfigError(
+                    f"uvx {' '.join(requirements)}: the install failed: {(out.stderr or out.stdout).strip()[-300:]}"
+                )
+        if not script.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            raise ConfigError(
+                f"uvx {' '.join(requirements)}: the installed package has no command {command!r}"
+            )
+        marker.touch()
+    return script
+
+
 def _npm_script(prefix: Path, name: str) -> Path | None:
     """The package's executable under ``prefix``, if it is fully there."""
     manifest = prefix / "node_modules" / name / "package.json"
@@ -140,6 +223,12 @@ def stdio_launch(
         package, rest = found
         argv = [*resolve_npx(package, cache), *rest]
         binds.append(str(cache))
+    elif Path(cfg.command).name == "uvx":
+        parsed = uvx_package(cfg.args)
+        if parsed is None:
+            raise ConfigError(f"mcp.servers.{name}: uvx without a package")
+        requirements, command, rest = parsed
+        argv = [str(resolve_uvx(requirements, command, cache)), *rest]
     if not cfg.sandbox:
         env = {**os.environ, **cfg.env}
         return StdioLaunch(argv[0], argv[1:], env, cfg.cwd, sandboxed=False)
