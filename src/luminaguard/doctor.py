@@ -185,14 +185,26 @@ def check_mcp() -> Check:
             "mcp servers", OK, "none configured here ([mcp.servers.NAME] in luminaguard.toml)"
         )
     host = [n for n, c in servers.items() if c.command and not c.sandbox]
+    open_net = [n for n, c in servers.items() if c.command and c.sandbox and c.network == "host"]
+    allowed = [
+        f"{n} ({c.network})"
+        for n, c in servers.items()
+        if c.command and c.network.startswith("allow:")
+    ]
     names = ", ".join(sorted(servers))
-    if host:
-        return Check(
-            "mcp servers",
-            WARN,
-            f"{names}; RUNNING ON THE HOST WITHOUT A SANDBOX: {', '.join(host)} (sandbox = false)",
-        )
-    return Check("mcp servers", OK, f"{names}; stdio servers run sandboxed")
+    network = f"; network allow-lists: {', '.join(allowed)}" if allowed else ""
+    if host or open_net:
+        loud = []
+        if host:
+            loud.append(
+                f"RUNNING ON THE HOST WITHOUT A SANDBOX: {', '.join(host)} (sandbox = false)"
+            )
+        if open_net:
+            loud.append(
+                f"sandboxed WITH THE HOST'S NETWORK: {', '.join(open_net)} (network = host)"
+            )
+        return Check("mcp servers", WARN, f"{names}; {'; '.join(loud)}{network}")
+    return Check("mcp servers", OK, f"{names}; stdio servers run sandboxed{network}")
 
 
 def check_kvm() -> Check:

@@ -395,3 +395,66 @@ def test_a_silent_call_times_out_but_not_while_a_person_answers_the_server(
             await h.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("network", ["allow:127.0.0.1", "none"])
+def test_a_sandboxed_servers_network_is_its_allow_list(
+    workspace: Path, data_dir: Path, network: str
+) -> None:
+    import http.server
+    import threading
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"hello from the host"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    port = web.server_address[1]
+    cfg = McpServer(
+        command=sys.executable,
+        args=[str(Path(__file__).with_name("fetch_server.py"))],
+        network=network,
+        timeout_s=20,
+    )
+
+    async def scenario() -> tuple[str, str]:
+        h = handle(cfg, workspace, data_dir, data_dir / "cache")
+        try:
+            allowed = await h.call_tool("fetch", {"url": f"http://127.0.0.1:{port}/"})
+            other = await h.call_tool("fetch", {"url": f"http://localhost:{port}/"})
+            return h.render(allowed)[0], h.render(other)[0]
+        finally:
+            await h.close()
+
+    try:
+        allowed, other = asyncio.run(scenario())
+    finally:
+        web.shutdown()
+    log = (data_dir / "mcp-logs" / "srv.log").read_text()
+    if network == "none":
+        assert allowed.startswith("failed") and other.startswith("failed")
+        assert "--- network" not in log
+    else:
+        assert allowed == "200 hello from the host"
+        assert other == "refused: 403"
+        assert f"--- network allowed: GET 127.0.0.1:{port}" in log
+        assert f"--- network REFUSED: GET localhost:{port}" in log
+
+
+def test_a_servers_unknown_network_mode_is_one_config_error(
+    workspace: Path, data_dir: Path
+) -> None:
+    from luminaguard.errors import ConfigError
+    from luminaguard.mcp.launch import stdio_launch
+
+    cfg = McpServer(command="/usr/bin/true", network="everywhere")
+    with pytest.raises(ConfigError, match=r"mcp\.servers\.srv\.network: unknown network mode"):
+        stdio_launch("srv", cfg, workspace=workspace, cache=data_dir, settings=SandboxSettings())

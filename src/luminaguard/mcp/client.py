@@ -186,6 +186,13 @@ class McpServerHandle:
                         f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start ({'sandboxed' if launch.sandboxed else 'ON THE HOST, NOT SANDBOXED'})\n"
                     )
                     self._log.flush()
+                    if launch.proxy is not None:
+                        from luminaguard.sandbox.network import EgressProxy
+
+                        mode, socket_dir = launch.proxy
+                        await stack.enter_async_context(
+                            EgressProxy(mode, socket_dir, notify=self._network_request)
+                        )
                     params = StdioServerParameters(
                         command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd
                     )
@@ -224,6 +231,14 @@ class McpServerHandle:
         finally:
             if launch is not None:
                 launch.close()
+
+    def _network_request(self, record: dict[str, object]) -> None:
+        if self._log is not None:
+            verdict = "allowed" if record["allowed"] else "REFUSED"
+            self._log.write(
+                f"--- network {verdict}: {record['method']} {record['host']}:{record['port']}\n"
+            )
+            self._log.flush()
 
     async def _notified(self, message: Any) -> None:
         from mcp import types

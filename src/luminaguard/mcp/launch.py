@@ -15,8 +15,9 @@ resolved the same way: a virtual environment per requirement set in
 `<cache>/uv/`, built with pip outside the sandbox, its console script started
 inside with the environment mounted read-only.
 
-What it is not (yet): network modes other than `none` and `host` are not
-offered to sandboxed servers.
+Network: `none` (default), `allow:HOST[,HOST…]` (through the host-side
+egress proxy, which lets only those hosts through and logs every request to
+the server's log), or `host` (the host's network, said loudly).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from luminaguard.config import McpServer, SandboxSettings
-from luminaguard.errors import ConfigError, SandboxError
+from luminaguard.errors import ConfigError, LuminaGuardError, SandboxError
 
 if TYPE_CHECKING:
     from luminaguard.sandbox.cgroups import Cgroup
+    from luminaguard.sandbox.network import NetworkMode
 
 NPM_TIMEOUT_S = 600
 
@@ -50,6 +52,8 @@ class StdioLaunch:
     sandboxed: bool
     cleanup: list[Path] = field(default_factory=list)
     cgroup: Cgroup | None = None
+    proxy: tuple[NetworkMode, Path] | None = None
+    """With an allow-list: the egress proxy to run (mode, socket directory) while the server lives."""
 
     def close(self) -> None:
         if self.cgroup is not None:
@@ -256,10 +260,13 @@ def _sandboxed(
     from luminaguard.sandbox.cgroups import Cgroup
     from luminaguard.sandbox.network import NetworkMode
 
-    network = NetworkMode.parse(cfg.network)
-    if network.kind not in ("none", "host"):
+    try:
+        network = NetworkMode.parse(cfg.network)
+    except LuminaGuardError as exc:
+        raise ConfigError(f"mcp.servers.{name}.network: {exc}") from None
+    if network.kind not in ("none", "host", "allow"):
         raise ConfigError(
-            f"mcp.servers.{name}: network {cfg.network!r} is not available for sandboxed servers yet (use none or host)"
+            f"mcp.servers.{name}.network: use none, allow:HOST[,HOST...] or host for a server"
         )
     program = Path(argv[0])
     if not program.is_absolute():
@@ -302,12 +309,22 @@ def _sandboxed(
     files["passwd"].write_text(PASSWD)
     files["group"].write_text(GROUP)
     fds = {"seccomp": 7, "passwd": 8, "group": 9}
+    proxy_dir = None
+    env = dict(cfg.env)
+    if network.proxied:
+        # Requests go through the host-side egress proxy, which lets only the
+        # allowed hosts through and logs every request; node honours the
+        # proxy variables only when told to.
+        proxy_dir = private / "net"
+        proxy_dir.mkdir()
+        env = {"NODE_USE_ENV_PROXY": "1", **env}
     layout = Layout(
         workspace,
         "rw",
         network,
+        proxy_dir=proxy_dir,
         ro_binds=tuple((b, b) for b in dict.fromkeys(binds)),
-        env=tuple(cfg.env.items()),
+        env=tuple(env.items()),
     )
     inner = build_argv(find_bwrap(), layout, fds, [str(real), *argv[1:]])
     cgroup = Cgroup.for_settings(settings)
@@ -337,4 +354,5 @@ def _sandboxed(
         sandboxed=True,
         cleanup=[private],
         cgroup=cgroup,
+        proxy=(network, proxy_dir) if proxy_dir is not None else None,
     )

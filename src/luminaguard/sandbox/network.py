@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -89,6 +90,8 @@ class EgressProxy:
     mode: NetworkMode
     socket_dir: Path
     attempts: list[dict[str, object]] = field(default_factory=list)
+    notify: Callable[[dict[str, object]], None] | None = None
+    """Told of each request as it is decided (a long-lived server's log)."""
     _server: asyncio.AbstractServer | None = None
 
     @property
@@ -120,6 +123,8 @@ class EgressProxy:
         if self.mode.kind == "test" and not would_allow:
             record["would_block"] = True
         self.attempts.append(record)
+        if self.notify is not None:
+            self.notify(record)
         return allowed
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
