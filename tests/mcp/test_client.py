@@ -458,3 +458,29 @@ def test_a_servers_unknown_network_mode_is_one_config_error(
     cfg = McpServer(command="/usr/bin/true", network="everywhere")
     with pytest.raises(ConfigError, match=r"mcp\.servers\.srv\.network: unknown network mode"):
         stdio_launch("srv", cfg, workspace=workspace, cache=data_dir, settings=SandboxSettings())
+
+
+def test_a_url_elicitation_shows_the_address_and_sends_back_no_content(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    asked: list[tuple[str, Any]] = []
+
+    async def person(message: str, schema: Any) -> tuple[str, dict[str, Any]]:
+        asked.append((message, schema))
+        return "accept", {"ignored": True}
+
+    async def scenario() -> str:
+        h = handle(EVERYTHING, workspace, data_dir, mcp_cache)
+        h.elicit = person
+        try:
+            result = await h.call_tool(
+                "trigger-url-elicitation", {"url": "https://example.org/consent"}
+            )
+            return h.render(result)[0]
+        finally:
+            await h.close()
+
+    text = asyncio.run(scenario())
+    assert asked and "Open this address yourself: https://example.org/consent" in asked[0][0]
+    assert asked[0][1] is None
+    assert "accept" in text and "ignored" not in text

@@ -251,6 +251,17 @@ class McpServerHandle:
 
         if self.elicit is None:
             return types.ElicitResult(action="decline")
+        if getattr(params, "mode", "form") == "url":
+            # The person opens the address themselves (it is never opened for
+            # them) and says when done; nothing else is sent back.
+            self._hold(True)
+            try:
+                action, _ = await self.elicit(
+                    f"{params.message}\nOpen this address yourself: {params.url}", None
+                )
+            finally:
+                self._hold(False)
+            return types.ElicitResult(action=action)
         schema: Any = getattr(params, "requested_schema", None)
         if schema is not None and hasattr(schema, "model_dump"):
             schema = schema.model_dump(by_alias=True)
