@@ -995,10 +995,7 @@ def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:
 
     result = asyncio.run(browse())
     if args.mcp_command == "read":
-        for content in result.contents:
-            text = getattr(content, "text", None)
-            blob = getattr(content, "blob", "") or ""
-            print(text if text is not None else f"[binary content, {len(blob)} base64 characters]")
+        print(handle.render_contents(result))
         return EXIT_OK
     rows = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in result]
     if args.json:

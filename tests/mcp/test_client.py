@@ -484,3 +484,45 @@ def test_a_url_elicitation_shows_the_address_and_sends_back_no_content(
     assert asked and "Open this address yourself: https://example.org/consent" in asked[0][0]
     assert asked[0][1] is None
     assert "accept" in text and "ignored" not in text
+
+
+def test_a_servers_resources_are_offered_to_the_agent_as_reads(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    from luminaguard.errors import ToolArgumentError
+
+    untrusted = EVERYTHING.model_copy(update={"trusted": False})
+
+    async def scenario() -> None:
+        source = McpTools(handle(untrusted, workspace, data_dir, mcp_cache))
+        try:
+            await source.connect()
+            names = {s.name for s in source.specs()}
+            assert {"mcp:srv/resources/list", "mcp:srv/resources/read"} <= names
+            listing = await source.call(ToolCall("1", "mcp:srv/resources/list", {}))
+            first_uri = listing.output.splitlines()[0].split()[0]
+            assert "://" in first_uri
+            read = await source.call(ToolCall("2", "mcp:srv/resources/read", {"uri": first_uri}))
+            assert read.output.strip() and not read.is_error
+            # Sandboxed, no network: reading is GREEN even though the server is untrusted.
+            assess = source.assess(ToolCall("3", "mcp:srv/resources/read", {"uri": first_uri}))
+            assert assess.risk == Risk.GREEN
+            with pytest.raises(ToolArgumentError, match="needs a `uri`"):
+                await source.call(ToolCall("4", "mcp:srv/resources/read", {}))
+        finally:
+            await source.server.close()
+
+    asyncio.run(scenario())
+    # Without a sandbox, an untrusted server's reads take the policy's open-world level.
+    host = McpTools(
+        handle(untrusted.model_copy(update={"sandbox": False}), workspace, data_dir, mcp_cache)
+    )
+
+    async def on_host() -> Risk:
+        try:
+            await host.connect()
+            return host.assess(ToolCall("5", "mcp:srv/resources/list", {})).risk
+        finally:
+            await host.server.close()
+
+    assert asyncio.run(on_host()) == Risk.RED

@@ -527,6 +527,32 @@ class McpServerHandle:
             f"MCP server {self.name} answered {what} with an error: {exc}"
         ) from exc
 
+    @property
+    def offers_resources(self) -> bool:
+        caps = getattr(self.session, "server_capabilities", None)
+        return caps is not None and caps.resources is not None
+
+    def render_contents(self, result: Any) -> str:
+        """A resources/read result as text (binary parts named, not dumped), cut to size."""
+        parts = []
+        for content in result.contents:
+            text = getattr(content, "text", None)
+            blob = getattr(content, "blob", "") or ""
+            parts.append(
+                text
+                if text is not None
+                else f"[binary {getattr(content, 'mime_type', None) or 'content'}, {len(blob)} base64 characters]"
+            )
+        return self.cut("\n".join(parts))
+
+    def cut(self, text: str) -> str:
+        if len(text) <= self.result_limit:
+            return text
+        return (
+            text[: self.result_limit]
+            + f"\n[... result cut: {len(text) - self.result_limit} more characters not kept]"
+        )
+
     def render(self, result: Any) -> tuple[str, bool, dict[str, Any]]:
         """A CallToolResult as (text for the model, is_error, data)."""
         parts: list[str] = []
@@ -552,12 +578,7 @@ class McpServerHandle:
             import json
 
             parts.append(json.dumps(structured, ensure_ascii=False))
-        text = "\n".join(parts)
-        if len(text) > self.result_limit:
-            text = (
-                text[: self.result_limit]
-                + f"\n[... result cut: {len(text) - self.result_limit} more characters not kept]"
-            )
+        text = self.cut("\n".join(parts))
         data: dict[str, Any] = {"server": self.name}
         if structured is not None:
             data["structured"] = structured

@@ -3,6 +3,13 @@
 Annotations feed the classifier only for servers marked `trusted`. A call
 cannot be previewed (it may act anywhere the server reaches), so the Diff
 Card shows the exact request.
+
+A server that offers resources also gets `mcp:<server>/resources/list` and
+`mcp:<server>/resources/read` (a `/` cannot occur in an MCP tool name, so
+these never hide one of its tools). Reading changes nothing: GREEN for a
+trusted server or a sandboxed one without network; otherwise the policy's
+level for reads from the outside world. Prompts stay with the person (the
+protocol means them to be user-controlled): `luminaguard mcp prompts`.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from luminaguard.errors import ToolError
+from luminaguard.errors import ToolArgumentError, ToolError
 from luminaguard.mcp.client import McpServerError, McpServerHandle
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.classify import classify_mcp
@@ -45,12 +52,39 @@ class McpTools:
             return False
         return before != {name: t.model_dump(mode="json") for name, t in self.tools.items()}
 
+    @property
+    def resource_tools(self) -> dict[str, ToolSpec]:
+        if not self.server.offers_resources:
+            return {}
+        base = f"mcp:{self.server.name}/resources"
+        return {
+            f"{base}/list": ToolSpec(
+                f"{base}/list",
+                f"List the resources (documents, files, data) MCP server {self.server.name} offers: URI, name, description.",
+                {"type": "object", "properties": {}},
+            ),
+            f"{base}/read": ToolSpec(
+                f"{base}/read",
+                f"Read one resource of MCP server {self.server.name} by its URI.",
+                {
+                    "type": "object",
+                    "properties": {"uri": {"type": "string", "description": "the resource's URI"}},
+                    "required": ["uri"],
+                },
+            ),
+        }
+
     def specs(self) -> Sequence[ToolSpec]:
         return [
-            ToolSpec(
-                name, t.description or t.title or t.name, dict(t.input_schema or {"type": "object"})
-            )
-            for name, t in self.tools.items()
+            *(
+                ToolSpec(
+                    name,
+                    t.description or t.title or t.name,
+                    dict(t.input_schema or {"type": "object"}),
+                )
+                for name, t in self.tools.items()
+            ),
+            *self.resource_tools.values(),
         ]
 
     def annotations(self, name: str) -> dict[str, Any] | None:
@@ -61,6 +95,18 @@ class McpTools:
 
     def assess(self, call: ToolCall) -> Assessment:
         trusted = self.server.cfg.trusted
+        if call.name in self.resource_tools:
+            cfg = self.server.cfg
+            if trusted or (self.server.sandboxed and cfg.network == "none"):
+                why = "a trusted server" if trusted else "a sandboxed server without network"
+                return Assessment.of(
+                    Risk.GREEN, "mcp-resource-read", f"{call.name} only reads, from {why}"
+                )
+            return Assessment.of(
+                self.open_world_read,
+                "mcp-resource-read",
+                f"{call.name} reads what server {self.server.name} fetches (untrusted, may reach the outside world)",
+            )
         return classify_mcp(
             call.name,
             self.annotations(call.name) if trusted else None,
@@ -72,6 +118,14 @@ class McpTools:
 
     async def prepare(self, call: ToolCall) -> Prepared:
         args = self._arguments(call)
+        if call.name in self.resource_tools:
+
+            async def read() -> ToolResult:
+                return await self._resources(call.name, args)
+
+            method = "resources/list" if call.name.endswith("/list") else "resources/read"
+            request = {"server": self.server.name, "method": method, **args}
+            return Prepared("request", read, request=request)
         tool = call.name.split("/", 1)[1]
         request = {
             "server": self.server.name,
@@ -88,7 +142,25 @@ class McpTools:
         return Prepared("request", send, request=request)
 
     async def call(self, call: ToolCall) -> ToolResult:
+        if call.name in self.resource_tools:
+            return await self._resources(call.name, self._arguments(call))
         return await self._call(call.name.split("/", 1)[1], self._arguments(call))
+
+    async def _resources(self, name: str, args: dict[str, Any]) -> ToolResult:
+        try:
+            if name.endswith("/list"):
+                listed = await self.server.list_resources()
+                lines = [
+                    f"{r.uri}  {r.name}" + (f" — {r.description}" if r.description else "")
+                    for r in listed
+                ]
+                return ToolResult(self.server.cut("\n".join(lines) or "no resources"))
+            uri = args.get("uri")
+            if not isinstance(uri, str) or not uri:
+                raise ToolArgumentError(f"{name} needs a `uri` string")
+            return ToolResult(self.server.render_contents(await self.server.read_resource(uri)))
+        except McpServerError as exc:
+            raise ToolError(str(exc)) from exc
 
     async def _call(self, tool: str, args: dict[str, Any]) -> ToolResult:
         try:
