@@ -526,3 +526,27 @@ def test_a_servers_resources_are_offered_to_the_agent_as_reads(
             await host.server.close()
 
     assert asyncio.run(on_host()) == Risk.RED
+
+
+def test_a_sandboxed_server_sees_only_the_sandbox_environment(
+    workspace: Path, data_dir: Path, mcp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from luminaguard.sandbox.bwrap import SANDBOX_ENV
+
+    monkeypatch.setenv("LG_HOST_SECRET", "do-not-leak")
+    monkeypatch.setenv("SHELL", "/usr/bin/host-shell")
+    cfg = EVERYTHING.model_copy(update={"env": {"SERVER_SETTING": "x"}})
+
+    async def scenario() -> dict[str, str]:
+        h = handle(cfg, workspace, data_dir, mcp_cache)
+        try:
+            return dict(json.loads(h.render(await h.call_tool("get-env", {}))[0]))
+        finally:
+            await h.close()
+
+    env = asyncio.run(scenario())
+    assert "LG_HOST_SECRET" not in env and "do-not-leak" not in json.dumps(env)
+    assert env["SHELL"] == "/bin/sh" and env["HOME"] == SANDBOX_ENV["HOME"]
+    assert env["SERVER_SETTING"] == "x"
+    assert env.get("PWD", "/workspace") == "/workspace"  # bwrap's --chdir
+    assert set(env) <= {*SANDBOX_ENV, "SERVER_SETTING", "PWD"}, set(env) - set(SANDBOX_ENV)

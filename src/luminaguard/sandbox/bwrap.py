@@ -54,6 +54,9 @@ SANDBOX_ENV = {
     "LC_ALL": "C.UTF-8",
     "TERM": "dumb",
     "TMPDIR": "/tmp",
+    # Set, so that nothing can fill it in from the host (the MCP SDK's stdio
+    # client merges the host's SHELL, HOME, PATH, USER... under ours).
+    "SHELL": "/bin/sh",
     # Keeps `python -m unittest` from littering the workspace with caches
     # that would show up as changes the person has to look at.
     "PYTHONDONTWRITEBYTECODE": "1",
