@@ -271,3 +271,38 @@ def test_ctrl_c_stops_gracefully_and_releases_running_items(
     s = status(repo)
     assert s["items"]["queued"] == 2 and s["items"]["running"] == 0
     assert all(i["attempts"] == 0 for i in s["items_detail"])
+
+
+def test_git_inside_an_agents_sandbox_sees_its_worktrees_history(
+    repo: Path, policy: Path, tmp_path: Path
+) -> None:
+    pb = write_playbook(
+        tmp_path / "git.json",
+        [
+            {
+                "tool_calls": [
+                    {
+                        "name": "shell",
+                        "arguments": {
+                            "command": "git log --format=%s -1 > seen.txt && git status --short --branch >> seen.txt && git config --get remote.origin.url >> seen.txt; true"
+                        },
+                    }
+                ]
+            },
+            {"content": "ok"},
+        ],
+    )
+    git(repo, "remote", "add", "origin", "https://me:s3cret@git.example.com/r.git")
+    lg("swarm", "add", "--repo", str(repo), "--playbook", str(pb), "look at history")
+    run = lg(
+        "swarm", "run", "--repo", str(repo), "--agents", "1", "--until-empty",
+        "--policy", str(policy), "--approver", "none",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    item = status(repo)["items_detail"][0]
+    assert item["state"] == "done", item
+    seen = git(repo, "show", f"{item['branch']}:seen.txt").splitlines()
+    assert seen[0] == "init"  # the repository's history, read inside the sandbox
+    assert seen[1].startswith(f"## {item['branch']}")
+    # The repository's own config (credentials in a remote URL) is masked.
+    assert not any("git.example.com" in line for line in seen), seen

@@ -31,6 +31,8 @@ class SessionOptions:
     approver: Approver
     report: Report
     agent_name: str = ""
+    ro_binds: tuple[tuple[str, str], ...] = ()
+    """Host paths the sandbox also sees, read-only: (host path, sandbox path) (a worktree's git dir)."""
 
 
 def make_router(spec: str | None, settings: Settings, metrics: Any) -> Any:
@@ -92,7 +94,12 @@ class Session:
                     if hasattr(d.provider, "position"):
                         d.provider.position = turns
         self.policy = options.policy
-        self.sandbox = open_sandbox(options.backend, workspace, settings.sandbox)
+        self.sandbox = open_sandbox(
+            options.backend,
+            workspace,
+            settings.sandbox,
+            **({"ro_binds": options.ro_binds} if options.ro_binds else {}),
+        )
         if not resume:
             self.recorder = RunRecorder(
                 settings.data_dir, task=task, workspace=workspace, model=spec or "router"

@@ -380,7 +380,12 @@ class BwrapSandbox:
 
         await ensure_self_test(self.settings)
         return await run_preview(
-            self.workspace, self.settings, argv, stdin=stdin, timeout_s=timeout_s
+            self.workspace,
+            self.settings,
+            argv,
+            stdin=stdin,
+            timeout_s=timeout_s,
+            ro_binds=self.layout.ro_binds,
         )
 
     def read_file(self, path: str) -> bytes:

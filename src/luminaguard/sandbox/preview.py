@@ -219,6 +219,7 @@ async def run_preview(
     *,
     stdin: str | None = None,
     timeout_s: float | None = None,
+    ro_binds: tuple[tuple[str, str], ...] = (),
 ) -> Preview:
     from luminaguard.sandbox.bwrap import Layout, launch
 
@@ -229,7 +230,7 @@ async def run_preview(
     upper, work = tmp / "upper", tmp / "work"
     upper.mkdir()
     work.mkdir()
-    layout = Layout(ws.root, "overlay", RECORD, upper=upper, work=work)
+    layout = Layout(ws.root, "overlay", RECORD, upper=upper, work=work, ro_binds=ro_binds)
     try:
         result, attempts = await launch(layout, settings, argv, stdin=stdin, timeout_s=timeout_s)
         effects, before = scan(upper, ws.root)

@@ -177,6 +177,10 @@ class Worker:
             ),
             report=report,
             agent_name=self.agent_id,
+            # The worktree's `.git` names the repository's git dir: visible
+            # read-only, git in the sandbox can read history and status (the
+            # worker commits, on the host).
+            ro_binds=worktree.sandbox_binds(self.repo),
         )
         session = Session(settings, options, task=item.task)
         self.run_id = session.run_id

@@ -47,12 +47,33 @@ def require_repo(repo: Path) -> None:
     if git(repo, "rev-parse", "--verify", "HEAD", check=False) == "":
         raise GitError(f"{repo} has no commit yet; the swarm branches from one")
     # The queue and the worktrees live in .luminaguard/: keep git from listing them.
-    exclude = Path(git(repo, "rev-parse", "--git-common-dir"))
-    exclude = (exclude if exclude.is_absolute() else repo / exclude) / "info" / "exclude"
+    exclude = git_common_dir(repo) / "info" / "exclude"
     lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
     if ".luminaguard/" not in lines:
         exclude.parent.mkdir(parents=True, exist_ok=True)
         exclude.write_text("\n".join([*lines, ".luminaguard/"]) + "\n", encoding="utf-8")
+
+
+def git_common_dir(repo: Path) -> Path:
+    """The repository's git dir (objects, refs), which every worktree's `.git` names."""
+    found = Path(git(repo, "rev-parse", "--git-common-dir"))
+    return (found if found.is_absolute() else repo / found).resolve()
+
+
+def sandbox_binds(repo: Path) -> tuple[tuple[str, str], ...]:
+    """What an agent's sandbox needs, read-only, for git to work in a worktree:
+    the repository's git dir, whose own config is masked by a minimal one (it
+    may hold credentials: remote URLs with tokens, helpers)."""
+    common = git_common_dir(repo)
+    masked = repo / ".luminaguard" / "git-config"
+    if not masked.exists():
+        masked.parent.mkdir(parents=True, exist_ok=True)
+        masked.write_text(
+            "# The repository's own config, as agents' sandboxes see it (the real one is masked).\n"
+            "[core]\n\trepositoryformatversion = 0\n\tbare = false\n",
+            encoding="utf-8",
+        )
+    return ((str(common), str(common)), (str(masked), str(common / "config")))
 
 
 def base_branch(repo: Path) -> str:
