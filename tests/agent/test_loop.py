@@ -335,3 +335,18 @@ def test_a_model_call_quota_ends_the_run_as_limits_exceeded(
     assert result.outcome == "limits_exceeded"
     assert "rate limit reached for run * calls" in result.message
     assert result.steps == 2
+
+
+def test_a_per_provider_call_limit_counts_each_request_the_router_makes(
+    workspace: Path, data_dir: Path
+) -> None:
+    from luminaguard.llm.router import Router
+
+    step = {"tool_calls": [{"name": "list_dir", "arguments": {}}]}
+    playbook = Playbook.model_validate({"steps": [step, step, {"content": "never"}]})
+    router = Router.single("scripted/test", lambda spec: ScriptedProvider(playbook))
+    policy = Policy(limits=(Limit(scope="provider", name="scripted", capacity=2, refill_per_s=0),))
+    result, records = run_agent(workspace, data_dir, [], policy=policy, provider=router)
+    assert result.outcome == "limits_exceeded"
+    assert "rate limit reached for provider scripted calls" in result.message
+    assert len([r for r in records if r["type"] == "model_turn"]) == 2

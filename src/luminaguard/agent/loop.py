@@ -79,6 +79,12 @@ class Agent:
         self.cost_usd = 0.0
         self.pending: list[ToolCall] = []
         self._ending: RunEnded | None = None
+        # Model-call limits count each request to a provider: the router says
+        # which one before each attempt (retries and fallbacks included); a
+        # plain provider is counted once per step.
+        self._per_attempt = hasattr(provider, "before_attempt")
+        if self._per_attempt:
+            provider.before_attempt = lambda spec: self._spend(spec.split("/")[0], None)  # type: ignore[attr-defined]
         self.report: Report = report or (lambda event, data: None)
 
     async def run(self, task: str) -> RunResult:
@@ -151,7 +157,8 @@ class Agent:
             self.report("tools_changed", {"added": added, "removed": removed})
         started = time.monotonic()
         task_type = "plan" if self.steps == 1 else "act"
-        self._spend(self.provider.name, None)
+        if not self._per_attempt:
+            self._spend(self.provider.name, None)
         try:
             turn = await self.provider.complete(
                 self.messages,

@@ -83,6 +83,9 @@ class Router:
         self.prices = prices or {}
         self.sleep = sleep
         self.clock = clock
+        # Called with a deployment's spec before each request to it: the run
+        # counts model calls per provider there (its limits may raise).
+        self.before_attempt: Callable[[str], None] | None = None
         shared: dict[str, Deployment] = {}
         self.groups: dict[str, Group] = {}
         for name, g in settings.groups.items():
@@ -163,6 +166,8 @@ class Router:
                 if d is None:
                     errors.append(f"{name}: every deployment is cooling down")
                     break
+                if self.before_attempt is not None:
+                    self.before_attempt(d.spec)
                 request_id = uuid.uuid4().hex
                 started = self.clock()
                 try:
