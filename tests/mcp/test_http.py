@@ -52,6 +52,12 @@ class HttpServer:
             self.proc.wait()
 
 
+def web_handle(cfg: McpServer, workspace: Path, data_dir: Path) -> McpServerHandle:
+    return McpServerHandle(
+        "web", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
+    )
+
+
 @pytest.fixture
 def http_server(mcp_cache: Path) -> Iterator[HttpServer]:
     server = HttpServer(mcp_cache)
@@ -66,9 +72,7 @@ def test_tools_over_streamable_http_and_recovery_after_a_server_restart(
     cfg = McpServer(url=f"http://127.0.0.1:{http_server.port}/mcp", timeout_s=10)
 
     async def scenario() -> None:
-        h = McpServerHandle(
-            "web", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
-        )
+        h = web_handle(cfg, workspace, data_dir)
         try:
             names = {t.name for t in await h.list_tools()}
             assert "echo" in names
@@ -105,9 +109,7 @@ def test_a_legacy_sse_server_is_reached_over_its_own_transport(
     )
 
     async def scenario() -> None:
-        h = McpServerHandle(
-            "old", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
-        )
+        h = web_handle(cfg, workspace, data_dir)
         try:
             assert "echo" in {t.name for t in await h.list_tools()}
             assert h.transport == "sse"
@@ -124,9 +126,7 @@ def test_a_streamable_server_is_not_taken_for_a_legacy_one(
     cfg = McpServer(url=f"http://127.0.0.1:{http_server.port}/mcp", timeout_s=10)
 
     async def scenario() -> None:
-        h = McpServerHandle(
-            "web", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
-        )
+        h = web_handle(cfg, workspace, data_dir)
         try:
             await h.list_tools()
             assert h.transport == "streamable-http"
@@ -142,9 +142,7 @@ def test_a_url_that_speaks_neither_transport_is_one_error(
     cfg = McpServer(url=f"http://127.0.0.1:{http_server.port}/nothing-here", timeout_s=5)
 
     async def scenario() -> None:
-        h = McpServerHandle(
-            "web", cfg, workspace=workspace, data_dir=data_dir, sandbox=SandboxSettings()
-        )
+        h = web_handle(cfg, workspace, data_dir)
         try:
             with pytest.raises(McpServerError, match=r"refused Streamable HTTP .* and legacy SSE"):
                 await asyncio.wait_for(h.list_tools(), 30)

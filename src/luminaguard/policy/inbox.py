@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,33 +335,35 @@ class InboxApprover:
         self.store = InboxStore(path)
         self.timeout_s = timeout_s
 
-    async def decide(self, request: ApprovalRequest) -> Decision:
-        item_id = self.store.put(request.card)
+    async def _answered(self, fetch: Callable[[], Any], expire: Callable[[], None]) -> Any:
+        """Poll ``fetch`` until the item is no longer pending; None (and the item
+        expired) after the timeout, or expired at once if the wait is cancelled."""
         deadline = time.monotonic() + self.timeout_s
         try:
             while time.monotonic() < deadline:
-                item = self.store.get(item_id)
+                item = fetch()
                 if item is not None and item.status != "pending":
-                    who = item.decided_by or "someone"
-                    grant = (
-                        new_grant(request.card, item.grant_hours or 0)
-                        if item.approved_with_grant
-                        else None
-                    )
-                    reason = item.reason or (
-                        "approved in the inbox"
-                        if item.status == "approved"
-                        else "denied in the inbox"
-                    )
-                    return Decision(
-                        item.status == "approved", who, reason, grant=grant, principal=who
-                    )
+                    return item
                 await asyncio.sleep(POLL_S)
         except BaseException:
-            self.store.expire(item_id)
+            expire()
             raise
-        self.store.expire(item_id)
-        return Decision(False, "inbox", f"no decision within {self.timeout_s:g} s")
+        expire()
+        return None
+
+    async def decide(self, request: ApprovalRequest) -> Decision:
+        item_id = self.store.put(request.card)
+        item = await self._answered(
+            lambda: self.store.get(item_id), lambda: self.store.expire(item_id)
+        )
+        if item is None:
+            return Decision(False, "inbox", f"no decision within {self.timeout_s:g} s")
+        who = item.decided_by or "someone"
+        grant = new_grant(request.card, item.grant_hours or 0) if item.approved_with_grant else None
+        reason = item.reason or (
+            "approved in the inbox" if item.status == "approved" else "denied in the inbox"
+        )
+        return Decision(item.status == "approved", who, reason, grant=grant, principal=who)
 
     async def elicit(
         self,
@@ -373,15 +376,9 @@ class InboxApprover:
         """An MCP server's elicitation, put to whoever answers the inbox
         (`luminaguard approvals answer`); declined when nobody answers in time."""
         item_id = self.store.ask(context or {}, server, message, schema or {})
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            while time.monotonic() < deadline:
-                item = self.store.question(item_id)
-                if item is not None and item.status != "pending":
-                    return item.status, item.answer if item.status == "accept" else None
-                await asyncio.sleep(POLL_S)
-        except BaseException:
-            self.store.expire_question(item_id)
-            raise
-        self.store.expire_question(item_id)
-        return "decline", None
+        item = await self._answered(
+            lambda: self.store.question(item_id), lambda: self.store.expire_question(item_id)
+        )
+        if item is None:
+            return "decline", None
+        return item.status, item.answer if item.status == "accept" else None
