@@ -4,7 +4,7 @@ Annotations feed the classifier only for servers marked `trusted`. A call
 cannot be previewed (it may act anywhere the server reaches), so the Diff
 Card shows the exact request.
 
-A server that offers resources also gets `mcp:<server>/resources/list` and
+A server that has resources to read also gets `mcp:<server>/resources/list` and
 `mcp:<server>/resources/read` (a `/` cannot occur in an MCP tool name, so
 these never hide one of its tools). Reading changes nothing: GREEN for a
 trusted server or a sandboxed one without network; otherwise the policy's
@@ -31,6 +31,7 @@ class McpTools:
         self.server = server
         self.open_world_read = open_world_read
         self.tools: dict[str, Any] = {}
+        self.has_resources: bool | None = None  # found out at the first connect
 
     async def connect(self) -> None:
         self.server.tools_changed = False
@@ -39,6 +40,15 @@ class McpTools:
         except McpServerError as exc:
             raise ToolError(str(exc)) from exc
         self.tools = {f"mcp:{self.server.name}/{t.name}": t for t in listed}
+        if self.has_resources is None:
+            # Only a server with something to read gets the two resource tools
+            # (many declare the capability and list nothing).
+            try:
+                self.has_resources = self.server.offers_resources and bool(
+                    await self.server.list_resources()
+                )
+            except McpServerError:
+                self.has_resources = False
 
     async def update(self) -> bool:
         """Re-list after the server said its tools changed; whether they did.
@@ -54,7 +64,7 @@ class McpTools:
 
     @property
     def resource_tools(self) -> dict[str, ToolSpec]:
-        if not self.server.offers_resources:
+        if not self.has_resources:
             return {}
         base = f"mcp:{self.server.name}/resources"
         return {
