@@ -220,3 +220,17 @@ def test_a_port_in_use_is_one_clear_error() -> None:
             blocker.close()
 
     asyncio.run(scenario())
+
+
+def test_a_configured_clients_secret_is_never_written(tmp_path: Path) -> None:
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    info = OAuthClientInformationFull(
+        client_id="c", client_secret="configured-secret", redirect_uris=None
+    )
+    path = tmp_path / "t.json"
+    asyncio.run(FileTokenStorage(path, "https://a/mcp", configured=True).set_client_info(info))
+    assert not path.exists()
+    # A registration the server made (its secret issued then) is kept.
+    asyncio.run(FileTokenStorage(path, "https://a/mcp").set_client_info(info))
+    assert "configured-secret" in path.read_text()

@@ -1,13 +1,14 @@
 """One MCP server, connected on the official SDK, with what the SDK leaves to us.
 
 What it adds: servers from config, stdio servers in the sandbox, OAuth for
-HTTP servers (mcp/oauth.py), the legacy HTTP+SSE fallback, paginated lists, per-call timeouts that progress
-notifications reset (with an overall maximum, the call cancelled on timeout),
-bounded waits everywhere (a server that never answers `initialize`, or dies
-mid-call, gives an error, never a hang), a restart on the next call after a
-crash, large results cut to size with a note, the server's stderr captured to
-a log file, roots, elicitation forwarded to whoever can answer, and
-`tools/list_changed` noted for the tool source to re-list.
+HTTP servers (mcp/oauth.py), the legacy HTTP+SSE fallback, paginated lists,
+per-call timeouts that progress notifications reset (with an overall maximum,
+the call cancelled on timeout), bounded waits everywhere (a server that never
+answers `initialize`, or dies mid-call, gives an error, never a hang), a
+restart on the next call after a crash, large results cut to size with a
+note, the server's stderr captured to a log file, roots, elicitation
+forwarded to whoever can answer, and `tools/list_changed` noted for the tool
+source to re-list.
 
 Sampling requests are answered by `self.sample` (mcp/sampling.py).
 """
@@ -251,25 +252,24 @@ class McpServerHandle:
 
         if self.elicit is None:
             return types.ElicitResult(action="decline")
-        if getattr(params, "mode", "form") == "url":
+        url_mode = getattr(params, "mode", "form") == "url"
+        schema: Any = None
+        if url_mode:
             # The person opens the address themselves (it is never opened for
             # them) and says when done; nothing else is sent back.
-            self._hold(True)
-            try:
-                action, _ = await self.elicit(
-                    f"{params.message}\nOpen this address yourself: {params.url}", None
-                )
-            finally:
-                self._hold(False)
-            return types.ElicitResult(action=action)
-        schema: Any = getattr(params, "requested_schema", None)
-        if schema is not None and hasattr(schema, "model_dump"):
-            schema = schema.model_dump(by_alias=True)
+            message = f"{params.message}\nOpen this address yourself: {params.url}"
+        else:
+            message = getattr(params, "message", "")
+            schema = getattr(params, "requested_schema", None)
+            if schema is not None and hasattr(schema, "model_dump"):
+                schema = schema.model_dump(by_alias=True)
         self._hold(True)
         try:
-            action, content = await self.elicit(getattr(params, "message", ""), schema)
+            action, content = await self.elicit(message, schema)
         finally:
             self._hold(False)
+        if url_mode:
+            return types.ElicitResult(action=action)
         return types.ElicitResult(action=action, content=content)
 
     async def _sampling(self, context: Any, params: Any) -> Any:

@@ -45,10 +45,15 @@ class McpAuthorizationError(LuminaGuardError):
 class FileTokenStorage:
     """The SDK's `TokenStorage` in one private file per server."""
 
-    def __init__(self, path: Path, server_url: str, preregistered: Any = None) -> None:
+    def __init__(
+        self, path: Path, server_url: str, preregistered: Any = None, *, configured: bool = False
+    ) -> None:
         self.path = path
         self.server_url = server_url
         self.preregistered = preregistered
+        # The client comes from the config (its secret from the environment):
+        # nothing about it is written here.
+        self.configured = configured or preregistered is not None
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -94,7 +99,7 @@ class FileTokenStorage:
         return OAuthClientInformationFull.model_validate(info) if info else None
 
     async def set_client_info(self, client_info: Any) -> None:
-        if self.preregistered is not None:
+        if self.configured:
             return
         self._save(client_info=client_info.model_dump(mode="json", exclude_none=True))
 
@@ -176,7 +181,9 @@ def oauth_provider(
 
     try:
         if oauth.grant == "client_credentials":
-            return _client_credentials(name, cfg, FileTokenStorage(storage.path, url), StoredExpiry)
+            return _client_credentials(
+                name, cfg, FileTokenStorage(storage.path, url, configured=True), StoredExpiry
+            )
         provider = type("Provider", (StoredExpiry, OAuthClientProvider), {})
         return provider(
             url,
