@@ -650,3 +650,16 @@ def test_an_elicitation_in_an_inbox_run_is_a_question_answered_from_the_cli(
     assert "User provided the requested information" in shown and "Ada Lovelace" in shown
     assert '\\"integer\\": 7' in shown or '"integer": 7' in shown
     assert json.loads(lg("approvals", "questions", "--json").stdout) == []
+
+
+def test_a_server_config_mistake_is_one_sentence_in_our_words(workspace: Path) -> None:
+    (workspace / "luminaguard.toml").write_text(
+        '[mcp.servers.bad]\ncommand = "uvx"\n[mcp.servers.net]\ncommand = "/usr/bin/true"\nnetwork = "everywhere"\n'
+    )
+    assert_clean_error(
+        lg("mcp", "tools", "bad", cwd=workspace),
+        "MCP server bad cannot start: mcp.servers.bad: uvx without a package",
+    )
+    assert_clean_error(
+        lg("mcp", "tools", "net", cwd=workspace), "mcp.servers.net.network: unknown network mode"
+    )

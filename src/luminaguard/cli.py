@@ -866,6 +866,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
                 "transport": "http" if cfg.url else "stdio",
                 "target": cfg.url or " ".join([cfg.command or "", *cfg.args]),
                 "sandboxed": bool(cfg.command) and cfg.sandbox,
+                "network": cfg.network if cfg.command else None,
                 "trusted": cfg.trusted,
             }
             for name, cfg in servers.items()
@@ -880,6 +881,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
                 if r["sandboxed"]
                 else ("http" if r["transport"] == "http" else "ON THE HOST, NOT SANDBOXED")
             )
+            if r["sandboxed"] and r["network"] != "none":
+                mode += f", net {r['network']}"
             print(
                 f"{r['name']:<16} {mode:<26} {'trusted' if r['trusted'] else 'untrusted':<9} {r['target']}"
             )

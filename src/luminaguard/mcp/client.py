@@ -218,11 +218,14 @@ class McpServerHandle:
         except BaseException as exc:
             if not ready.done():
                 denied = _auth_failure(exc)
-                failure = McpServerError(
-                    f"MCP server {self.name}: authorization failed: {denied}"
-                    if denied
-                    else f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
-                )
+                ours = _our_error(exc)
+                if denied:
+                    message = f"MCP server {self.name}: authorization failed: {denied}"
+                elif ours:  # the config or the sandbox, said in our words already
+                    message = f"MCP server {self.name} cannot start: {ours}"
+                else:
+                    message = f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
+                failure = McpServerError(message)
                 # An error answer to `initialize` (the SDK's stand-in for a 4xx
                 # status): the server is there but does not speak this transport.
                 failure.refused = bool(self.cfg.url) and not denied and _answered_error(exc)
@@ -604,6 +607,13 @@ def _auth_failure(exc: BaseException) -> str | None:
     ):
         return str(exc)
     return _auth_failure(exc.__cause__) if exc.__cause__ is not None else None
+
+
+def _our_error(exc: BaseException) -> str | None:
+    """The message of a LuminaGuard error (config, sandbox) anywhere in ``exc``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return next(filter(None, (_our_error(e) for e in exc.exceptions)), None)
+    return str(exc) if isinstance(exc, LuminaGuardError) else None
 
 
 def _answered_error(exc: BaseException) -> bool:
