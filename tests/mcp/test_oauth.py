@@ -234,3 +234,21 @@ def test_a_configured_clients_secret_is_never_written(tmp_path: Path) -> None:
     # A registration the server made (its secret issued then) is kept.
     asyncio.run(FileTokenStorage(path, "https://a/mcp").set_client_info(info))
     assert "configured-secret" in path.read_text()
+
+
+def test_an_unattended_run_goes_on_without_the_server_and_says_why_in_one_line(
+    oauth_server: OAuthServer, workspace: Path, tmp_path: Path
+) -> None:
+    write_config(workspace, oauth_server.url, free_port())
+    playbook = tmp_path / "p.json"
+    playbook.write_text(json.dumps({"steps": [{"content": "done"}]}))
+    r = subprocess.run(
+        [sys.executable, "-m", "luminaguard", "run", "t", "--workspace", str(workspace), "--playbook", str(playbook)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (
+        "MCP server notes is unavailable, its tools are not offered: "
+        "MCP server notes needs authorization: run `luminaguard mcp login notes` first"
+    ) in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr

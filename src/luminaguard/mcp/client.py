@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ from typing import Any, NoReturn, TextIO
 
 from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.errors import ConfigError, LuminaGuardError, ToolError
+
+# The SDK logs failures (with tracebacks) that we report ourselves, in one
+# sentence; without a handler of its own, Python would print them to stderr.
+logging.getLogger("mcp").addHandler(logging.NullHandler())
 
 INIT_TIMEOUT_S = 30.0
 SESSION_LOST = re.compile(
@@ -217,9 +222,13 @@ class McpServerHandle:
                 await closing.wait()
         except BaseException as exc:
             if not ready.done():
+                from luminaguard.mcp.oauth import McpAuthorizationError
+
                 denied = _auth_failure(exc)
                 ours = _our_error(exc)
-                if denied:
+                if isinstance(ours, McpAuthorizationError):  # a whole sentence already
+                    message = str(ours)
+                elif denied:
                     message = f"MCP server {self.name}: authorization failed: {denied}"
                 elif ours:  # the config or the sandbox, said in our words already
                     message = f"MCP server {self.name} cannot start: {ours}"
@@ -609,11 +618,13 @@ def _auth_failure(exc: BaseException) -> str | None:
     return _auth_failure(exc.__cause__) if exc.__cause__ is not None else None
 
 
-def _our_error(exc: BaseException) -> str | None:
-    """The message of a LuminaGuard error (config, sandbox) anywhere in ``exc``."""
+def _our_error(exc: BaseException) -> LuminaGuardError | None:
+    """A LuminaGuard error (config, sandbox, authorization) anywhere in ``exc``."""
     if isinstance(exc, BaseExceptionGroup):
         return next(filter(None, (_our_error(e) for e in exc.exceptions)), None)
-    return str(exc) if isinstance(exc, LuminaGuardError) else None
+    if isinstance(exc, LuminaGuardError):
+        return exc
+    return _our_error(exc.__cause__) if exc.__cause__ is not None else None
 
 
 def _answered_error(exc: BaseException) -> bool:
