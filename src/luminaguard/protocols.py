@@ -38,9 +38,11 @@ class Provider(Protocol):
         *,
         task_type: str = "act",
         on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
     ) -> AssistantTurn:
         """Return the next assistant turn; stream text to ``on_text`` as it comes.
-        Raises ``ProviderError`` on failure."""
+        ``max_tokens`` bounds the reply (an MCP sampling request's `maxTokens`;
+        None: the provider's own setting). Raises ``ProviderError`` on failure."""
         ...
 
 

@@ -138,3 +138,18 @@ def test_nothing_listening_is_unavailable(kind: str) -> None:
     s.close()
     with pytest.raises(ProviderUnavailable):
         asyncio.run(provider(kind, f"http://127.0.0.1:{port}").complete(HISTORY, TOOLS))
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_requests_max_tokens_goes_on_the_wire(kind: str) -> None:
+    reply = {"content": "short"}
+    with ScriptedServer([reply, reply]) as server:
+        p = provider(kind, server.base_url)
+        asyncio.run(p.complete(HISTORY, [], max_tokens=50))
+        asyncio.run(p.complete(HISTORY, []))
+        bounded, default = (r["body"] for r in server.script.requests)
+    assert bounded["max_tokens"] == 50
+    if kind == "openai":
+        assert "max_tokens" not in default  # the server's own default
+    else:
+        assert default["max_tokens"] == 4096  # Anthropic requires one: the configured limit

@@ -60,12 +60,13 @@ class AnthropicProvider:
         *,
         task_type: str = "act",
         on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
     ) -> AssistantTurn:
         names = NameMap(tools)
         system, wire = anthropic_messages(messages, names)
         request: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": self.max_tokens,
+            "max_tokens": min(self.max_tokens, max_tokens or self.max_tokens),
             "messages": wire,
             "stream": True,
         }

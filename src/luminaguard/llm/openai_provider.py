@@ -50,6 +50,7 @@ class OpenAIProvider:
         *,
         task_type: str = "act",
         on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
     ) -> AssistantTurn:
         names = NameMap(tools)
         request: dict[str, Any] = {
@@ -60,6 +61,8 @@ class OpenAIProvider:
         }
         if tools:
             request["tools"] = openai_tools(tools, names)
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
         started = time.monotonic()
         ttft: float | None = None
         text: list[str] = []

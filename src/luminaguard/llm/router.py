@@ -150,6 +150,7 @@ class Router:
         *,
         task_type: str = "act",
         on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
     ) -> AssistantTurn:
         first = self.settings.routes.get(task_type, self.default)
         queue: deque[str] = deque([first])
@@ -172,7 +173,11 @@ class Router:
                 started = self.clock()
                 try:
                     turn = await d.provider.complete(
-                        messages, tools, task_type=task_type, on_text=on_text
+                        messages,
+                        tools,
+                        task_type=task_type,
+                        on_text=on_text,
+                        **({"max_tokens": max_tokens} if max_tokens is not None else {}),
                     )
                 except ContextTooLong as exc:
                     self._failed(d)

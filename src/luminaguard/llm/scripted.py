@@ -100,6 +100,7 @@ class ScriptedProvider:
         *,
         task_type: str = "act",
         on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
     ) -> AssistantTurn:
         steps = self.playbook.steps
         if self.position >= len(steps):

@@ -86,7 +86,9 @@ class SamplingSource:
         args = call.arguments
         messages = [Message("system", args["system_prompt"])] if args.get("system_prompt") else []
         messages += [Message(m["role"], m["text"]) for m in args["messages"]]
-        turn = await self.provider.complete(messages, [], task_type=TASK_TYPE)
+        turn = await self.provider.complete(
+            messages, [], task_type=TASK_TYPE, max_tokens=args.get("max_tokens")
+        )
         if self.account is not None:
             self.account(turn)
         return ToolResult(
