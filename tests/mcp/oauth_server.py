@@ -13,6 +13,7 @@ refresh from a new authorization. Access tokens live ACCESS_TOKEN_SECONDS
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sys
 import time
@@ -79,7 +80,8 @@ class Provider:
             token=access,
             client_id=client_id,
             scopes=scopes,
-            expires_at=int(time.time()) + self.lifetime,
+            # Rounded up: the server never ends a token before the lifetime it announced.
+            expires_at=math.ceil(time.time() + self.lifetime),
             resource=resource,
         )
         self.refresh[refresh] = RefreshToken(

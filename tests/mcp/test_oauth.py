@@ -252,3 +252,33 @@ def test_an_unattended_run_goes_on_without_the_server_and_says_why_in_one_line(
         "MCP server notes needs authorization: run `luminaguard mcp login notes` first"
     ) in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("oauth_server", [1], indirect=True)
+def test_two_processes_share_rotating_refresh_tokens(
+    oauth_server: OAuthServer, workspace: Path, tmp_path: Path
+) -> None:
+    """Swarm workers using one server: when one refreshes (the server rotates
+    the refresh token), the other picks up the new one instead of failing."""
+    data_dir = tmp_path / "state" / "luminaguard"
+    port = free_port()
+    write_config(workspace, oauth_server.url, port)
+    assert login(workspace, data_dir).returncode == 0
+
+    async def scenario() -> tuple[str, str]:
+        a = handle(oauth_server.url, workspace, data_dir, port)
+        b = handle(oauth_server.url, workspace, data_dir, port)
+        try:
+            await a.list_tools()
+            await b.list_tools()  # both hold the same tokens now
+            await asyncio.sleep(2.2)  # and both have expired
+            first = a.render(await a.call_tool("whoami", {}))[0]  # refreshes, rotating
+            second = b.render(await b.call_tool("whoami", {}))[0]
+            return first, second
+        finally:
+            await a.close()
+            await b.close()
+
+    assert asyncio.run(scenario()) == ("authorized", "authorized")
+    assert oauth_server.seen("authorize") == 1
+    assert oauth_server.seen("token", grant="refresh_token") >= 2

@@ -87,7 +87,13 @@ class FileTokenStorage:
         return OAuthToken.model_validate(tokens) if tokens else None
 
     async def set_tokens(self, tokens: Any) -> None:
-        expires_at = time.time() + tokens.expires_in if tokens.expires_in else None
+        expires_at = None
+        if tokens.expires_in:
+            # Counted as expired a little early (a tenth of its life, at most
+            # 30 s): the server's clock and its rounding decide, and a token
+            # it refuses costs a whole new authorization, not a refresh.
+            life = float(tokens.expires_in)
+            expires_at = time.time() + life - min(30.0, life / 10)
         self._save(tokens=tokens.model_dump(mode="json", exclude_none=True), expires_at=expires_at)
 
     async def get_client_info(self) -> Any:
@@ -171,13 +177,62 @@ def oauth_provider(
         return await authorization.callback()
 
     class StoredExpiry:
+        """What the SDK keeps in memory, shared through the token file with
+        every other process using this server (runs, swarm workers)."""
+
         async def _initialize(self) -> None:
             await super()._initialize()  # type: ignore[misc]
-            # The SDK keeps expiry in memory only; a stored token past its
-            # expiry is refreshed (or fetched again) before it is sent.
+            # A stored token past its expiry is refreshed (or fetched again)
+            # before it is sent, not after a 401.
             context = self.context  # type: ignore[attr-defined]
             if context.current_tokens is not None:
                 context.token_expiry_time = storage.expires_at
+
+        def _stored_expiry(self) -> None:
+            # The SDK counts from the full lifetime; the stored (early) expiry wins.
+            context = self.context  # type: ignore[attr-defined]
+            if context.current_tokens is not None and storage.expires_at is not None:
+                context.token_expiry_time = storage.expires_at
+
+        async def _handle_token_response(self, response: Any) -> None:
+            await super()._handle_token_response(response)  # type: ignore[misc]
+            self._stored_expiry()
+
+        async def _refresh_token(self) -> Any:
+            # Another process may have refreshed first; authorization servers
+            # rotate refresh tokens, so ours may be spent: use the newest.
+            context = self.context  # type: ignore[attr-defined]
+            stored = await storage.get_tokens()
+            current = context.current_tokens
+            if (
+                stored is not None
+                and stored.refresh_token
+                and current is not None
+                and stored.refresh_token != current.refresh_token
+            ):
+                context.current_tokens = stored
+            return await super()._refresh_token()  # type: ignore[misc]
+
+        async def _handle_refresh_response(self, response: Any) -> bool:
+            context = self.context  # type: ignore[attr-defined]
+            before = context.current_tokens
+            if await super()._handle_refresh_response(response):  # type: ignore[misc]
+                self._stored_expiry()
+                return True
+            # Refused: another process may have used the same refresh token a
+            # moment earlier (rotation spends it); its fresh tokens are stored.
+            stored = await storage.get_tokens()
+            expires_at = storage.expires_at
+            if (
+                stored is not None
+                and before is not None
+                and stored.access_token != before.access_token
+                and (expires_at is None or expires_at > time.time())
+            ):
+                context.current_tokens = stored
+                context.token_expiry_time = expires_at
+                return True
+            return False
 
     try:
         if oauth.grant == "client_credentials":
