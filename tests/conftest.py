@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,3 +51,25 @@ def write_playbook(path: Path, steps: list[dict[str, Any]]) -> Path:
 
 
 LUMINAGUARD = [sys.executable, "-m", "luminaguard"]
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"hello from the host\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def host_web() -> Iterator[int]:
+    """A plain HTTP server on the host's loopback; its port."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield int(httpd.server_address[1])
+    httpd.shutdown()
+    httpd.server_close()

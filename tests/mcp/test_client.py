@@ -399,25 +399,9 @@ def test_a_silent_call_times_out_but_not_while_a_person_answers_the_server(
 
 @pytest.mark.parametrize("network", ["allow:127.0.0.1", "none"])
 def test_a_sandboxed_servers_network_is_its_allow_list(
-    workspace: Path, data_dir: Path, network: str
+    workspace: Path, data_dir: Path, network: str, host_web: int
 ) -> None:
-    import http.server
-    import threading
-
-    class Hello(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"hello from the host"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    port = web.server_address[1]
+    port = host_web
     cfg = McpServer(
         command=sys.executable,
         args=[str(Path(__file__).with_name("fetch_server.py"))],
@@ -434,16 +418,13 @@ def test_a_sandboxed_servers_network_is_its_allow_list(
         finally:
             await h.close()
 
-    try:
-        allowed, other = asyncio.run(scenario())
-    finally:
-        web.shutdown()
+    allowed, other = asyncio.run(scenario())
     log = (data_dir / "mcp-logs" / "srv.log").read_text()
     if network == "none":
         assert allowed.startswith("failed") and other.startswith("failed")
         assert "--- network" not in log
     else:
-        assert allowed == "200 hello from the host"
+        assert allowed == "200 hello from the host\n"
         assert other == "refused: 403"
         assert f"--- network allowed: GET 127.0.0.1:{port}" in log
         assert f"--- network REFUSED: GET localhost:{port}" in log
