@@ -462,6 +462,19 @@ PACKAGE_INSTALLS: dict[str, frozenset[str]] = {
 }
 NETWORKED_RUNNERS = frozenset(["npx", "bunx", "pnpx", "uvx", "pipx"])
 
+# RED whatever their arguments: (commands, reason, what each does), checked in this order.
+ALWAYS_RED = (
+    (PRIVILEGE, "privilege", "changes privileges or isolation"),
+    (NETWORK, "network", "talks to the network"),
+    (PROCESS_CONTROL, "process-control", "signals other processes"),
+    (SYSTEM_ADMIN, "system-admin", "administers the system"),
+    (
+        PACKAGE_MANAGERS | NETWORKED_RUNNERS,
+        "package-install",
+        "installs or fetches packages over the network",
+    ),
+)
+
 # Interpreters and shells, and the flag each takes for inline code.
 SHELLS = frozenset(["sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "ash", "busybox"])
 INTERPRETERS: dict[str, tuple[str, ...]] = {

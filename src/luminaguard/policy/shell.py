@@ -206,23 +206,10 @@ class _Classifier:
         if base in C.WRAPPERS:
             self.wrapper(base, args, piped)
             return
-        if base in C.PRIVILEGE:
-            self.add(Risk.RED, "privilege", f"{base} changes privileges or isolation")
-            return
-        if base in C.NETWORK:
-            self.add(Risk.RED, "network", f"{base} talks to the network")
-            return
-        if base in C.PROCESS_CONTROL:
-            self.add(Risk.RED, "process-control", f"{base} signals other processes")
-            return
-        if base in C.SYSTEM_ADMIN:
-            self.add(Risk.RED, "system-admin", f"{base} administers the system")
-            return
-        if base in C.PACKAGE_MANAGERS or base in C.NETWORKED_RUNNERS:
-            self.add(
-                Risk.RED, "package-install", f"{base} installs or fetches packages over the network"
-            )
-            return
+        for commands, reason, what in C.ALWAYS_RED:
+            if base in commands:
+                self.add(Risk.RED, reason, f"{base} {what}")
+                return
         if base in C.DYNAMIC:
             self.dynamic(base, args)
             return
