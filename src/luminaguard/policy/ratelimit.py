@@ -102,14 +102,7 @@ class Limiter:
         try:
             levels = {}
             for key, limit, amount in wanted:
-                row = self.db.execute(
-                    "SELECT tokens, updated FROM buckets WHERE key = ?", (key,)
-                ).fetchone()
-                tokens = (
-                    limit.capacity
-                    if row is None
-                    else min(limit.capacity, row[0] + (now - row[1]) * limit.refill_per_s)
-                )
+                tokens = self._level(key, limit, now)
                 exhausted = tokens < amount if limit.counts == "calls" else tokens <= 0
                 if exhausted:
                     retry = (
@@ -141,22 +134,23 @@ class Limiter:
             for limit in self.limits:
                 if limit.counts in amounts and limit.applies(on, name):
                     key = self._key(limit, subject)
-                    row = self.db.execute(
-                        "SELECT tokens, updated FROM buckets WHERE key = ?", (key,)
-                    ).fetchone()
-                    tokens = (
-                        limit.capacity
-                        if row is None
-                        else min(limit.capacity, row[0] + (now - row[1]) * limit.refill_per_s)
-                    )
                     self.db.execute(
                         "INSERT OR REPLACE INTO buckets (key, tokens, updated) VALUES (?, ?, ?)",
-                        (key, tokens - amounts[limit.counts], now),
+                        (key, self._level(key, limit, now) - amounts[limit.counts], now),
                     )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def _level(self, key: str, limit: Limit, now: float) -> float:
+        """The bucket's tokens at ``now``: as stored, refilled since, at most full."""
+        row = self.db.execute(
+            "SELECT tokens, updated FROM buckets WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return limit.capacity
+        return float(min(limit.capacity, row[0] + (now - row[1]) * limit.refill_per_s))
 
     @staticmethod
     def _key(limit: Limit, subject: Subject) -> str:
