@@ -222,10 +222,19 @@ class McpServerHandle:
                 await closing.wait()
         except BaseException as exc:
             if not ready.done():
+                from mcp.client.auth import OAuthFlowError, OAuthRegistrationError, OAuthTokenError
+                from mcp.shared.exceptions import MCPError
+
                 from luminaguard.mcp.oauth import McpAuthorizationError
 
-                denied = _auth_failure(exc)
-                ours = _our_error(exc)
+                oauth = (
+                    McpAuthorizationError,
+                    OAuthFlowError,
+                    OAuthRegistrationError,
+                    OAuthTokenError,
+                )
+                denied = _nested(exc, oauth)
+                ours = _nested(exc, LuminaGuardError)
                 if isinstance(ours, McpAuthorizationError):  # a whole sentence already
                     message = str(ours)
                 elif denied:
@@ -237,7 +246,9 @@ class McpServerHandle:
                 failure = McpServerError(message)
                 # An error answer to `initialize` (the SDK's stand-in for a 4xx
                 # status): the server is there but does not speak this transport.
-                failure.refused = bool(self.cfg.url) and not denied and _answered_error(exc)
+                failure.refused = (
+                    bool(self.cfg.url) and not denied and _nested(exc, MCPError) is not None
+                )
                 ready.set_exception(failure)
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -380,7 +391,7 @@ class McpServerHandle:
         raise McpServerError(f"MCP server {self.name} did not answer {what} within {timeout_s:g} s")
 
     async def list_tools(self) -> list[Any]:
-        return await self._retrying_session(self._list_tools)  # type: ignore[no-any-return]
+        return await self._list("tools")
 
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
@@ -402,64 +413,51 @@ class McpServerHandle:
             await self.close()
             return await request()
 
-    async def _list_tools(self) -> list[Any]:
-        return await self._paged(
-            "tools/list", "tools", lambda session, params: session.list_tools(params=params)
-        )
-
-    async def _paged(self, what: str, field: str, request: Any) -> list[Any]:
-        """Every page of a paginated list (bounded: a server that pages forever is cut off)."""
+    async def _list(self, kind: str) -> list[Any]:
+        """Every page of `KIND/list` (bounded: a server that pages forever is cut off)."""
         from mcp import types
 
-        session = await self._ensure()
-        items: list[Any] = []
-        cursor = None
-        for _ in range(1000):
-            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-            result = await self._bounded(request(session, params), what, self.cfg.timeout_s)
-            items.extend(getattr(result, field))
-            cursor = result.next_cursor
-            if not cursor:
-                break
+        async def pages() -> list[Any]:
+            session = await self._ensure()
+            send = getattr(session, f"list_{kind}")
+            items: list[Any] = []
+            cursor = None
+            for _ in range(1000):
+                params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                result = await self._bounded(
+                    send(params=params), f"{kind}/list", self.cfg.timeout_s
+                )
+                items.extend(getattr(result, kind))
+                cursor = result.next_cursor
+                if not cursor:
+                    break
+            return items
+
+        items: list[Any] = await self._retrying_session(pages)
         return items
+
+    async def _request(self, what: str, send: Any) -> Any:
+        """One request, ``send(session)``, bounded like every other."""
+
+        async def once() -> Any:
+            session = await self._ensure()
+            return await self._bounded(send(session), what, self.cfg.timeout_s)
+
+        return await self._retrying_session(once)
 
     async def list_resources(self) -> list[Any]:
-        items: list[Any] = await self._retrying_session(
-            lambda: self._paged(
-                "resources/list",
-                "resources",
-                lambda session, params: session.list_resources(params=params),
-            )
-        )
-        return items
+        return await self._list("resources")
 
     async def list_prompts(self) -> list[Any]:
-        items: list[Any] = await self._retrying_session(
-            lambda: self._paged(
-                "prompts/list",
-                "prompts",
-                lambda session, params: session.list_prompts(params=params),
-            )
-        )
-        return items
+        return await self._list("prompts")
 
     async def read_resource(self, uri: str) -> Any:
-        async def read() -> Any:
-            session = await self._ensure()
-            return await self._bounded(
-                session.read_resource(uri), "resources/read", self.cfg.timeout_s
-            )
-
-        return await self._retrying_session(read)
+        return await self._request("resources/read", lambda session: session.read_resource(uri))
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> Any:
-        async def get() -> Any:
-            session = await self._ensure()
-            return await self._bounded(
-                session.get_prompt(name, arguments), "prompts/get", self.cfg.timeout_s
-            )
-
-        return await self._retrying_session(get)
+        return await self._request(
+            "prompts/get", lambda session: session.get_prompt(name, arguments)
+        )
 
     async def _call_tool(
         self, tool: str, arguments: dict[str, Any], *, max_s: float | None = None
@@ -603,37 +601,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _auth_failure(exc: BaseException) -> str | None:
-    """The message of an OAuth failure anywhere in ``exc`` (task groups nest them)."""
-    from mcp.client.auth import OAuthFlowError, OAuthRegistrationError, OAuthTokenError
-
-    from luminaguard.mcp.oauth import McpAuthorizationError
-
-    if isinstance(exc, BaseExceptionGroup):
-        return next(filter(None, (_auth_failure(e) for e in exc.exceptions)), None)
-    if isinstance(
-        exc, McpAuthorizationError | OAuthFlowError | OAuthRegistrationError | OAuthTokenError
-    ):
-        return str(exc)
-    return _auth_failure(exc.__cause__) if exc.__cause__ is not None else None
-
-
-def _our_error(exc: BaseException) -> LuminaGuardError | None:
-    """A LuminaGuard error (config, sandbox, authorization) anywhere in ``exc``."""
-    if isinstance(exc, BaseExceptionGroup):
-        return next(filter(None, (_our_error(e) for e in exc.exceptions)), None)
-    if isinstance(exc, LuminaGuardError):
+def _nested(
+    exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of ``kinds`` in ``exc``, the members of its task
+    groups (the SDK's transports nest them) and its causes."""
+    if isinstance(exc, kinds):
         return exc
-    return _our_error(exc.__cause__) if exc.__cause__ is not None else None
-
-
-def _answered_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or one nested in it) is an error the server answered with."""
-    from mcp.shared.exceptions import MCPError
-
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_answered_error(e) for e in exc.exceptions)
-    return isinstance(exc, MCPError)
+    inner = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else []
+    if exc.__cause__ is not None:
+        inner.append(exc.__cause__)
+    return next(filter(None, (_nested(e, kinds) for e in inner)), None)
 
 
 class _Call:
