@@ -31,7 +31,10 @@ class McpTools:
         self.server = server
         self.open_world_read = open_world_read
         self.tools: dict[str, Any] = {}
-        self.has_resources: bool | None = None  # found out at the first connect
+        # The two resource tools, for a server that lists resources (found
+        # out once, at the first connect).
+        self.resource_tools: dict[str, ToolSpec] = {}
+        self._resources_checked = False
 
     async def connect(self) -> None:
         self.server.tools_changed = False
@@ -40,15 +43,16 @@ class McpTools:
         except McpServerError as exc:
             raise ToolError(str(exc)) from exc
         self.tools = {f"mcp:{self.server.name}/{t.name}": t for t in listed}
-        if self.has_resources is None:
+        if not self._resources_checked:
+            self._resources_checked = True
             # Only a server with something to read gets the two resource tools
             # (many declare the capability and list nothing).
             try:
-                self.has_resources = self.server.offers_resources and bool(
-                    await self.server.list_resources()
-                )
+                readable = self.server.offers_resources and bool(await self.server.list_resources())
             except McpServerError:
-                self.has_resources = False
+                readable = False
+            if readable:
+                self.resource_tools = resource_specs(self.server.name)
 
     async def update(self) -> bool:
         """Re-list after the server said its tools changed; whether they did.
@@ -61,28 +65,6 @@ class McpTools:
         except ToolError:
             return False
         return before != {name: t.model_dump(mode="json") for name, t in self.tools.items()}
-
-    @property
-    def resource_tools(self) -> dict[str, ToolSpec]:
-        if not self.has_resources:
-            return {}
-        base = f"mcp:{self.server.name}/resources"
-        return {
-            f"{base}/list": ToolSpec(
-                f"{base}/list",
-                f"List the resources (documents, files, data) MCP server {self.server.name} offers: URI, name, description.",
-                {"type": "object", "properties": {}},
-            ),
-            f"{base}/read": ToolSpec(
-                f"{base}/read",
-                f"Read one resource of MCP server {self.server.name} by its URI.",
-                {
-                    "type": "object",
-                    "properties": {"uri": {"type": "string", "description": "the resource's URI"}},
-                    "required": ["uri"],
-                },
-            ),
-        }
 
     def specs(self) -> Sequence[ToolSpec]:
         return [
@@ -179,3 +161,24 @@ class McpTools:
             raise ToolError(str(exc)) from exc
         text, is_error, data = self.server.render(result)
         return ToolResult(text, is_error=is_error, data=data)
+
+
+def resource_specs(server: str) -> dict[str, ToolSpec]:
+    """`mcp:<server>/resources/list` and `/read`, by name."""
+    base = f"mcp:{server}/resources"
+    return {
+        f"{base}/list": ToolSpec(
+            f"{base}/list",
+            f"List the resources (documents, files, data) MCP server {server} offers: URI, name, description.",
+            {"type": "object", "properties": {}},
+        ),
+        f"{base}/read": ToolSpec(
+            f"{base}/read",
+            f"Read one resource of MCP server {server} by its URI.",
+            {
+                "type": "object",
+                "properties": {"uri": {"type": "string", "description": "the resource's URI"}},
+                "required": ["uri"],
+            },
+        ),
+    }
