@@ -126,6 +126,69 @@ def redirect_uri(cfg: McpServer) -> str:
     return f"http://127.0.0.1:{cfg.oauth.redirect_port}/callback"
 
 
+class _SharedTokens:
+    """Mixed into the SDK's providers: what the SDK keeps in memory, shared
+    through the token file (``context.storage``) with every other process
+    using this server (runs, swarm workers)."""
+
+    context: Any
+
+    def _stored_expiry(self) -> None:
+        # The SDK counts from the full lifetime; the stored (early) expiry wins.
+        expires_at = self.context.storage.expires_at
+        if self.context.current_tokens is not None and expires_at is not None:
+            self.context.token_expiry_time = expires_at
+
+    async def _initialize(self) -> None:
+        await super()._initialize()  # type: ignore[misc]
+        # A stored token past its expiry is refreshed (or fetched again)
+        # before it is sent, not after a 401.
+        self._stored_expiry()
+
+    async def _handle_token_response(self, response: Any) -> None:
+        await super()._handle_token_response(response)  # type: ignore[misc]
+        self._stored_expiry()
+
+    async def _refresh_token(self) -> Any:
+        # Another process may have refreshed first; authorization servers
+        # rotate refresh tokens, so ours may be spent: use the newest.
+        stored = await self.context.storage.get_tokens()
+        current = self.context.current_tokens
+        if (
+            stored is not None
+            and stored.refresh_token
+            and current is not None
+            and stored.refresh_token != current.refresh_token
+        ):
+            self.context.current_tokens = stored
+        return await super()._refresh_token()  # type: ignore[misc]
+
+    async def _handle_refresh_response(self, response: Any) -> bool:
+        before = self.context.current_tokens
+        if await super()._handle_refresh_response(response):  # type: ignore[misc]
+            self._stored_expiry()
+            return True
+        # Refused: another process may have used the same refresh token a
+        # moment earlier (rotation spends it); its fresh tokens are stored.
+        storage = self.context.storage
+        stored = await storage.get_tokens()
+        expires_at = storage.expires_at
+        if (
+            stored is not None
+            and before is not None
+            and stored.access_token != before.access_token
+            and (expires_at is None or expires_at > time.time())
+        ):
+            self.context.current_tokens = stored
+            self.context.token_expiry_time = expires_at
+            return True
+        return False
+
+
+def _sharing(base: type) -> type:
+    return type(base.__name__, (_SharedTokens, base), {})
+
+
 def oauth_provider(
     name: str,
     cfg: McpServer,
@@ -135,20 +198,35 @@ def oauth_provider(
     """An httpx auth for ``cfg``'s server. ``authorization`` is the browser half
     (an object with ``redirect(url)`` and ``callback()``), or None when nobody
     can be asked."""
+    oauth = cfg.oauth
+    path = token_path(data_dir, name)
+    secret = None
+    if oauth.client_secret_env:
+        secret = os.environ.get(oauth.client_secret_env)
+        if not secret:
+            raise ConfigError(
+                f"mcp.servers.{name}.oauth.client_secret_env: {oauth.client_secret_env} is not set"
+            )
+    try:
+        if oauth.grant == "client_credentials":
+            storage = FileTokenStorage(path, cfg.url or "", configured=True)
+            return _client_credentials(name, cfg, storage, secret)
+        return _authorization_code(name, cfg, path, secret, authorization)
+    except ValueError as exc:
+        raise ConfigError(f"mcp.servers.{name}.oauth: {exc}") from None
+
+
+def _authorization_code(
+    name: str, cfg: McpServer, path: Path, secret: str | None, authorization: Any
+) -> Any:
+    """A person authorizes in a browser; the client is pre-registered, or
+    registers itself (client ID metadata document, or dynamically)."""
     from mcp.client.auth import OAuthClientProvider
     from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 
     oauth = cfg.oauth
-    url = cfg.url or ""
     preregistered = None
     if oauth.client_id:
-        secret = None
-        if oauth.client_secret_env:
-            secret = os.environ.get(oauth.client_secret_env)
-            if not secret:
-                raise ConfigError(
-                    f"mcp.servers.{name}.oauth.client_secret_env: {oauth.client_secret_env} is not set"
-                )
         preregistered = OAuthClientInformationFull(
             client_id=oauth.client_id,
             client_secret=secret,
@@ -156,7 +234,6 @@ def oauth_provider(
             token_endpoint_auth_method=oauth.token_endpoint_auth_method
             or ("client_secret_basic" if secret else "none"),
         )
-    storage = FileTokenStorage(token_path(data_dir, name), url, preregistered)
     metadata = OAuthClientMetadata(
         client_name="LuminaGuard",
         redirect_uris=[redirect_uri(cfg)],
@@ -176,83 +253,19 @@ def oauth_provider(
         assert authorization is not None
         return await authorization.callback()
 
-    class StoredExpiry:
-        """What the SDK keeps in memory, shared through the token file with
-        every other process using this server (runs, swarm workers)."""
-
-        async def _initialize(self) -> None:
-            await super()._initialize()  # type: ignore[misc]
-            # A stored token past its expiry is refreshed (or fetched again)
-            # before it is sent, not after a 401.
-            context = self.context  # type: ignore[attr-defined]
-            if context.current_tokens is not None:
-                context.token_expiry_time = storage.expires_at
-
-        def _stored_expiry(self) -> None:
-            # The SDK counts from the full lifetime; the stored (early) expiry wins.
-            context = self.context  # type: ignore[attr-defined]
-            if context.current_tokens is not None and storage.expires_at is not None:
-                context.token_expiry_time = storage.expires_at
-
-        async def _handle_token_response(self, response: Any) -> None:
-            await super()._handle_token_response(response)  # type: ignore[misc]
-            self._stored_expiry()
-
-        async def _refresh_token(self) -> Any:
-            # Another process may have refreshed first; authorization servers
-            # rotate refresh tokens, so ours may be spent: use the newest.
-            context = self.context  # type: ignore[attr-defined]
-            stored = await storage.get_tokens()
-            current = context.current_tokens
-            if (
-                stored is not None
-                and stored.refresh_token
-                and current is not None
-                and stored.refresh_token != current.refresh_token
-            ):
-                context.current_tokens = stored
-            return await super()._refresh_token()  # type: ignore[misc]
-
-        async def _handle_refresh_response(self, response: Any) -> bool:
-            context = self.context  # type: ignore[attr-defined]
-            before = context.current_tokens
-            if await super()._handle_refresh_response(response):  # type: ignore[misc]
-                self._stored_expiry()
-                return True
-            # Refused: another process may have used the same refresh token a
-            # moment earlier (rotation spends it); its fresh tokens are stored.
-            stored = await storage.get_tokens()
-            expires_at = storage.expires_at
-            if (
-                stored is not None
-                and before is not None
-                and stored.access_token != before.access_token
-                and (expires_at is None or expires_at > time.time())
-            ):
-                context.current_tokens = stored
-                context.token_expiry_time = expires_at
-                return True
-            return False
-
-    try:
-        if oauth.grant == "client_credentials":
-            return _client_credentials(
-                name, cfg, FileTokenStorage(storage.path, url, configured=True), StoredExpiry
-            )
-        provider = type("Provider", (StoredExpiry, OAuthClientProvider), {})
-        return provider(
-            url,
-            metadata,
-            storage,
-            redirect_handler=redirect,
-            callback_handler=callback,
-            client_metadata_url=oauth.client_metadata_url,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"mcp.servers.{name}.oauth: {exc}") from None
+    return _sharing(OAuthClientProvider)(
+        cfg.url or "",
+        metadata,
+        FileTokenStorage(path, cfg.url or "", preregistered),
+        redirect_handler=redirect,
+        callback_handler=callback,
+        client_metadata_url=oauth.client_metadata_url,
+    )
 
 
-def _client_credentials(name: str, cfg: McpServer, storage: FileTokenStorage, mixin: type) -> Any:
+def _client_credentials(
+    name: str, cfg: McpServer, storage: FileTokenStorage, secret: str | None
+) -> Any:
     """Machine to machine: a token for the client's own credentials, no person."""
     import warnings
 
@@ -281,18 +294,15 @@ def _client_credentials(name: str, cfg: McpServer, storage: FileTokenStorage, mi
                 signing_algorithm=oauth.signing_algorithm,
                 signing_key=key,
             ).create_assertion_provider()
-            jwt_provider = type("Provider", (mixin, PrivateKeyJWTOAuthProvider), {})
-            return jwt_provider(
+            return _sharing(PrivateKeyJWTOAuthProvider)(
                 cfg.url or "", storage, oauth.client_id, assertion, scope=scope, issuer=oauth.issuer
             )
-        secret = os.environ.get(oauth.client_secret_env or "") if oauth.client_secret_env else None
         if not secret:
             raise ConfigError(
-                f"{where}: grant client_credentials needs client_secret_env (set in the environment) or private_key_file"
+                f"{where}: grant client_credentials needs client_secret_env or private_key_file"
             )
         method = oauth.token_endpoint_auth_method
-        secret_provider = type("Provider", (mixin, ClientCredentialsOAuthProvider), {})
-        return secret_provider(
+        return _sharing(ClientCredentialsOAuthProvider)(
             cfg.url or "",
             storage,
             oauth.client_id,
