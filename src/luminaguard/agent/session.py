@@ -149,30 +149,24 @@ class Session:
         ]
         self.toolbox = ToolBox([BuiltinTools(self.sandbox), *apis, *self.mcp])
         from luminaguard.policy.approver import TerminalApprover
-        from luminaguard.policy.inbox import InboxApprover
 
-        if isinstance(options.approver, InboxApprover):
-            # Elicitations become questions in the shared inbox.
-            asked_by = {"run_id": self.recorder.run_id, "agent": gate.ctx.agent}
-            for source in self.mcp:
+        # Elicitations go to whoever answers the run's approvals (the terminal,
+        # or questions in the shared inbox); with nobody to ask they are declined.
+        elicit = getattr(options.approver, "elicit", None)
+        asked_by = {"run_id": self.recorder.run_id, "agent": gate.ctx.agent}
+        for source in self.mcp:
+            if elicit is not None:
                 source.server.elicit = functools.partial(
-                    options.approver.elicit, source.server.name, context=asked_by
+                    elicit, source.server.name, context=asked_by
                 )
+            if source.server.cfg.url and isinstance(options.approver, TerminalApprover):
+                # An HTTP server that asks for authorization: the person at
+                # the terminal opens the printed address.
+                from luminaguard.mcp.oauth import LoopbackAuthorization
 
-        if isinstance(options.approver, TerminalApprover):
-            # Elicitations go to the person at the terminal; with nobody to ask they are declined.
-            from luminaguard.mcp.oauth import LoopbackAuthorization
-
-            for source in self.mcp:
-                source.server.elicit = functools.partial(
-                    options.approver.elicit, source.server.name
+                source.server.authorization = LoopbackAuthorization(
+                    source.server.cfg.oauth.redirect_port
                 )
-                if source.server.cfg.url:
-                    # An HTTP server that asks for authorization: the person
-                    # at the terminal opens the printed address.
-                    source.server.authorization = LoopbackAuthorization(
-                        source.server.cfg.oauth.redirect_port
-                    )
         self.agent = Agent(
             self.provider,
             self.toolbox,

@@ -89,9 +89,15 @@ class TerminalApprover:
                 )
 
     async def elicit(
-        self, server: str, message: str, schema: dict[str, Any] | None
+        self,
+        server: str,
+        message: str,
+        schema: dict[str, Any] | None,
+        *,
+        context: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any] | None]:
-        """An MCP server's elicitation, forwarded to the person at the terminal."""
+        """An MCP server's elicitation, forwarded to the person at the terminal
+        (``context``, the run asking, is plain to see there)."""
         return await asyncio.to_thread(self._elicit, server, message, schema)
 
     def _elicit(
