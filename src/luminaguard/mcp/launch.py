@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from luminaguard.sandbox.cgroups import Cgroup
     from luminaguard.sandbox.network import NetworkMode
 
-NPM_TIMEOUT_S = 600
+INSTALL_TIMEOUT_S = 600
 
 
 @dataclass
@@ -95,7 +95,7 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
         try:
             out = subprocess.run(
                 [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent", package],
-                capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False,
+                capture_output=True, encoding="utf-8", timeout=INSTALL_TIMEOUT_S, check=False,
             )  # fmt: skip
             if out.returncode != 0:
                 raise ConfigError(
@@ -179,7 +179,7 @@ def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
         ]  # fmt: skip
         for step in steps:
             out = subprocess.run(
-                step, capture_output=True, encoding="utf-8", timeout=NPM_TIMEOUT_S, check=False
+                step, capture_output=True, encoding="utf-8", timeout=INSTALL_TIMEOUT_S, check=False
             )
             if out.returncode != 0:
                 shutil.rmtree(target, ignore_errors=True)
