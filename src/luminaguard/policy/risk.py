@@ -60,9 +60,6 @@ class Assessment:
     def of(cls, risk: Risk, rule: str, text: str) -> Assessment:
         return cls(risk, (Reason(rule, text),))
 
-    def combine(self, *others: Assessment) -> Assessment:
-        return strictest([self, *others])
-
     def to_dict(self) -> dict[str, object]:
         return {"risk": self.risk.label, "reasons": [str(r) for r in self.reasons]}
 
