@@ -21,7 +21,7 @@ from typing import Any
 from luminaguard.config import SandboxSettings
 from luminaguard.sandbox.bench import pool_bench
 from luminaguard.sandbox.bwrap import Layout, launch
-from luminaguard.sandbox.preview import run_preview
+from luminaguard.sandbox.preview import discard, run_preview
 from luminaguard.stats import percentiles, series_line
 
 COMMAND = ["/bin/sh", "-c", "echo changed >> file-0.txt"]
@@ -54,7 +54,7 @@ async def exec_vs_preview(settings: SandboxSettings, files: int, n: int) -> dict
             p = await run_preview(ws, settings, COMMAND)
             preview_ms.append((time.perf_counter() - t) * 1000)
             assert [m.path for m in p.effects.modified] == ["file-0.txt"], p.effects
-            p.discard()
+            discard(p.handle)
     e, p_ = percentiles(exec_ms), percentiles(preview_ms)
     return {
         "files": files,

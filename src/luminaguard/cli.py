@@ -347,6 +347,7 @@ def _run_agent(
     from luminaguard.agent.session import Session, SessionOptions
     from luminaguard.policy.approver import make_approver
     from luminaguard.policy.policyfile import load_policy
+    from luminaguard.ui.cards import render_card_text
     from luminaguard.ui.terminal import TerminalReport
 
     policy = load_policy(policy_path)
@@ -357,7 +358,11 @@ def _run_agent(
         backend=backend,
         max_steps=max_steps,
         approver=make_approver(
-            approver_name, principal, settings.data_dir, policy.approval_timeout_s
+            approver_name,
+            principal,
+            settings.data_dir,
+            policy.approval_timeout_s,
+            render=render_card_text,
         ),
         report=TerminalReport(),
     )
@@ -541,7 +546,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox.close()
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
-    for attempt in getattr(sandbox, "last_network", []):
+    for attempt in sandbox.network_records():
         verdict = "allowed" if attempt["allowed"] else "BLOCKED"
         if attempt.get("would_block"):
             verdict += " (allow mode would block it)"
@@ -557,22 +562,27 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Namespace) -> int:
     import asyncio
 
-    from luminaguard.sandbox.bwrap import BwrapSandbox
+    from luminaguard.policy.effects import classify_effects
+    from luminaguard.sandbox import open_sandbox
     from luminaguard.ui.terminal import render_preview
 
-    sandbox = BwrapSandbox(workspace, settings.sandbox)
-    preview = asyncio.run(sandbox.preview(cmd, timeout_s=args.timeout))
+    sandbox = open_sandbox(settings.sandbox.backend, workspace, settings.sandbox)
     try:
-        data = preview.to_dict()
-        if args.json:
-            print(json.dumps(data, indent=2, ensure_ascii=False))
-        else:
-            sys.stdout.write(render_preview(data))
-        if args.commit:
-            preview.commit()
-            print("luminaguard: committed the previewed changes", file=sys.stderr)
+        preview = asyncio.run(sandbox.preview(cmd, timeout_s=args.timeout))
+        try:
+            assessment = classify_effects(preview.effects, timed_out=preview.result.timed_out)
+            data = {**preview.to_dict(), **assessment.to_dict()}
+            if args.json:
+                print(json.dumps(data, indent=2, ensure_ascii=False))
+            else:
+                sys.stdout.write(render_preview(data))
+            if args.commit:
+                sandbox.commit(preview.handle)
+                print("luminaguard: committed the previewed changes", file=sys.stderr)
+        finally:
+            sandbox.discard(preview.handle)
     finally:
-        preview.discard()
+        sandbox.close()
     return EXIT_OK
 
 
@@ -891,6 +901,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(servers)) or "none configured"
         raise UsageError(f"no MCP server {args.server!r} in the config; known servers: {known}")
     cfg = servers[args.server]
+    authorization = None
+    if cfg.url and (args.mcp_command == "login" or sys.stdin.isatty()):
+        # An HTTP server that asks for authorization: the person opens the address.
+        from luminaguard.mcp.oauth import LoopbackAuthorization
+
+        authorization = LoopbackAuthorization(
+            cfg.oauth.redirect_port,
+            open_browser=not (args.mcp_command == "login" and args.no_browser),
+        )
     handle = McpServerHandle(
         args.server,
         cfg,
@@ -898,13 +917,10 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         data_dir=settings.data_dir,
         sandbox=settings.sandbox,
         cache_dir=settings.mcp.cache_dir,
+        authorization=authorization,
     )
     if args.mcp_command in ("login", "logout"):
         return _mcp_login(handle, args)
-    if cfg.url and sys.stdin.isatty():
-        from luminaguard.mcp.oauth import LoopbackAuthorization
-
-        handle.authorization = LoopbackAuthorization(cfg.oauth.redirect_port)
     if args.mcp_command in ("resources", "prompts", "read"):
         return _mcp_browse(handle, args)
     if args.mcp_command == "tools":
@@ -955,7 +971,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def _mcp_login(handle: Any, args: argparse.Namespace) -> int:
     import asyncio
 
-    from luminaguard.mcp.oauth import FileTokenStorage, LoopbackAuthorization, token_path
+    from luminaguard.mcp.oauth import FileTokenStorage, token_path
 
     cfg = handle.cfg
     if not cfg.url:
@@ -967,9 +983,6 @@ def _mcp_login(handle: Any, args: argparse.Namespace) -> int:
         return EXIT_OK
     if not cfg.oauth.enabled:
         raise UsageError(f"mcp.servers.{args.server}.oauth.enabled is false")
-    handle.authorization = LoopbackAuthorization(
-        cfg.oauth.redirect_port, open_browser=not args.no_browser
-    )
 
     async def login() -> int:
         try:

@@ -54,7 +54,8 @@ def check_python() -> Check:
 def check_bwrap() -> Check:
     from luminaguard.config import SandboxSettings
     from luminaguard.errors import LuminaGuardError
-    from luminaguard.sandbox.bwrap import BwrapSandbox, find_bwrap
+    from luminaguard.sandbox.bwrap import BwrapSandbox
+    from luminaguard.sandbox.profile import find_bwrap
 
     try:
         path = find_bwrap()
@@ -160,7 +161,7 @@ def check_self_test() -> Check:
     from luminaguard.sandbox.selftest import self_test
 
     try:
-        problem = asyncio.run(self_test(SandboxSettings()))
+        problem = self_test(SandboxSettings())
     except LuminaGuardError as exc:
         problem = str(exc)
     if problem:

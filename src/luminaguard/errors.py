@@ -1,4 +1,4 @@
-"""The one exception tree of LuminaGuard.
+"""The one exception tree of LuminaGuard: every exception the package raises.
 
     LuminaGuardError              anything we raise on purpose
     ├── UserError                 a mistake the user can fix; the CLI prints one sentence
@@ -6,7 +6,9 @@
     │   ├── PlaybookError         a scripted playbook that cannot be read or replayed
     │   └── UsageError            bad command-line arguments or model spec
     ├── SandboxError              a sandbox could not be started or used
-    │   └── SandboxUnavailable    no working backend on this machine (see `doctor`)
+    │   ├── SandboxUnavailable    no working backend on this machine (see `doctor`); also a UserError
+    │   ├── CommitConflict        the workspace changed since the preview; nothing was applied
+    │   └── NetworkViolation      a command tried a host its network mode refuses
     ├── ToolError                 a tool call failed; the agent sees it as an observation
     │   ├── ToolArgumentError     arguments missing, malformed or of the wrong type
     │   └── WorkspacePathError    a path that would leave the workspace
@@ -18,12 +20,20 @@
     │   ├── BadRequest            4xx other than 429: retrying will not help
     │   │   └── ContextTooLong    the conversation does not fit the model's context
     │   └── AllAttemptsFailed     the router ran out of deployments and fallbacks
+    ├── McpServerError            an MCP server could not be started, or failed
+    ├── McpAuthorizationError     an MCP server needs authorization that could not be obtained
+    ├── QuotaExceeded             one of the policy's rate limits or quotas is used up
+    ├── DeniedAndStop             a denial after which the run must end
+    ├── GitError                  a git command failed
+    ├── LeaseLost                 a swarm item's lease was reclaimed; its worker must stop
     └── AuditError                a journal or the run index cannot be read or written
 
 Third-party errors are translated where they are caught, with
 ``raise Ours(...) from exc``, so callers only ever handle this tree.
-Run outcomes (finished, limits exceeded, denied) are not errors; they live in
-``luminaguard.agent.outcomes``.
+Run outcomes (finished, limits exceeded, denied, failed) are not errors; they
+live in ``luminaguard.agent.outcomes`` (``RunEnded`` and its subclasses).
+A test (tests/test_layers.py) fails on any exception class of the package
+that is outside this tree or missing from this drawing.
 """
 
 from __future__ import annotations
@@ -55,6 +65,25 @@ class SandboxError(LuminaGuardError):
 
 class SandboxUnavailable(SandboxError, UserError):
     """No working sandbox backend here; `luminaguard doctor` says why."""
+
+
+class CommitConflict(SandboxError):
+    """The workspace changed since the preview; nothing was applied."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(
+            f"the workspace changed since the preview at {', '.join(paths)}; nothing was applied"
+        )
+        self.paths = paths
+
+
+class NetworkViolation(SandboxError):
+    """A sandboxed command tried to reach a host its network mode does not allow."""
+
+    def __init__(self, attempts: list[dict[str, object]]) -> None:
+        hosts = ", ".join(sorted({f"{a['host']}:{a['port']}" for a in attempts}))
+        super().__init__(f"blocked network access to {hosts}")
+        self.attempts = attempts
 
 
 class ToolError(LuminaGuardError):
@@ -103,6 +132,42 @@ class ContextTooLong(BadRequest):
 
 class AllAttemptsFailed(ProviderError):
     """Every deployment and fallback the router could try failed."""
+
+
+class McpServerError(LuminaGuardError):
+    """An MCP server could not be started, or failed."""
+
+    refused = False
+    """Set when an HTTP server answered `initialize` with an error (it may speak legacy SSE)."""
+
+
+class McpAuthorizationError(LuminaGuardError):
+    """An MCP server needs authorization that could not be obtained."""
+
+
+class QuotaExceeded(LuminaGuardError):
+    """A rate limit or quota of the policy is exhausted (``key`` names the bucket)."""
+
+    def __init__(self, message: str, key: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.retry_after_s = retry_after_s
+
+
+class DeniedAndStop(LuminaGuardError):
+    """A denial after which the run must end (policy `on_denial = "stop"`, or the person said so)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GitError(LuminaGuardError):
+    """A git command failed."""
+
+
+class LeaseLost(LuminaGuardError):
+    """The lease was reclaimed (expired or taken); this worker must stop the item."""
 
 
 class AuditError(LuminaGuardError):

@@ -13,17 +13,31 @@ Each has one obvious default:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from luminaguard.core.decision import ApprovalRequest, Decision
+from luminaguard.core.effects import Effects
+from luminaguard.core.risk import Assessment
 from luminaguard.messages import AssistantTurn, Message, ToolCall, ToolResult, ToolSpec
 
-if TYPE_CHECKING:
-    from luminaguard.policy.card import DiffCard
-    from luminaguard.policy.grants import Grant
-    from luminaguard.policy.risk import Assessment
+__all__ = [
+    "ApprovalRequest",
+    "Approver",
+    "Decision",
+    "ExecResult",
+    "NetworkNotice",
+    "Prepared",
+    "Preview",
+    "ProcessLaunch",
+    "ProcessSpec",
+    "Provider",
+    "Sandbox",
+    "ToolSource",
+]
 
 
 class Provider(Protocol):
@@ -65,19 +79,63 @@ class ToolSource(Protocol):
         """Run ``call`` directly (GREEN actions). Raises ``ToolError`` for failures the model should see."""
         ...
 
+    async def apply(self, prepared: Prepared) -> ToolResult:
+        """Carry out an approved ``prepared`` call from its data: commit the
+        preview it names, or perform the exact request it holds."""
+        ...
 
-@dataclass
+    def discard(self, prepared: Prepared) -> None:
+        """Drop what ``prepared`` holds (its preview); a no-op for a request."""
+        ...
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """A call made ready for a decision: what it would do, and how to do or drop it."""
+    """A call made ready for a decision, as data: what it would do, and what
+    carries it out. Nothing here is a closure or a host-local object, so a
+    decision made elsewhere (another process, a fleet workflow) can be carried
+    out by whichever worker holds the preview, with ``ToolSource.apply``."""
 
+    call: ToolCall
     kind: str
     """`command`, `create`, `edit`, `delete`, `request` or `read`."""
-    apply: Callable[[], Awaitable[ToolResult]]
-    """Carry it out: commit the preview, or perform the request."""
-    discard: Callable[[], None] = lambda: None
     effects: dict[str, Any] | None = None
+    """What it would change, as shown on the card."""
     request: dict[str, Any] | None = None
+    """For an action that cannot be previewed: the exact request."""
     effect_assessment: Assessment | None = None
+    """The level of what a preview observed (None: not previewed)."""
+    preview: str | None = None
+    """The handle of the sandbox preview holding the changes (commit or discard it)."""
+    result: ExecResult | None = None
+    """What the previewed command returned, for the observation after the commit."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call": self.call.to_dict(),
+            "kind": self.kind,
+            "effects": self.effects,
+            "request": self.request,
+            "effect_assessment": self.effect_assessment.to_dict()
+            if self.effect_assessment
+            else None,
+            "preview": self.preview,
+            "result": asdict(self.result) if self.result else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prepared:
+        call = d["call"]
+        assessed = d.get("effect_assessment")
+        return cls(
+            ToolCall(call["id"], call["name"], call["arguments"]),
+            d["kind"],
+            d.get("effects"),
+            d.get("request"),
+            Assessment.from_dict(assessed) if assessed else None,
+            d.get("preview"),
+            ExecResult(**d["result"]) if d.get("result") else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -92,14 +150,68 @@ class ExecResult:
     truncated: bool = False
 
 
+@dataclass
+class Preview:
+    """A command run on a throw-away copy-on-write layer of the workspace:
+    what it returned, what it did, and the handle to commit or discard exactly
+    that with the sandbox that made it."""
+
+    handle: str
+    argv: list[str]
+    result: ExecResult
+    effects: Effects
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.argv,
+            **self.effects.to_dict(),
+            "exit_code": self.result.exit_code,
+            "timed_out": self.result.timed_out,
+            "stdout": self.result.stdout,
+            "stderr": self.result.stderr,
+        }
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A long-lived process to start in a sandbox (an MCP server)."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables on top of the sandbox's clean environment."""
+    ro_paths: tuple[str, ...] = ()
+    """Host paths the program needs (its interpreter, packages), visible read-only at the same path."""
+    network: str = "none"
+    """`none`, `allow:HOST[,HOST...]` or `host`."""
+
+
+NetworkNotice = Callable[[dict[str, object]], None]
+"""Told of each network request a sandboxed process makes, as it is decided."""
+
+
+@dataclass(frozen=True)
+class ProcessLaunch:
+    """How to start a sandboxed process: the host command line (the sandbox
+    included) and its environment, for a spawner that execs it itself (the
+    MCP SDK's stdio client)."""
+
+    command: list[str]
+    env: dict[str, str]
+    sandboxed: bool = True
+
+
 class Sandbox(Protocol):
     """An isolated place to act on one workspace.
 
     Commands run inside; file operations act on the workspace without ever
-    following a path out of it.
+    following a path out of it. A backend implements this and passes the
+    contract suite (tests/sandbox/contract.py); it never has to be read
+    beside another backend's code.
     """
 
     workspace: Path
+    network: str
+    """The network mode commands get: `none`, `allow:HOST,...`, `test[:HOST,...]` or `host`."""
 
     async def exec(
         self,
@@ -114,8 +226,30 @@ class Sandbox(Protocol):
 
     async def preview(
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
-    ) -> Any:
-        """Run ``argv`` on a throw-away copy-on-write layer; a ``sandbox.preview.Preview``."""
+    ) -> Preview:
+        """Run ``argv`` on a throw-away copy-on-write layer, network cut; the workspace is unchanged."""
+        ...
+
+    def commit(self, handle: str) -> None:
+        """Apply exactly the changes of preview ``handle``, or none (``CommitConflict``
+        when the workspace changed meanwhile). A preview is committed at most once."""
+        ...
+
+    def discard(self, handle: str) -> None:
+        """Drop preview ``handle`` (a no-op when it is already gone)."""
+        ...
+
+    def network_records(self) -> list[dict[str, object]]:
+        """The network requests the last ``exec`` made, allowed or refused."""
+        ...
+
+    def process(
+        self, spec: ProcessSpec, *, on_network: NetworkNotice | None = None
+    ) -> AbstractAsyncContextManager[ProcessLaunch]:
+        """A long-lived process in this sandbox: entered, it gives the command
+        line to start; whatever the process needs while it lives (an egress
+        proxy, telling ``on_network`` of each request) runs until the context
+        is left, and everything is cleaned up then."""
         ...
 
     def read_file(self, path: str) -> bytes: ...
@@ -131,33 +265,19 @@ class Sandbox(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class ApprovalRequest:
-    """Everything a person (or a policy) needs to decide on one tool call."""
-
-    call: ToolCall
-    card: DiffCard
-
-    @property
-    def assessment(self) -> Assessment:
-        return self.card.assessment
-
-
-@dataclass(frozen=True)
-class Decision:
-    """An approver's answer. ``stop`` ends the run after a denial; ``grant``
-    answers this and future matching actions in advance."""
-
-    approved: bool
-    by: str
-    reason: str = ""
-    stop: bool = False
-    grant: Grant | None = None
-    principal: str | None = None
-    """The person who decided, for the permission check (None: a policy or grant)."""
-
-
 class Approver(Protocol):
-    """Decides whether a tool call that is not automatically allowed may run."""
+    """Decides whether a tool call that is not automatically allowed may run,
+    and answers an MCP server's questions (elicitations) put to the run."""
 
     async def decide(self, request: ApprovalRequest) -> Decision: ...
+
+    async def elicit(
+        self,
+        server: str,
+        message: str,
+        schema: dict[str, Any] | None,
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """`(action, content)`: `accept` with the answers, `decline` or `cancel`."""
+        ...

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from luminaguard.agent.loop import Agent, RunResult
+from luminaguard.agent.loop import Agent, RunResult, model_call_limit
 from luminaguard.audit.journal import read_records, verify
 from luminaguard.audit.run import RunRecorder
 from luminaguard.config import SandboxSettings
+from luminaguard.core.risk import Risk
 from luminaguard.llm.scripted import Playbook, ScriptedProvider
 from luminaguard.messages import AssistantTurn, Message, ToolSpec
 from luminaguard.policy.approver import Unattended
@@ -17,7 +18,6 @@ from luminaguard.policy.gate import ApprovalManager, GateContext
 from luminaguard.policy.grants import GrantStore
 from luminaguard.policy.policyfile import Policy
 from luminaguard.policy.ratelimit import Limit, Limiter
-from luminaguard.policy.risk import Risk
 from luminaguard.protocols import ApprovalRequest, Approver, Decision, Provider
 from luminaguard.sandbox.bwrap import BwrapSandbox
 from luminaguard.tools.builtin import BuiltinTools
@@ -32,9 +32,12 @@ def run_agent(
     ask: Approver | None = None,
     max_steps: int = 10,
     provider: Provider | None = None,
+    router: Callable[[Callable[[str], None]], Provider] | None = None,
 ) -> tuple[RunResult, list[dict[str, Any]]]:
+    """``router``: builds the provider from the run's per-request call-limit hook."""
     policy = policy or Policy()
-    provider = provider or ScriptedProvider(Playbook.model_validate({"steps": steps}))
+    if provider is None and router is None:
+        provider = ScriptedProvider(Playbook.model_validate({"steps": steps}))
     recorder = RunRecorder(data_dir, task="test task", workspace=workspace, model="scripted/test")
     sandbox = BwrapSandbox(workspace, SandboxSettings(timeout_s=30))
     grants = GrantStore(data_dir / "state.db")
@@ -47,7 +50,17 @@ def run_agent(
         report=lambda e, d: None,
         limiter=Limiter(data_dir / "state.db", policy.limits) if policy.limits else None,
     )
-    agent = Agent(provider, BuiltinTools(sandbox), gate, recorder, max_steps=max_steps)
+    if router is not None:
+        provider = router(model_call_limit(gate, lambda e, d: None))
+    assert provider is not None
+    agent = Agent(
+        provider,
+        BuiltinTools(sandbox),
+        gate,
+        recorder,
+        max_steps=max_steps,
+        provider_counts_calls=router is not None,
+    )
     try:
         result = asyncio.run(agent.run("test task"))
     finally:
@@ -344,9 +357,16 @@ def test_a_per_provider_call_limit_counts_each_request_the_router_makes(
 
     step = {"tool_calls": [{"name": "list_dir", "arguments": {}}]}
     playbook = Playbook.model_validate({"steps": [step, step, {"content": "never"}]})
-    router = Router.single("scripted/test", lambda spec: ScriptedProvider(playbook))
     policy = Policy(limits=(Limit(scope="provider", name="scripted", capacity=2, refill_per_s=0),))
-    result, records = run_agent(workspace, data_dir, [], policy=policy, provider=router)
+    result, records = run_agent(
+        workspace,
+        data_dir,
+        [],
+        policy=policy,
+        router=lambda hook: Router.single(
+            "scripted/test", lambda spec: ScriptedProvider(playbook), before_attempt=hook
+        ),
+    )
     assert result.outcome == "limits_exceeded"
     assert "rate limit reached for provider scripted calls" in result.message
     assert len([r for r in records if r["type"] == "model_turn"]) == 2

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from luminaguard.config import McpServer, SandboxSettings
-from luminaguard.errors import ToolError
-from luminaguard.mcp.client import McpServerError, McpServerHandle
+from luminaguard.core.risk import Risk
+from luminaguard.errors import McpServerError, ToolError
+from luminaguard.mcp.client import McpServerHandle
 from luminaguard.messages import ToolCall
-from luminaguard.policy.risk import Risk
 from luminaguard.tools.mcp_tools import McpTools
 
 EVERYTHING = McpServer(
@@ -94,7 +94,7 @@ def test_the_card_of_an_mcp_call_is_the_exact_request(
             await source.connect()
             prepared = await source.prepare(ToolCall("c", "mcp:srv/get-sum", {"a": 1, "b": 2}))
             assert prepared.kind == "request"
-            result = await prepared.apply()
+            result = await source.apply(prepared)
             assert "3" in result.output
             return prepared.request
         finally:
@@ -434,11 +434,11 @@ def test_a_servers_unknown_network_mode_is_one_config_error(
     workspace: Path, data_dir: Path
 ) -> None:
     from luminaguard.errors import ConfigError
-    from luminaguard.mcp.launch import stdio_launch
+    from luminaguard.mcp.launch import server_command
 
     cfg = McpServer(command="/usr/bin/true", network="everywhere")
     with pytest.raises(ConfigError, match=r"mcp\.servers\.srv\.network: unknown network mode"):
-        stdio_launch("srv", cfg, workspace=workspace, cache=data_dir, settings=SandboxSettings())
+        server_command("srv", cfg, workspace=workspace, cache=data_dir)
 
 
 def test_a_url_elicitation_shows_the_address_and_sends_back_no_content(
@@ -512,7 +512,7 @@ def test_a_servers_resources_are_offered_to_the_agent_as_reads(
 def test_a_sandboxed_server_sees_only_the_sandbox_environment(
     workspace: Path, data_dir: Path, mcp_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from luminaguard.sandbox.bwrap import SANDBOX_ENV
+    from luminaguard.sandbox.profile import SANDBOX_ENV
 
     monkeypatch.setenv("LG_HOST_SECRET", "do-not-leak")
     monkeypatch.setenv("SHELL", "/usr/bin/host-shell")
@@ -531,3 +531,61 @@ def test_a_sandboxed_server_sees_only_the_sandbox_environment(
     assert env["SERVER_SETTING"] == "x"
     assert env.get("PWD", "/workspace") == "/workspace"  # bwrap's --chdir
     assert set(env) <= {*SANDBOX_ENV, "SERVER_SETTING", "PWD"}, set(env) - set(SANDBOX_ENV)
+
+
+def test_a_stdio_server_starts_through_the_sandbox_backend_it_is_given(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    from luminaguard.sandbox.memory import MemorySandbox
+
+    backend = MemorySandbox(workspace, SandboxSettings())
+
+    async def scenario() -> set[str]:
+        h = handle(EVERYTHING, workspace, data_dir, mcp_cache, backend=backend)
+        try:
+            return {t.name for t in await h.list_tools()}
+        finally:
+            await h.close()
+
+    assert "echo" in asyncio.run(scenario())
+    [spec] = backend.launched
+    assert Path(spec.argv[0]).name == "node" and spec.argv[1].endswith(".js")
+    assert spec.network == "none" and str(mcp_cache) in spec.ro_paths
+
+
+def test_a_stdio_server_starts_through_the_configured_backend_by_name(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    from luminaguard import sandbox
+    from luminaguard.sandbox.memory import MemorySandbox
+
+    opened: list[MemorySandbox] = []
+
+    class Recording(MemorySandbox):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    sandbox.register("recording-memory", f"{__name__}:_RECORDING")
+    globals()["_RECORDING"] = Recording
+    try:
+        h = McpServerHandle(
+            "srv",
+            EVERYTHING,
+            workspace=workspace,
+            data_dir=data_dir,
+            sandbox=SandboxSettings(backend="recording-memory"),
+            cache_dir=mcp_cache,
+        )
+
+        async def scenario() -> int:
+            try:
+                return len(await h.list_tools())
+            finally:
+                await h.close()
+
+        assert asyncio.run(scenario()) > 0
+    finally:
+        del sandbox.BACKENDS["recording-memory"]
+    [backend] = opened
+    assert len(backend.launched) == 1

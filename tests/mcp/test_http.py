@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from luminaguard.config import McpServer, SandboxSettings
-from luminaguard.mcp.client import McpServerError, McpServerHandle
+from luminaguard.errors import McpServerError
+from luminaguard.mcp.client import McpServerHandle
 from luminaguard.mcp.launch import resolve_npx
 
 

@@ -22,8 +22,9 @@ import httpx
 import pytest
 
 from luminaguard.config import McpOAuth, McpServer, SandboxSettings
-from luminaguard.mcp.client import McpServerError, McpServerHandle
-from luminaguard.mcp.oauth import FileTokenStorage, LoopbackAuthorization, McpAuthorizationError
+from luminaguard.errors import McpAuthorizationError, McpServerError
+from luminaguard.mcp.client import McpServerHandle
+from luminaguard.mcp.oauth import FileTokenStorage, LoopbackAuthorization
 
 from .test_http import free_port
 

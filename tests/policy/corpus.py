@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from luminaguard.policy.risk import Risk
+from luminaguard.core.risk import Risk
 
 G, Y, O, R = Risk.GREEN, Risk.YELLOW, Risk.ORANGE, Risk.RED  # noqa: E741
 

@@ -9,15 +9,17 @@ from typing import Any
 
 import pytest
 
+from luminaguard.core.card import DiffCard
+from luminaguard.core.grant import Grant
+from luminaguard.core.risk import Assessment, Risk, strictest
 from luminaguard.errors import ConfigError
 from luminaguard.messages import ToolCall
 from luminaguard.policy.approver import TerminalApprover, Unattended
-from luminaguard.policy.card import DiffCard
 from luminaguard.policy.gate import ApprovalManager, GateContext
-from luminaguard.policy.grants import Grant, GrantStore
+from luminaguard.policy.grants import GrantStore
 from luminaguard.policy.policyfile import Policy, effective_assessment, load_policy
-from luminaguard.policy.risk import Assessment, Risk, strictest
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
+from luminaguard.ui.cards import render_card_text
 
 CALL = ToolCall("c1", "shell", {"command": "make"})
 
@@ -194,7 +196,9 @@ def test_a_missing_policy_file_is_an_error_not_a_fallback(tmp_path: Path) -> Non
 )
 def test_the_terminal_prompt(answers: str, approved: bool, stop: bool, grant: bool) -> None:
     out = io.StringIO()
-    approver = TerminalApprover(io.StringIO(answers), out, principal="alice")
+    approver = TerminalApprover(
+        io.StringIO(answers), out, principal="alice", render=render_card_text
+    )
     d = asyncio.run(approver.decide(ApprovalRequest(CALL, card(Risk.ORANGE))))
     assert (d.approved, d.stop, d.grant is not None) == (approved, stop, grant)
     assert d.principal == "alice"
@@ -234,13 +238,15 @@ def test_an_mcp_elicitation_is_answered_at_the_terminal_with_defaults_and_types(
         }
     }
     out = io.StringIO()
-    approver = TerminalApprover(io.StringIO("y\n\n42\nyes\nb\n"), out)
+    approver = TerminalApprover(io.StringIO("y\n\n42\nyes\nb\n"), out, render=render_card_text)
     action, content = asyncio.run(approver.elicit("srv", "Who are you?", schema))
     assert action == "accept"
     assert content == {"name": "John", "age": 42, "ok": True, "tier": "b"}
     assert "MCP server srv asks: Who are you?" in out.getvalue() and "tier (a/b)" in out.getvalue()
     declined = asyncio.run(
-        TerminalApprover(io.StringIO("n\n"), io.StringIO()).elicit("srv", "?", schema)
+        TerminalApprover(io.StringIO("n\n"), io.StringIO(), render=render_card_text).elicit(
+            "srv", "?", schema
+        )
     )
     assert declined == ("decline", None)
 
@@ -251,11 +257,11 @@ def test_a_wrong_answer_at_the_terminal_is_asked_again_and_end_of_input_cancels(
         "required": ["age"],
     }
     out = io.StringIO()
-    approver = TerminalApprover(io.StringIO("y\nold\n300\n42\n"), out)
+    approver = TerminalApprover(io.StringIO("y\nold\n300\n42\n"), out, render=render_card_text)
     assert asyncio.run(approver.elicit("srv", "Age?", schema)) == ("accept", {"age": 42})
     assert "field 'age' must be integer, not 'old'" in out.getvalue()
     assert "field 'age' must be between 1 and 120" in out.getvalue()
-    gone = TerminalApprover(io.StringIO("y\n"), io.StringIO())
+    gone = TerminalApprover(io.StringIO("y\n"), io.StringIO(), render=render_card_text)
     assert asyncio.run(gone.elicit("srv", "Age?", schema)) == ("cancel", None)
 
 

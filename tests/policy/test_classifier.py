@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from luminaguard.core.risk import Risk
 from luminaguard.policy.classify import classify_action, classify_mcp
-from luminaguard.policy.risk import Risk
 from luminaguard.policy.shell import classify_shell
 from luminaguard.sandbox.workspace import Workspace
 from tests.policy.corpus import BENIGN_SHELL, BENIGN_TOOLS, RISKY, make_workspace

@@ -7,10 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from luminaguard.core.card import DiffCard
+from luminaguard.core.risk import Assessment, Risk
 from luminaguard.messages import ToolCall
-from luminaguard.policy.card import DiffCard
 from luminaguard.policy.inbox import InboxApprover, InboxStore
-from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import ApprovalRequest
 from tests.conftest import LUMINAGUARD, write_playbook
 

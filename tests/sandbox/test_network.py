@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import UsageError
+from luminaguard.errors import NetworkViolation, UsageError
 from luminaguard.protocols import ExecResult
 from luminaguard.sandbox.bwrap import BwrapSandbox
-from luminaguard.sandbox.network import EgressProxy, NetworkMode, NetworkViolation
+from luminaguard.sandbox.network import EgressProxy, NetworkMode, check_network
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def fetch(
 def test_allow_mode_reaches_a_listed_host_through_the_proxy(workspace: Path, server: int) -> None:
     r, sb = fetch(workspace, "allow:127.0.0.1", f"http://127.0.0.1:{server}/")
     assert r.stdout == "hello from the host\n 200"
-    assert sb.last_network == [
+    assert sb.network_records() == [
         {"host": "127.0.0.1", "port": server, "method": "GET", "allowed": True}
     ]
 
@@ -41,14 +41,14 @@ def test_allow_mode_reaches_a_listed_host_through_the_proxy(workspace: Path, ser
 def test_allow_mode_tunnels_connect_to_a_listed_host(workspace: Path, server: int) -> None:
     r, sb = fetch(workspace, "allow:127.0.0.1", f"http://127.0.0.1:{server}/", tunnel=True)
     assert r.stdout.endswith(" 200")
-    assert sb.last_network[0]["method"] == "CONNECT"
+    assert sb.network_records()[0]["method"] == "CONNECT"
 
 
 def test_allow_mode_refuses_and_records_other_hosts(workspace: Path, server: int) -> None:
     r, sb = fetch(workspace, "allow:example.com", f"http://127.0.0.1:{server}/")
     assert r.stdout.endswith(" 403")
     assert "not in the sandbox's network allow-list" in r.stdout
-    assert sb.last_network == [
+    assert sb.network_records() == [
         {"host": "127.0.0.1", "port": server, "method": "GET", "allowed": False}
     ]
 
@@ -56,21 +56,21 @@ def test_allow_mode_refuses_and_records_other_hosts(workspace: Path, server: int
 def test_a_refused_host_raises_a_network_violation_on_request(workspace: Path, server: int) -> None:
     _, sb = fetch(workspace, "allow:example.com", f"http://127.0.0.1:{server}/")
     with pytest.raises(NetworkViolation, match=f"127.0.0.1:{server}"):
-        sb.check_network()
+        check_network(sb.network_records())
     _, ok = fetch(workspace, "allow:127.0.0.1", f"http://127.0.0.1:{server}/")
-    ok.check_network()
+    check_network(ok.network_records())
 
 
 def test_test_mode_allows_but_records_what_allow_would_block(workspace: Path, server: int) -> None:
     r, sb = fetch(workspace, "test:example.com", f"http://127.0.0.1:{server}/")
     assert r.stdout.endswith(" 200")
-    assert sb.last_network[0]["would_block"] is True
+    assert sb.network_records()[0]["would_block"] is True
 
 
 def test_none_mode_reaches_nothing(workspace: Path, server: int) -> None:
     r, sb = fetch(workspace, "none", f"http://127.0.0.1:{server}/")
     assert r.stdout.endswith(" 000")
-    assert sb.last_network == []
+    assert sb.network_records() == []
 
 
 def test_host_patterns() -> None:

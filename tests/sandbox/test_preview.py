@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import SandboxError
+from luminaguard.errors import CommitConflict, SandboxError
+from luminaguard.policy.effects import classify_effects
+from luminaguard.protocols import Preview
 from luminaguard.sandbox.bwrap import BwrapSandbox
-from luminaguard.sandbox.preview import CommitConflict, Preview
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -40,9 +41,27 @@ def ws(workspace: Path) -> Path:
     return workspace
 
 
-def preview(ws: Path, script: str) -> Preview:
+class Previewed:
+    """A preview with the sandbox that made it: commit and discard go by handle."""
+
+    def __init__(self, sandbox: BwrapSandbox, p: Preview) -> None:
+        self.sandbox, self.p = sandbox, p
+        self.effects, self.handle = p.effects, p.handle
+
+    def to_dict(self) -> dict[str, object]:
+        risk = classify_effects(self.effects, timed_out=self.p.result.timed_out).risk
+        return {**self.p.to_dict(), "risk": risk.label}
+
+    def commit(self) -> None:
+        self.sandbox.commit(self.handle)
+
+    def discard(self) -> None:
+        self.sandbox.discard(self.handle)
+
+
+def preview(ws: Path, script: str) -> Previewed:
     sandbox = BwrapSandbox(ws, SandboxSettings(timeout_s=30, pool_size=0))
-    return asyncio.run(sandbox.preview(["/bin/bash", "-c", script]))
+    return Previewed(sandbox, asyncio.run(sandbox.preview(["/bin/bash", "-c", script])))
 
 
 def test_a_preview_reports_every_kind_of_change_and_leaves_the_workspace_untouched(
@@ -84,7 +103,7 @@ def test_commit_applies_exactly_the_previewed_changes(ws: Path, tmp_path: Path) 
     p = preview(ws, script)
     p.commit()
     assert tree(ws) == tree(reference)
-    assert p.upper is None
+    assert not Path(p.handle).exists(), "the committed preview's layer is gone"
 
 
 def test_an_obfuscated_command_is_shown_by_what_it_does(ws: Path) -> None:

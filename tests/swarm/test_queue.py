@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.swarm.queue import LeaseLost, Queue
+from luminaguard.errors import LeaseLost
+from luminaguard.swarm.queue import Queue
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from luminaguard.config import SandboxSettings
+from luminaguard.core.risk import Risk
 from luminaguard.errors import ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult
-from luminaguard.policy.risk import Risk
 from luminaguard.sandbox.bwrap import BwrapSandbox
 from luminaguard.tools.builtin import BuiltinTools
 
@@ -123,7 +123,7 @@ def test_prepare_previews_a_shell_command_and_apply_commits_it(
     assert prepared.effects is not None and prepared.effects["created"] == ["made.txt"]
     assert prepared.effect_assessment is not None and prepared.effect_assessment.risk == Risk.ORANGE
     assert not (workspace / "made.txt").exists()
-    result = asyncio.run(prepared.apply())
+    result = asyncio.run(tools.apply(prepared))
     assert (workspace / "made.txt").read_text() == "hi\n" and not (workspace / "notes.md").exists()
     assert result.data["changes"]["deleted"] == ["notes.md"]
 
@@ -137,3 +137,22 @@ def test_prepare_of_a_write_shows_the_diff(tools: BuiltinTools) -> None:
     assert prepared.kind == "edit"
     diff = prepared.effects["modified"][0]["diff"]  # type: ignore[index]
     assert "-TODO: hello again" in diff and "+DONE: hello again" in diff
+
+
+def test_a_prepared_call_is_data_that_another_tool_source_can_carry_out(
+    tools: BuiltinTools, workspace: Path
+) -> None:
+    import json
+
+    from luminaguard.protocols import Prepared
+
+    prepared = asyncio.run(
+        tools.prepare(ToolCall("c", "shell", {"command": "echo hi > made.txt; rm notes.md"}))
+    )
+    sent = json.loads(json.dumps(prepared.to_dict()))
+    elsewhere = BuiltinTools(BwrapSandbox(workspace, SandboxSettings(timeout_s=30)))
+    received = Prepared.from_dict(sent)
+    assert received == prepared
+    result = asyncio.run(elsewhere.apply(received))
+    assert (workspace / "made.txt").read_text() == "hi\n" and not (workspace / "notes.md").exists()
+    assert result.data["changes"]["created"] == ["made.txt"]

@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 import pytest
 
 from luminaguard.config import OpenApiSource
+from luminaguard.core.risk import Risk
 from luminaguard.errors import ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall
-from luminaguard.policy.risk import Risk
 from luminaguard.tools.openapi import OpenApiTools
 
 SPEC: dict[str, Any] = {
@@ -158,7 +158,7 @@ def test_the_card_shows_the_exact_request_with_the_credential_redacted(
         "headers": {"Authorization": "[redacted: $PETS_TOKEN]"},
     }
     assert Api.seen == [], "preparing a request must not send it"
-    result = asyncio.run(prepared.apply())
+    result = asyncio.run(tools.apply(prepared))
     assert result.is_error and result.output.startswith("HTTP 404")
     assert Api.seen[0]["auth"] == "Bearer s3cret"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from luminaguard.policy.card import DiffCard
+from luminaguard.core.card import DiffCard
+from luminaguard.core.risk import Assessment, Risk
 from luminaguard.policy.inbox import InboxStore
-from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.ui.cards import render_card_text
 from luminaguard.ui.inbox_app import InboxApp
 

@@ -14,10 +14,17 @@ from typing import Any
 
 from luminaguard.agent.outcomes import Denied, Failed, Finished, LimitsExceeded, RunEnded
 from luminaguard.audit.run import RunRecorder
-from luminaguard.errors import PlaybookError, ProviderError, ToolArgumentError, ToolError
+from luminaguard.errors import (
+    DeniedAndStop,
+    PlaybookError,
+    ProviderError,
+    QuotaExceeded,
+    ToolArgumentError,
+    ToolError,
+)
 from luminaguard.llm.metrics import ProviderMetrics
 from luminaguard.messages import AssistantTurn, Message, ToolCall, ToolResult, Usage
-from luminaguard.policy.gate import ApprovalManager, DeniedAndStop
+from luminaguard.policy.gate import ApprovalManager
 from luminaguard.protocols import Provider, ToolSource
 
 SYSTEM_PROMPT = """\
@@ -65,6 +72,7 @@ class Agent:
         system_prompt: str | None = None,
         report: Report | None = None,
         metrics: ProviderMetrics | None = None,
+        provider_counts_calls: bool = False,
     ) -> None:
         self.provider = provider
         self.tools = tools
@@ -79,13 +87,11 @@ class Agent:
         self.cost_usd = 0.0
         self.pending: list[ToolCall] = []
         self._ending: RunEnded | None = None
-        # Model-call limits count each request to a provider: the router says
-        # which one before each attempt (retries and fallbacks included); a
-        # plain provider is counted once per step.
-        self._per_attempt = hasattr(provider, "before_attempt")
-        if self._per_attempt:
-            provider.before_attempt = lambda spec: self._spend(spec.split("/")[0], None)  # type: ignore[attr-defined]
         self.report: Report = report or (lambda event, data: None)
+        # Model-call limits count each request to a provider. A router does
+        # that before each attempt (retries and fallbacks included) with the
+        # hook of ``model_call_limit``; a plain provider is counted per step.
+        self._count_calls = None if provider_counts_calls else model_call_limit(gate, self.report)
 
     async def run(self, task: str) -> RunResult:
         self.messages.append(Message("user", task))
@@ -157,8 +163,8 @@ class Agent:
             self.report("tools_changed", {"added": added, "removed": removed})
         started = time.monotonic()
         task_type = "plan" if self.steps == 1 else "act"
-        if not self._per_attempt:
-            self._spend(self.provider.name, None)
+        if self._count_calls is not None:
+            self._count_calls(self.provider.name)
         try:
             turn = await self.provider.complete(
                 self.messages,
@@ -227,13 +233,11 @@ class Agent:
             result = ToolResult(f"error: {exc}", is_error=True, data={"tool_error": True})
         return self._observe(call, result)
 
-    def _spend(self, name: str, spent: dict[str, float] | None) -> None:
-        """Model-call limits and quotas; an exhausted bucket ends the run."""
-        from luminaguard.policy.ratelimit import RateLimited
-
+    def _spend(self, name: str, spent: dict[str, float]) -> None:
+        """Model quotas (tokens, cost); an exhausted bucket ends the run."""
         try:
             self.gate.spend("models", name, spent)
-        except RateLimited as exc:
+        except QuotaExceeded as exc:
             self.report("limited", {"message": str(exc)})
             raise LimitsExceeded(str(exc)) from exc
 
@@ -289,6 +293,20 @@ class Agent:
         )
         self.report("tool_result", {"call": call, "result": result})
         return result
+
+
+def model_call_limit(gate: ApprovalManager, report: Report) -> Callable[[str], None]:
+    """The hook that counts one request to the provider of ``spec`` against the
+    run's model-call limits; a used-up limit ends the run (``LimitsExceeded``)."""
+
+    def count(spec: str) -> None:
+        try:
+            gate.spend("models", spec.split("/")[0])
+        except QuotaExceeded as exc:
+            report("limited", {"message": str(exc)})
+            raise LimitsExceeded(str(exc)) from exc
+
+    return count
 
 
 def executed(result: ToolResult) -> bool:

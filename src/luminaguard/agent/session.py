@@ -9,16 +9,21 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from luminaguard.agent.loop import Agent, Budgets, Report, RunResult
+from luminaguard.agent.loop import Agent, Budgets, Report, RunResult, model_call_limit
 from luminaguard.audit.run import RunRecorder
-from luminaguard.config import Settings
+from luminaguard.config import McpServer, Settings
 from luminaguard.errors import ToolError, UsageError
+from luminaguard.llm.scripted import ScriptedProvider
 from luminaguard.policy.policyfile import Policy
 from luminaguard.protocols import Approver
+
+if TYPE_CHECKING:
+    from luminaguard.tools.mcp_tools import McpTools
 
 
 @dataclass
@@ -35,24 +40,34 @@ class SessionOptions:
     """Host paths the sandbox also sees, read-only: (host path, sandbox path) (a worktree's git dir)."""
 
 
-def make_router(spec: str | None, settings: Settings, metrics: Any) -> Any:
+def make_router(
+    spec: str | None,
+    settings: Settings,
+    metrics: Any,
+    before_attempt: Callable[[str], None] | None = None,
+) -> Any:
     """Every model request goes through the router: one spec is a group of one."""
     from luminaguard.llm.registry import open_deployment, split_spec
     from luminaguard.llm.router import Router
 
     factory = functools.partial(open_deployment, settings=settings.llm)
     prices = {k: (p.input_per_mtok, p.output_per_mtok) for k, p in settings.llm.prices.items()}
+    options: dict[str, Any] = {
+        "metrics": metrics,
+        "prices": prices,
+        "before_attempt": before_attempt,
+    }
     for name in [m for g in settings.router.groups.values() for m in g.models]:
         split_spec(name)
     if spec:
         split_spec(spec)
         factory(spec)  # fail now, with one clear error, on a bad spec or a missing key
-        return Router.single(spec, factory, metrics=metrics, prices=prices)
+        return Router.single(spec, factory, **options)
     if not settings.router.groups:
         raise UsageError(
             "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
         )
-    return Router(settings.router, factory, metrics=metrics, prices=prices)
+    return Router(settings.router, factory, **options)
 
 
 class Session:
@@ -85,14 +100,6 @@ class Session:
             workspace = Path(row["workspace"]) if row["workspace"] else workspace
         self.task, self.spec, self.workspace = task, spec, workspace
         self.metrics = ProviderMetrics(settings.data_dir / "metrics.db")
-        self.provider = make_router(spec, settings, self.metrics)
-        if resume:
-            # The scripted provider replays by position: skip the turns already taken.
-            turns = sum(1 for r in self.records if r.get("type") == "model_turn")
-            for group in self.provider.groups.values():
-                for d in group.deployments:
-                    if hasattr(d.provider, "position"):
-                        d.provider.position = turns
         self.policy = options.policy
         self.sandbox = open_sandbox(
             options.backend,
@@ -126,47 +133,27 @@ class Session:
             report=options.report,
             limiter=limiter,
         )
+        # The router counts each request (retries and fallbacks too) against
+        # the run's model-call limits, before it is made.
+        self.provider = make_router(
+            spec, settings, self.metrics, model_call_limit(gate, options.report)
+        )
+        if resume:
+            # The scripted provider replays by position: skip the turns already taken.
+            turns = sum(1 for r in self.records if r.get("type") == "model_turn")
+            for group in self.provider.groups.values():
+                for d in group.deployments:
+                    if isinstance(d.provider, ScriptedProvider):
+                        d.provider.position = turns
         apis = [
             OpenApiTools(name, source, open_world_read=self.policy.open_world_read)
             for name, source in settings.openapi.items()
         ]
-        from luminaguard.mcp.client import McpServerHandle
-        from luminaguard.tools.mcp_tools import McpTools
-
         self.mcp = [
-            McpTools(
-                McpServerHandle(
-                    name,
-                    cfg,
-                    workspace=workspace,
-                    data_dir=settings.data_dir,
-                    sandbox=settings.sandbox,
-                    cache_dir=settings.mcp.cache_dir,
-                ),
-                open_world_read=self.policy.open_world_read,
-            )
+            self._mcp_tools(name, cfg, settings, options, gate.ctx.agent)
             for name, cfg in settings.mcp.servers.items()
         ]
         self.toolbox = ToolBox([BuiltinTools(self.sandbox), *apis, *self.mcp])
-        from luminaguard.policy.approver import TerminalApprover
-
-        # Elicitations go to whoever answers the run's approvals (the terminal,
-        # or questions in the shared inbox); with nobody to ask they are declined.
-        elicit = getattr(options.approver, "elicit", None)
-        asked_by = {"run_id": self.recorder.run_id, "agent": gate.ctx.agent}
-        for source in self.mcp:
-            if elicit is not None:
-                source.server.elicit = functools.partial(
-                    elicit, source.server.name, context=asked_by
-                )
-            if source.server.cfg.url and isinstance(options.approver, TerminalApprover):
-                # An HTTP server that asks for authorization: the person at
-                # the terminal opens the printed address.
-                from luminaguard.mcp.oauth import LoopbackAuthorization
-
-                source.server.authorization = LoopbackAuthorization(
-                    source.server.cfg.oauth.redirect_port
-                )
         self.agent = Agent(
             self.provider,
             self.toolbox,
@@ -178,17 +165,53 @@ class Session:
             system_prompt=settings.agent.system_prompt,
             report=options.report,
             metrics=self.metrics,
+            provider_counts_calls=True,
         )
-        from luminaguard.mcp.sampling import SamplingSource, sampler
-
-        for source in self.mcp:
-            if source.server.cfg.sampling:
-                source.server.sample = sampler(
-                    SamplingSource(source.server.name, self.provider, self.agent.count),
-                    self.agent.serve,
-                )
         self.resuming = resume is not None
         self.options_report = options.report
+
+    def _mcp_tools(
+        self,
+        name: str,
+        cfg: McpServer,
+        settings: Settings,
+        options: SessionOptions,
+        agent_name: str,
+    ) -> McpTools:
+        """One configured MCP server as a tool source: started in the run's own
+        sandbox backend; its questions go to whoever answers the run's
+        approvals; its sampling requests to the run's model, through the gate."""
+        from luminaguard.mcp.client import McpServerHandle
+        from luminaguard.mcp.sampling import SamplingSource, sampler
+        from luminaguard.policy.approver import TerminalApprover
+        from luminaguard.tools.mcp_tools import McpTools
+
+        asked_by = {"run_id": self.recorder.run_id, "agent": agent_name}
+        authorization = None
+        if cfg.url and isinstance(options.approver, TerminalApprover):
+            # An HTTP server that asks for authorization: the person at the
+            # terminal opens the printed address.
+            from luminaguard.mcp.oauth import LoopbackAuthorization
+
+            authorization = LoopbackAuthorization(cfg.oauth.redirect_port)
+        sample = None
+        if cfg.sampling:
+            # The agent is made after its tools: these reach it when called.
+            source = SamplingSource(name, self.provider, lambda turn: self.agent.count(turn))
+            sample = sampler(source, lambda call, src: self.agent.serve(call, src))
+        handle = McpServerHandle(
+            name,
+            cfg,
+            workspace=self.workspace,
+            data_dir=settings.data_dir,
+            sandbox=settings.sandbox,
+            cache_dir=settings.mcp.cache_dir,
+            backend=self.sandbox,
+            elicit=functools.partial(options.approver.elicit, name, context=asked_by),
+            sample=sample,
+            authorization=authorization,
+        )
+        return McpTools(handle, open_world_read=self.policy.open_world_read)
 
     @property
     def run_id(self) -> str:

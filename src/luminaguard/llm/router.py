@@ -75,6 +75,7 @@ class Router:
         prices: dict[str, tuple[float, float]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        before_attempt: Callable[[str], None] | None = None,
     ) -> None:
         if not settings.groups:
             raise ConfigError("the router needs at least one group in [router.groups]")
@@ -85,7 +86,7 @@ class Router:
         self.clock = clock
         # Called with a deployment's spec before each request to it: the run
         # counts model calls per provider there (its limits may raise).
-        self.before_attempt: Callable[[str], None] | None = None
+        self.before_attempt = before_attempt
         shared: dict[str, Deployment] = {}
         self.groups: dict[str, Group] = {}
         for name, g in settings.groups.items():

@@ -20,11 +20,21 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
 
 from luminaguard.config import McpServer, SandboxSettings
-from luminaguard.errors import ConfigError, LuminaGuardError, ToolError
+from luminaguard.errors import (
+    ConfigError,
+    LuminaGuardError,
+    McpAuthorizationError,
+    McpServerError,
+    ToolError,
+)
+
+if TYPE_CHECKING:
+    from luminaguard.protocols import Sandbox
 
 # The SDK logs failures (with tracebacks) that we report ourselves, in one
 # sentence; without a handler of its own, Python would print them to stderr.
@@ -37,11 +47,22 @@ SESSION_LOST = re.compile(
 RESULT_LIMIT = 256 * 1024
 
 
-class McpServerError(LuminaGuardError):
-    """An MCP server could not be started, or failed."""
+Elicit = Callable[[str, dict[str, Any] | None], Awaitable[tuple[str, dict[str, Any] | None]]]
+"""Answers a server's elicitation: (message, requested schema) -> (action, content)."""
 
-    refused = False
-    """Set when an HTTP server answered `initialize` with an error (it may speak legacy SSE)."""
+Sample = Callable[[Any], Awaitable[Any]]
+"""Answers `sampling/createMessage`: params -> CreateMessageResult | ErrorData."""
+
+
+class Authorization(Protocol):
+    """The browser half of OAuth (mcp/oauth.py's ``LoopbackAuthorization``)."""
+
+    waiting: bool
+    """True while a person is authorizing: the start-up timeout does not run then."""
+
+    async def redirect(self, url: str) -> None: ...
+
+    async def callback(self) -> Any: ...
 
 
 class McpServerHandle:
@@ -56,6 +77,10 @@ class McpServerHandle:
         cache_dir: Path | None = None,
         init_timeout_s: float = INIT_TIMEOUT_S,
         result_limit: int = RESULT_LIMIT,
+        backend: Sandbox | None = None,
+        elicit: Elicit | None = None,
+        sample: Sample | None = None,
+        authorization: Authorization | None = None,
     ) -> None:
         if not cfg.command and not cfg.url:
             raise ConfigError(
@@ -67,6 +92,10 @@ class McpServerHandle:
         self.data_dir = data_dir
         self.cache_dir = cache_dir or data_dir / "mcp-cache"
         self.sandbox_settings = sandbox
+        # The sandbox a stdio server starts in (a run's own; else one of the
+        # configured backend, opened at the first start).
+        self.backend = backend
+        self._own_backend: Sandbox | None = None
         self.init_timeout_s = init_timeout_s
         self.result_limit = result_limit
         self.session: Any = None
@@ -77,23 +106,32 @@ class McpServerHandle:
         self._closing: asyncio.Event | None = None
         self._log: TextIO | None = None
         self.starts = 0
-        # Who answers a server's elicitation request: a callable
-        # (message, requested schema) -> (action, content). None: declined.
-        self.elicit: Any = None
-        # The browser half of OAuth for an HTTP server (see mcp/oauth.py);
-        # None: a server that asks for authorization fails with a clear error.
-        self.authorization: Any = None
+        # Who answers a server's elicitation (None: declined), and the browser
+        # half of OAuth for an HTTP server (None: a server that asks for
+        # authorization fails with a clear error).
+        self.elicit = elicit
+        self.authorization = authorization
         # Set by `notifications/tools/list_changed`; the tool source re-lists
         # before the model is next asked (a request cannot be made from
         # inside the notification handler: it runs on the session's reader).
         self.tools_changed = False
-        # Who answers `sampling/createMessage` (with `sampling = true`): a
-        # callable (params) -> CreateMessageResult | ErrorData (mcp/sampling.py).
-        self.sample: Any = None
+        # Who answers `sampling/createMessage` (with `sampling = true`; mcp/sampling.py).
+        self.sample = sample
         # Requests from the server being answered (a person or the model is
         # busy): a call's no-progress timeout does not run meanwhile.
         self._serving = 0
         self._calls: set[_Call] = set()
+
+    def _sandbox(self) -> Sandbox:
+        if self.backend is not None:
+            return self.backend
+        if self._own_backend is None:
+            from luminaguard.sandbox import open_sandbox
+
+            self._own_backend = open_sandbox(
+                self.sandbox_settings.backend, self.workspace, self.sandbox_settings
+            )
+        return self._own_backend
 
     @property
     def log_path(self) -> Path:
@@ -142,7 +180,7 @@ class McpServerHandle:
                 except TimeoutError:
                     # Waiting on a person to authorize (bounded by the
                     # authorization's own timeout) does not count.
-                    if not getattr(self.authorization, "waiting", False):
+                    if self.authorization is None or not self.authorization.waiting:
                         raise
                     deadline = time.monotonic() + self.init_timeout_s
         except TimeoutError:
@@ -168,7 +206,6 @@ class McpServerHandle:
         # left in one task, so the whole connection lives in this one.
         from mcp import ClientSession
 
-        launch = None
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if self.cfg.url:
@@ -177,30 +214,28 @@ class McpServerHandle:
                     from mcp import StdioServerParameters
                     from mcp.client.stdio import stdio_client
 
-                    from luminaguard.mcp.launch import stdio_launch
+                    from luminaguard.mcp.launch import server_command
 
-                    launch = stdio_launch(
-                        self.name,
-                        self.cfg,
-                        workspace=self.workspace,
-                        cache=self.cache_dir,
-                        settings=self.sandbox_settings,
+                    command = server_command(
+                        self.name, self.cfg, cache=self.cache_dir, workspace=self.workspace
                     )
                     self.log_path.parent.mkdir(parents=True, exist_ok=True)
                     self._log = stack.enter_context(open(self.log_path, "a", encoding="utf-8"))  # noqa: SIM115
                     self._log.write(
-                        f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start ({'sandboxed' if launch.sandboxed else 'ON THE HOST, NOT SANDBOXED'})\n"
+                        f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start ({'sandboxed' if command.sandboxed else 'ON THE HOST, NOT SANDBOXED'})\n"
                     )
                     self._log.flush()
-                    if launch.proxy is not None:
-                        from luminaguard.sandbox.network import EgressProxy
-
-                        mode, socket_dir = launch.proxy
-                        await stack.enter_async_context(
-                            EgressProxy(mode, socket_dir, notify=self._network_request)
+                    if command.sandboxed:
+                        launch = await stack.enter_async_context(
+                            self._sandbox().process(command.spec, on_network=self._network_request)
                         )
+                    else:
+                        launch = command.host_launch()
                     params = StdioServerParameters(
-                        command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd
+                        command=launch.command[0],
+                        args=launch.command[1:],
+                        env=launch.env,
+                        cwd=None if command.sandboxed else command.cwd,
                     )
                     streams = await stack.enter_async_context(
                         stdio_client(params, errlog=self._log)
@@ -224,8 +259,6 @@ class McpServerHandle:
             if not ready.done():
                 from mcp.client.auth import OAuthFlowError, OAuthRegistrationError, OAuthTokenError
                 from mcp.shared.exceptions import MCPError
-
-                from luminaguard.mcp.oauth import McpAuthorizationError
 
                 oauth = (
                     McpAuthorizationError,
@@ -252,9 +285,6 @@ class McpServerHandle:
                 ready.set_exception(failure)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-        finally:
-            if launch is not None:
-                launch.close()
 
     def _network_request(self, record: dict[str, object]) -> None:
         if self._log is not None:
@@ -363,6 +393,9 @@ class McpServerHandle:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(self._runner, 10)
         self._runner = None
+        if self._own_backend is not None:
+            self._own_backend.close()
+            self._own_backend = None
 
     # --- requests ---------------------------------------------------------
 

@@ -60,6 +60,8 @@ class FollowAuthorization:
     approves at once and redirects to our redirect URI with the code, so the
     authorization URL is fetched without following the redirect."""
 
+    waiting = False
+
     def __init__(self) -> None:
         self.params: dict[str, str] = {}
 
@@ -118,9 +120,9 @@ async def run(url: str, scenario: str) -> int:
             workspace=Path(tmp),
             data_dir=Path(tmp) / "state",
             sandbox=SandboxSettings(),
+            elicit=accept_with_defaults,
+            authorization=FollowAuthorization(),
         )
-        handle.elicit = accept_with_defaults
-        handle.authorization = FollowAuthorization()
         try:
             tools = await handle.list_tools()
             if scenario != "initialize":

@@ -1,12 +1,15 @@
 """How a stdio MCP server is started: inside the sandbox by default.
 
+This module resolves *what* to start (``server_command``); the configured
+sandbox backend starts it (``Sandbox.process``), as it starts every tool call.
+
 A config written the way users write it for other clients must just work:
 `command = "npx", args = ["-y", "@modelcontextprotocol/server-memory"]`.
 The sandbox has no network, so such a package is resolved and installed
 *outside* it first, into a cache LuminaGuard manages
 (`<data_dir>/mcp-cache/npm/<package>`), and started from there with `node`,
 the cache mounted read-only. Everything else about the sandbox is the same as
-for tool calls: namespaces, seccomp, no capabilities, limits, a clean
+for tool calls, whichever backend is configured: namespaces, seccomp, no capabilities, limits, a clean
 environment (plus the server's own `env`), the workspace as the only writable
 directory.
 
@@ -29,37 +32,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from luminaguard.config import McpServer, SandboxSettings
-from luminaguard.errors import ConfigError, LuminaGuardError, SandboxError
-
-if TYPE_CHECKING:
-    from luminaguard.sandbox.cgroups import Cgroup
-    from luminaguard.sandbox.network import NetworkMode
+from luminaguard.config import McpServer
+from luminaguard.errors import ConfigError, LuminaGuardError
+from luminaguard.protocols import ProcessLaunch, ProcessSpec
 
 INSTALL_TIMEOUT_S = 600
-
-
-@dataclass
-class StdioLaunch:
-    command: str
-    args: list[str]
-    env: dict[str, str]
-    cwd: str | None
-    sandboxed: bool
-    cleanup: list[Path] = field(default_factory=list)
-    cgroup: Cgroup | None = None
-    proxy: tuple[NetworkMode, Path] | None = None
-    """With an allow-list: the egress proxy to run (mode, socket directory) while the server lives."""
-
-    def close(self) -> None:
-        if self.cgroup is not None:
-            self.cgroup.destroy()
-        for path in self.cleanup:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def npm_package(args: list[str]) -> tuple[str, list[str]] | None:
@@ -213,9 +193,25 @@ def _npm_script(prefix: Path, name: str) -> Path | None:
     return script if script.is_file() else None
 
 
-def stdio_launch(
-    name: str, cfg: McpServer, *, workspace: Path, cache: Path, settings: SandboxSettings
-) -> StdioLaunch:
+@dataclass(frozen=True)
+class ServerCommand:
+    """A stdio server, resolved: what to start, and whether in a sandbox."""
+
+    spec: ProcessSpec
+    """The server's program, its arguments, its environment on top of the
+    sandbox's, the host paths it needs (read-only) and its network."""
+    cwd: str | None = None
+    sandboxed: bool = True
+
+    def host_launch(self) -> ProcessLaunch:
+        """For a server the config runs on the host (``sandbox = false``): as it is."""
+        return ProcessLaunch(list(self.spec.argv), {**os.environ, **self.spec.env}, sandboxed=False)
+
+
+def server_command(name: str, cfg: McpServer, *, cache: Path, workspace: Path) -> ServerCommand:
+    """Resolve a stdio server's command (``npx``/``uvx`` packages installed into
+    the cache) and what it needs from the host; one ``ConfigError`` naming the
+    key for anything wrong in the config."""
     if not cfg.command:
         raise ConfigError(f"mcp.servers.{name}: a stdio server needs `command`")
     argv = [cfg.command, *cfg.args]
@@ -234,30 +230,7 @@ def stdio_launch(
         requirements, command, rest = parsed
         argv = [str(resolve_uvx(requirements, command, cache)), *rest]
     if not cfg.sandbox:
-        env = {**os.environ, **cfg.env}
-        return StdioLaunch(argv[0], argv[1:], env, cfg.cwd, sandboxed=False)
-    return _sandboxed(name, cfg, argv, binds, workspace, settings)
-
-
-def _sandboxed(
-    name: str,
-    cfg: McpServer,
-    argv: list[str],
-    binds: list[str],
-    workspace: Path,
-    settings: SandboxSettings,
-) -> StdioLaunch:
-    from luminaguard.sandbox import seccomp
-    from luminaguard.sandbox.bwrap import (
-        GROUP,
-        PASSWD,
-        Layout,
-        build_argv,
-        find_bwrap,
-        limits_of,
-        sandbox_env,
-    )
-    from luminaguard.sandbox.cgroups import Cgroup
+        return ServerCommand(ProcessSpec(argv, dict(cfg.env)), cfg.cwd, sandboxed=False)
     from luminaguard.sandbox.network import NetworkMode
 
     try:
@@ -268,6 +241,16 @@ def _sandboxed(
         raise ConfigError(
             f"mcp.servers.{name}.network: use none, allow:HOST[,HOST...] or host for a server"
         )
+    program, paths = host_paths(name, argv, binds, workspace)
+    spec = ProcessSpec([program, *argv[1:]], dict(cfg.env), tuple(paths), str(network))
+    return ServerCommand(spec)
+
+
+def host_paths(
+    name: str, argv: list[str], binds: list[str], workspace: Path
+) -> tuple[str, list[str]]:
+    """The program to run and the host paths it needs to see (read-only, at
+    their own paths) for ``argv`` to start in a sandbox that has only /usr."""
     program = Path(argv[0])
     if not program.is_absolute():
         found = shutil.which(argv[0])
@@ -299,60 +282,4 @@ def _sandboxed(
                 binds.append(arg.split("/node_modules/", 1)[0] + "/node_modules")
             else:
                 binds.append(os.path.dirname(arg) if os.path.isfile(arg) else arg)
-    private = Path(tempfile.mkdtemp(prefix=f"lg-mcp-{name}-"))
-    files = {
-        "seccomp": private / "filter.bpf",
-        "passwd": private / "passwd",
-        "group": private / "group",
-    }
-    files["seccomp"].write_bytes(seccomp.filter_program())
-    files["passwd"].write_text(PASSWD)
-    files["group"].write_text(GROUP)
-    fds = {"seccomp": 7, "passwd": 8, "group": 9}
-    proxy_dir = None
-    env = dict(cfg.env)
-    if network.proxied:
-        # Requests go through the host-side egress proxy, which lets only the
-        # allowed hosts through and logs every request; node honours the
-        # proxy variables only when told to.
-        proxy_dir = private / "net"
-        proxy_dir.mkdir()
-        env = {"NODE_USE_ENV_PROXY": "1", **env}
-    layout = Layout(
-        workspace,
-        "rw",
-        network,
-        proxy_dir=proxy_dir,
-        ro_binds=tuple((b, b) for b in dict.fromkeys(binds)),
-        env=tuple(env.items()),
-    )
-    inner = build_argv(find_bwrap(), layout, fds, [str(real), *argv[1:]])
-    cgroup = Cgroup.for_settings(settings)
-    launcher = limits_of(settings).launcher(cgroup.procs_files()) or []
-    if not launcher:
-        cgroup.destroy()
-        raise SandboxError("prlimit (util-linux) is needed to start a sandboxed MCP server")
-    # The SDK starts the process itself and passes no extra descriptors, so a
-    # small shell opens bwrap's data files as fds 7-9 (dash takes one digit) just before exec.
-    opener = 'exec 7<"$1" 8<"$2" 9<"$3"; shift 3; exec "$@"'
-    command = [
-        "/bin/sh",
-        "-c",
-        opener,
-        "sh",
-        str(files["seccomp"]),
-        str(files["passwd"]),
-        str(files["group"]),
-        *launcher,
-        *inner,
-    ]
-    return StdioLaunch(
-        command[0],
-        command[1:],
-        sandbox_env(layout),
-        None,
-        sandboxed=True,
-        cleanup=[private],
-        cgroup=cgroup,
-        proxy=(network, proxy_dir) if proxy_dir is not None else None,
-    )
+    return str(real), list(dict.fromkeys(binds))

@@ -33,13 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from luminaguard.config import McpServer
-from luminaguard.errors import ConfigError, LuminaGuardError
+from luminaguard.errors import ConfigError, McpAuthorizationError
 
 LOGIN_TIMEOUT_S = 300.0
-
-
-class McpAuthorizationError(LuminaGuardError):
-    """An MCP server needs authorization that could not be obtained."""
 
 
 class FileTokenStorage:

@@ -17,8 +17,8 @@ import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from luminaguard.core.risk import Assessment, Risk
 from luminaguard.messages import AssistantTurn, Message, ToolCall, ToolResult, ToolSpec
-from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import Prepared, Provider
 
 TASK_TYPE = "sampling"
@@ -76,11 +76,14 @@ class SamplingSource:
         )
 
     async def prepare(self, call: ToolCall) -> Prepared:
-        async def send() -> ToolResult:
-            return await self.call(call)
-
         request = {"server": self.server, "method": "sampling/createMessage", **call.arguments}
-        return Prepared("request", send, request=request)
+        return Prepared(call, "request", request=request)
+
+    async def apply(self, prepared: Prepared) -> ToolResult:
+        return await self.call(prepared.call)
+
+    def discard(self, prepared: Prepared) -> None:
+        pass
 
     async def call(self, call: ToolCall) -> ToolResult:
         args = call.arguments

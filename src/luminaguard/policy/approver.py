@@ -11,12 +11,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
+from luminaguard.core.card import DiffCard
+from luminaguard.core.grant import new_grant
 from luminaguard.errors import UsageError
-from luminaguard.policy.grants import new_grant
 from luminaguard.policy.permissions import local_user
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
+
+
+class CardRenderer(Protocol):
+    """Turns a Diff Card into the text a person reads (``ui.cards.render_card_text``)."""
+
+    def __call__(self, card: DiffCard, *, color: bool = False) -> str: ...
 
 
 class Unattended:
@@ -30,6 +37,17 @@ class Unattended:
             f"{level} actions need approval and there is no one to ask (no terminal, and the policy does not allow them)",
         )
 
+    async def elicit(
+        self,
+        server: str,
+        message: str,
+        schema: dict[str, Any] | None,
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Nobody to answer a server's question: declined."""
+        return "decline", None
+
 
 class TerminalApprover:
     """A plain prompt: y approve, g approve with a grant, n deny (with a reason), q deny and end the run."""
@@ -39,9 +57,11 @@ class TerminalApprover:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         *,
+        render: CardRenderer,
         principal: str | None = None,
         grant_hours: float = 8.0,
     ) -> None:
+        self.render = render
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.principal = principal or local_user()
@@ -51,11 +71,9 @@ class TerminalApprover:
         return await asyncio.to_thread(self._ask, request)
 
     def _ask(self, request: ApprovalRequest) -> Decision:
-        from luminaguard.ui.cards import render_card_text
-
         out = self.stdout
         out.write(
-            render_card_text(request.card, color=out.isatty() if hasattr(out, "isatty") else False)
+            self.render(request.card, color=out.isatty() if hasattr(out, "isatty") else False)
         )
         who = self.principal
         while True:
@@ -134,22 +152,20 @@ class TerminalApprover:
                 out.write(f"  {exc}; once more (or Ctrl-D to cancel)\n")
 
 
-def default_approver(interactive: bool | None = None, principal: str | None = None) -> Approver:
-    """A terminal prompt when stdin is a terminal, else nobody."""
-    if interactive is None:
-        interactive = sys.stdin.isatty()
-    return TerminalApprover(principal=principal) if interactive else Unattended()
-
-
 def make_approver(
-    name: str | None, principal: str | None, data_dir: Path, timeout_s: float
+    name: str | None,
+    principal: str | None,
+    data_dir: Path,
+    timeout_s: float,
+    *,
+    render: CardRenderer,
 ) -> Approver:
     """The approver called ``name``: `prompt`, `inbox`, `none`, or (None) the prompt
-    when stdin is a terminal, else nobody."""
+    when stdin is a terminal, else nobody. The prompt shows cards with ``render``."""
     if name is None:
-        return default_approver(principal=principal)
+        name = "prompt" if sys.stdin.isatty() else "none"
     if name == "prompt":
-        return TerminalApprover(principal=principal)
+        return TerminalApprover(principal=principal, render=render)
     if name == "none":
         return Unattended()
     if name == "inbox":

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from luminaguard.policy.risk import Assessment, Risk
+from luminaguard.core.risk import Assessment, Risk
 
 if TYPE_CHECKING:
-    from luminaguard.sandbox.workspace import Workspace
+    from luminaguard.core.paths import WorkspaceView
 
 READS = ("read_file", "list_dir", "search")
 
@@ -24,7 +24,7 @@ def classify_action(
     tool: str,
     args: Mapping[str, Any],
     *,
-    ws: Workspace | None,
+    ws: WorkspaceView | None,
     annotations: Mapping[str, Any] | None = None,
     trusted: bool = False,
     open_world_read: Risk = Risk.RED,
@@ -43,17 +43,15 @@ def classify_action(
     return Assessment.of(Risk.RED, "unknown-tool", f"{tool} is not a tool LuminaGuard can classify")
 
 
-def classify_file_tool(tool: str, args: Mapping[str, Any], ws: Workspace | None) -> Assessment:
-    from luminaguard.policy.shell import _Classifier, _Word
+def classify_file_tool(tool: str, args: Mapping[str, Any], ws: WorkspaceView | None) -> Assessment:
+    from luminaguard.policy.shell import classify_path
 
     path = args.get("path", ".")
     if not isinstance(path, str):
         return Assessment.of(Risk.RED, "invalid-arguments", f"{tool} needs a string `path`")
-    probe = _Classifier(ws)
-    probe.path_arg(tool, _Word(path, path), reading=tool in READS)
-    if probe.found:
-        risk, reason = max(probe.found, key=lambda f: f[0])
-        return Assessment(risk, (reason,))
+    found = classify_path(tool, path, ws, reading=tool in READS)
+    if found is not None:
+        return found
     if tool in READS:
         return Assessment.of(Risk.GREEN, "read-only", f"{tool} only reads the workspace")
     if tool == "delete_file":

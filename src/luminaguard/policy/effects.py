@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from luminaguard.policy.risk import Assessment, Reason, Risk
-
-if TYPE_CHECKING:
-    from luminaguard.sandbox.preview import Effects
+from luminaguard.core.effects import Effects
+from luminaguard.core.risk import Assessment, Reason, Risk, strictest
 
 
 def classify_effects(effects: Effects, *, timed_out: bool = False) -> Assessment:
@@ -52,5 +48,4 @@ def classify_effects(effects: Effects, *, timed_out: bool = False) -> Assessment
         )
     if not reasons:
         return Assessment.of(Risk.GREEN, "effect-none", "changed nothing")
-    top = max(r for r, _ in reasons)
-    return Assessment(top, tuple(reason for r, reason in reasons if r == top))
+    return strictest(Assessment(risk, (reason,)) for risk, reason in reasons)

@@ -6,6 +6,12 @@ request), classified again on what it would do, and put on a Diff Card; then
 the policy's levels, a matching grant, or a person decides, within their
 permissions. Approved previews are committed, not re-run. Every step is
 recorded: the card and its hash, who decided, the grant used or made.
+
+The decisions are pure functions of data (``runs_unasked``, ``make_card``,
+``by_policy``, ``settle``), apart from the I/O that ``ApprovalManager`` does
+around them (prepare, ask, apply, record), so that another runner (a Temporal
+workflow) can make the same decisions deterministically and do the I/O as
+activities.
 """
 
 from __future__ import annotations
@@ -14,26 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from luminaguard.errors import ToolError
+from luminaguard.core.card import DiffCard
+from luminaguard.core.grant import Grant
+from luminaguard.core.risk import Assessment, Risk, strictest
+from luminaguard.errors import DeniedAndStop, QuotaExceeded, ToolError
 from luminaguard.messages import ToolCall, ToolResult
-from luminaguard.policy.card import DiffCard
 from luminaguard.policy.grants import GrantStore
 from luminaguard.policy.permissions import may_approve
 from luminaguard.policy.policyfile import Policy, effective_assessment
-from luminaguard.policy.ratelimit import Limiter, RateLimited, Subject
-from luminaguard.policy.risk import Risk, strictest
-from luminaguard.protocols import ApprovalRequest, Approver, Decision, ToolSource
+from luminaguard.policy.ratelimit import Limiter, Subject
+from luminaguard.protocols import ApprovalRequest, Approver, Decision, Prepared, ToolSource
 
 Record = Callable[[str, dict[str, Any]], object]
 Report = Callable[[str, dict[str, Any]], None]
-
-
-class DeniedAndStop(Exception):
-    """A denial after which the run must end (policy `on_denial = "stop"`, or the person said so)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -42,6 +41,81 @@ class GateContext:
     workspace: str
     agent: str = "agent"
     task: str = ""
+
+
+def runs_unasked(policy: Policy, static: Assessment) -> bool:
+    """Whether a call runs at once, without a preview: GREEN, and the policy lets GREEN run."""
+    return static.risk == Risk.GREEN and Risk.GREEN in policy.auto_approve
+
+
+def make_card(
+    call: ToolCall, static: Assessment, prepared: Prepared, context: dict[str, Any]
+) -> DiffCard:
+    """The Diff Card of a prepared call: at the stricter of its static level
+    and the level of what its preview observed."""
+    parts = [static] + ([prepared.effect_assessment] if prepared.effect_assessment else [])
+    return DiffCard(
+        tool=call.name,
+        arguments=call.arguments,
+        assessment=strictest(parts),
+        kind=prepared.kind,
+        effects=prepared.effects,
+        request=prepared.request,
+        context=context,
+    )
+
+
+def by_policy(policy: Policy, level: Risk, grant: Grant | None) -> Decision | None:
+    """The decision the policy's levels or a matching grant make; None: ask."""
+    who = f"policy ({policy.source})"
+    if level in policy.deny:
+        stop = policy.on_denial == "stop"
+        return Decision(False, who, f"{level.label} actions are denied by the policy", stop)
+    if level in policy.auto_approve:
+        return Decision(True, who, f"{level.label} actions run without asking")
+    if grant is not None:
+        return Decision(
+            True, f"grant {grant.id}", grant.reason or f"covered by grant {grant.id}", grant=grant
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """An approver's answer checked against the policy."""
+
+    decision: Decision
+    refused: str | None = None
+    """Why the principal may not decide this (the answer then counts as a denial if it approved)."""
+    new_grant: Grant | None = None
+    """The grant to store (scoped by the policy)."""
+
+
+def settle(
+    policy: Policy, call: ToolCall, level: Risk, decision: Decision, *, workspace: str, run_id: str
+) -> Settled:
+    """Check an approver's ``decision`` on a call at ``level``: the principal's
+    permission, the scope of a grant it made, a stop after a denial."""
+    stop = policy.on_denial == "stop"
+    refused = None
+    if decision.principal is not None:
+        allowed, why = may_approve(
+            decision.principal, call.name, level, policy.principals, policy.roles
+        )
+        if not allowed:
+            refused = why
+            if decision.approved:
+                return Settled(Decision(False, decision.by, f"approval refused: {why}", stop), why)
+    grant = None
+    if decision.approved and decision.grant is not None:
+        grant = decision.grant
+        if level == Risk.RED and not policy.red_grants_outlive_run:
+            grant = replace(grant, run_id=run_id)
+        grant = replace(grant, created_by=decision.by, workspace=grant.workspace or workspace)
+        decision = replace(decision, grant=grant)
+    if not decision.approved and stop:
+        decision = replace(decision, stop=True)
+    return Settled(decision, refused, grant)
 
 
 class ApprovalManager:
@@ -68,11 +142,11 @@ class ApprovalManager:
         """Gate and carry out one call; failures the model can act on come back as results."""
         try:
             self.spend("tools", call.name)
-        except RateLimited as exc:
+        except QuotaExceeded as exc:
             self.report("limited", {"call": call, "message": str(exc)})
             return ToolResult(f"error: {exc}", is_error=True, data={"rate_limited": True})
         static = effective_assessment(self.policy, call, tools.assess(call))
-        if static.risk == Risk.GREEN and Risk.GREEN in self.policy.auto_approve:
+        if runs_unasked(self.policy, static):
             self.report("tool_call", {"call": call, "assessment": static, "card": None})
             self.record("tool_call", {"call": call.to_dict(), **static.to_dict()})
             self.record(
@@ -86,15 +160,11 @@ class ApprovalManager:
             )
             return await tools.call(call)
         prepared = await tools.prepare(call)
-        parts = [static] + ([prepared.effect_assessment] if prepared.effect_assessment else [])
-        card = DiffCard(
-            tool=call.name,
-            arguments=call.arguments,
-            assessment=strictest(parts),
-            kind=prepared.kind,
-            effects=prepared.effects,
-            request=prepared.request,
-            context={
+        card = make_card(
+            call,
+            static,
+            prepared,
+            {
                 "run_id": self.ctx.run_id,
                 "agent": self.ctx.agent,
                 "task": self.ctx.task,
@@ -112,7 +182,11 @@ class ApprovalManager:
                 "card_hash": card.hash,
             },
         )
-        decision = await self.decide(call, card)
+        try:
+            decision = await self.decide(call, card)
+        except BaseException:
+            tools.discard(prepared)
+            raise
         self.record(
             "decision",
             {
@@ -129,7 +203,7 @@ class ApprovalManager:
             {"call": call, "decision": decision, "assessment": card.assessment, "card": card},
         )
         if not decision.approved:
-            prepared.discard()
+            tools.discard(prepared)
             if decision.stop:
                 raise DeniedAndStop(decision.reason)
             return ToolResult(
@@ -138,15 +212,15 @@ class ApprovalManager:
                 data={"denied": True, "card_hash": card.hash},
             )
         try:
-            return await prepared.apply()
+            return await tools.apply(prepared)
         except ToolError:
-            prepared.discard()
+            tools.discard(prepared)
             raise
 
     def spend(self, on: str, name: str, spent: dict[str, float] | None = None) -> None:
         """Count a call ``on`` tools or models against the rate limits (before it
         is made), or charge its tokens and cost (``spent``, after). Raises
-        ``RateLimited``."""
+        ``QuotaExceeded``."""
         if self.limiter is None:
             return
         subject = Subject(self.ctx.run_id, self.ctx.agent)
@@ -157,50 +231,33 @@ class ApprovalManager:
 
     async def decide(self, call: ToolCall, card: DiffCard) -> Decision:
         level = card.risk
-        by_policy = f"policy ({self.policy.source})"
-        stop = self.policy.on_denial == "stop"
-        if level in self.policy.deny:
-            return Decision(
-                False, by_policy, f"{level.label} actions are denied by the policy", stop
+        grant = None
+        if level not in self.policy.deny and level not in self.policy.auto_approve:
+            grant = self.grants.match(card, workspace=self.ctx.workspace, run_id=self.ctx.run_id)
+        decided = by_policy(self.policy, level, grant)
+        if decided is not None:
+            return decided
+        answer = await self.approver.decide(ApprovalRequest(call, card))
+        settled = settle(
+            self.policy,
+            call,
+            level,
+            answer,
+            workspace=self.ctx.workspace,
+            run_id=self.ctx.run_id,
+        )
+        if settled.refused is not None:
+            self.record(
+                "approval_refused",
+                {
+                    "call_id": call.id,
+                    "principal": answer.principal,
+                    "reason": settled.refused,
+                    "card_hash": card.hash,
+                    "approved": answer.approved,
+                },
             )
-        if level in self.policy.auto_approve:
-            return Decision(True, by_policy, f"{level.label} actions run without asking")
-        grant = self.grants.match(card, workspace=self.ctx.workspace, run_id=self.ctx.run_id)
-        if grant is not None:
-            return Decision(
-                True,
-                f"grant {grant.id}",
-                grant.reason or f"covered by grant {grant.id}",
-                grant=grant,
-            )
-        decision = await self.approver.decide(ApprovalRequest(call, card))
-        if decision.principal is not None:
-            allowed, why = may_approve(
-                decision.principal, call.name, level, self.policy.principals, self.policy.roles
-            )
-            if not allowed:
-                self.record(
-                    "approval_refused",
-                    {
-                        "call_id": call.id,
-                        "principal": decision.principal,
-                        "reason": why,
-                        "card_hash": card.hash,
-                        "approved": decision.approved,
-                    },
-                )
-                if decision.approved:
-                    return Decision(False, decision.by, f"approval refused: {why}", stop)
-        if decision.approved and decision.grant is not None:
-            grant = decision.grant
-            if level == Risk.RED and not self.policy.red_grants_outlive_run:
-                grant = replace(grant, run_id=self.ctx.run_id)
-            grant = replace(
-                grant, created_by=decision.by, workspace=grant.workspace or self.ctx.workspace
-            )
-            self.grants.add(grant)
-            self.record("grant", grant.to_dict())
-            decision = replace(decision, grant=grant)
-        if not decision.approved and stop:
-            decision = replace(decision, stop=True)
-        return decision
+        if settled.new_grant is not None:
+            self.grants.add(settled.new_grant)
+            self.record("grant", settled.new_grant.to_dict())
+        return settled.decision

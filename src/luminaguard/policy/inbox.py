@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luminaguard.policy.card import DiffCard
-from luminaguard.policy.grants import new_grant
+from luminaguard.core.card import DiffCard
+from luminaguard.core.grant import new_grant
 from luminaguard.protocols import ApprovalRequest, Decision
 from luminaguard.store import connect
 

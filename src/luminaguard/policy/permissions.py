@@ -20,7 +20,7 @@ import getpass
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from luminaguard.policy.risk import Risk
+from luminaguard.core.risk import Risk
 
 
 class Role(BaseModel):

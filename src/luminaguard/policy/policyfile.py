@@ -42,12 +42,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from luminaguard.config import describe_validation_error
+from luminaguard.core.grant import Grant
+from luminaguard.core.risk import Assessment, Risk
 from luminaguard.errors import ConfigError
 from luminaguard.messages import ToolCall
-from luminaguard.policy.grants import Grant
 from luminaguard.policy.permissions import Principal, Role
 from luminaguard.policy.ratelimit import Limit
-from luminaguard.policy.risk import Assessment, Risk
 
 
 class GrantSpec(BaseModel):

@@ -22,27 +22,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from luminaguard.errors import LuminaGuardError
+from luminaguard.errors import QuotaExceeded
 from luminaguard.store import connect
 
 
-class RateLimited(LuminaGuardError):
-    """A rate limit or quota is exhausted."""
-
-    def __init__(self, key: str, limit: Limit, retry_after_s: float | None) -> None:
-        when = (
-            f"; try again in {retry_after_s:.0f} s"
-            if retry_after_s is not None
-            else "; it does not refill"
-        )
-        per = (
-            f" per {limit.capacity / limit.refill_per_s:.0f} s"
-            if limit.refill_per_s
-            else " (quota)"
-        )
-        super().__init__(f"rate limit reached for {key}: {limit.capacity:g}{per}{when}")
-        self.key = key
-        self.retry_after_s = retry_after_s
+def exhausted(key: str, limit: Limit, retry_after_s: float | None) -> QuotaExceeded:
+    """The error for an empty bucket, in one sentence."""
+    when = (
+        f"; try again in {retry_after_s:.0f} s"
+        if retry_after_s is not None
+        else "; it does not refill"
+    )
+    per = f" per {limit.capacity / limit.refill_per_s:.0f} s" if limit.refill_per_s else " (quota)"
+    return QuotaExceeded(
+        f"rate limit reached for {key}: {limit.capacity:g}{per}{when}", key, retry_after_s
+    )
 
 
 class Limit(BaseModel):
@@ -86,7 +80,7 @@ class Limiter:
         self, subject: Subject, on: str, name: str, spend: dict[str, float] | None = None
     ) -> None:
         """Spend from every bucket that applies to a call ``on`` tools or models
-        named ``name``, or raise ``RateLimited`` and spend nothing."""
+        named ``name``, or raise ``QuotaExceeded`` and spend nothing."""
         spend = {"calls": 1.0, **(spend or {})}
         # Every applicable bucket is checked; call buckets must hold the call,
         # token and cost buckets must not be exhausted (they are charged after).
@@ -103,14 +97,14 @@ class Limiter:
             levels = {}
             for key, limit, amount in wanted:
                 tokens = self._level(key, limit, now)
-                exhausted = tokens < amount if limit.counts == "calls" else tokens <= 0
-                if exhausted:
+                empty = tokens < amount if limit.counts == "calls" else tokens <= 0
+                if empty:
                     retry = (
                         (max(amount, 1e-9) - tokens) / limit.refill_per_s
                         if limit.refill_per_s
                         else None
                     )
-                    raise RateLimited(f"{limit.scope} {limit.name} {limit.counts}", limit, retry)
+                    raise exhausted(f"{limit.scope} {limit.name} {limit.counts}", limit, retry)
                 levels[key] = tokens - amount
             for key, tokens in levels.items():
                 self.db.execute(

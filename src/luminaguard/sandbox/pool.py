@@ -29,18 +29,10 @@ from dataclasses import dataclass, field
 
 from luminaguard.config import SandboxSettings
 from luminaguard.protocols import ExecResult
-from luminaguard.sandbox.bwrap import (
-    HELPER_DIR,
-    SANDBOX_PYTHON,
-    DataFds,
-    Layout,
-    build_argv,
-    find_bwrap,
-    limits_of,
-    sandbox_env,
-)
 from luminaguard.sandbox.cgroups import Cgroup
-from luminaguard.sandbox.process import collect, kill_group, spawn_limited
+from luminaguard.sandbox.process import collect, kill_group
+from luminaguard.sandbox.profile import HELPER_DIR, SANDBOX_PYTHON, Layout
+from luminaguard.sandbox.spawn import Spawn
 from luminaguard.stats import percentile
 
 
@@ -134,37 +126,32 @@ class WarmPool:
 
     def _spawn(self) -> Warm:
         started = time.monotonic()
-        cgroup = Cgroup.for_settings(self.settings)
-        fds = DataFds()
         control_r, control_w = os.pipe()
         ready_r, ready_w = os.pipe()
+        command = [
+            SANDBOX_PYTHON,
+            "-I",
+            "-S",
+            f"{HELPER_DIR}/supervisor_main.py",
+            str(control_r),
+            str(ready_w),
+        ]
+        spawn: Spawn | None = None
         try:
-            command = [
-                SANDBOX_PYTHON,
-                "-I",
-                "-S",
-                f"{HELPER_DIR}/supervisor_main.py",
-                str(control_r),
-                str(ready_w),
-            ]
-            argv = build_argv(find_bwrap(), self.layout, fds.fds, command)
-            proc = spawn_limited(
-                argv,
-                env=sandbox_env(self.layout),
-                pass_fds=[*fds.fds.values(), control_r, ready_w],
-                limits=limits_of(self.settings),
-                cgroup=cgroup,
-            )
+            spawn = Spawn(self.layout, self.settings, command)
+            proc = spawn.popen(pass_fds=[control_r, ready_w])
         except BaseException:
-            cgroup.destroy()
+            if spawn is not None:
+                spawn.close(now=True)
             for fd in (control_w, ready_r):
                 os.close(fd)
             raise
         finally:
-            fds.close()
+            if spawn is not None:
+                spawn.release_data()
             os.close(control_r)
             os.close(ready_w)
-        warm = Warm(proc, control_w, ready_r, cgroup, started)
+        warm = Warm(proc, control_w, ready_r, spawn.cgroup, started)
         with self._lock:
             self._live.add(warm)
         return warm

@@ -7,35 +7,34 @@ offered, so a proxy-aware client's attempt shows up as a network effect. The
 effects are read from the upper directory alone, so their cost grows with what
 the command changed, not with the size of the workspace.
 
-``Preview.commit`` applies exactly those changes to the real workspace. It
-first checks that every path it touches is still as it was when previewed
+A preview's handle is the directory holding its layer and ``preview.json``
+(the effects and the state of every touched path), so it is data: whoever
+holds the handle on this host can ``commit`` or ``discard`` it. ``commit``
+applies exactly those changes to the real workspace. It first checks that every path it touches is still as it was when previewed
 (else ``CommitConflict``, nothing applied), and it writes through the
 workspace helpers, which never follow a symlink out of the workspace.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
 import hashlib
+import json
 import os
 import re
 import shutil
 import stat
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import SandboxError, ToolError
-from luminaguard.protocols import ExecResult
+from luminaguard.core.effects import Effects, Modified, unified_diff
+from luminaguard.core.paths import points_outside
+from luminaguard.errors import CommitConflict, SandboxError, ToolError
+from luminaguard.protocols import ExecResult, Preview
 from luminaguard.sandbox.network import RECORD
 from luminaguard.sandbox.workspace import Workspace
-
-if TYPE_CHECKING:
-    from luminaguard.policy.risk import Assessment
 
 DIFF_LIMIT = 64 * 1024
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
@@ -48,16 +47,6 @@ SUSPECT_NETWORK = re.compile(
     re.IGNORECASE,
 )
 SUSPECT_OUTSIDE_WRITE = re.compile(r"Read-only file system", re.IGNORECASE)
-
-
-class CommitConflict(SandboxError):
-    """The workspace changed since the preview; nothing was applied."""
-
-    def __init__(self, paths: list[str]) -> None:
-        super().__init__(
-            f"the workspace changed since the preview at {', '.join(paths)}; nothing was applied"
-        )
-        self.paths = paths
 
 
 @dataclass(frozen=True)
@@ -84,132 +73,8 @@ class State:
         return cls("other", mode=stat.S_IMODE(st.st_mode))
 
 
-@dataclass(frozen=True)
-class Modified:
-    path: str
-    diff: str
-    binary: bool = False
-    size_before: int = 0
-    size_after: int = 0
-
-
-@dataclass
-class Effects:
-    """What a previewed command did."""
-
-    created: list[str] = field(default_factory=list)
-    created_dirs: list[str] = field(default_factory=list)
-    modified: list[Modified] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    mode_changes: list[dict[str, Any]] = field(default_factory=list)
-    symlinks: list[dict[str, Any]] = field(default_factory=list)
-    network: list[dict[str, Any]] = field(default_factory=list)
-    unobserved: list[str] = field(default_factory=list)
-    """Effects that could not be observed, or were only suspected from the output."""
-
-    def is_empty(self) -> bool:
-        return not (
-            self.created
-            or self.created_dirs
-            or self.modified
-            or self.deleted
-            or self.mode_changes
-            or self.symlinks
-        )
-
-
-@dataclass
-class Preview:
-    """A previewed command: its result, its effects, and the layer holding them."""
-
-    argv: list[str]
-    result: ExecResult
-    effects: Effects
-    workspace: Path
-    upper: Path | None
-    before: dict[str, State]
-    committed: bool = False
-
-    @functools.cached_property
-    def assessment(self) -> Assessment:
-        """The effect classifier's level for what the command did."""
-        from luminaguard.policy.effects import classify_effects
-
-        return classify_effects(self.effects, timed_out=self.result.timed_out)
-
-    def to_dict(self) -> dict[str, Any]:
-        e = self.effects
-        assessment = self.assessment
-        return {
-            "command": self.argv,
-            "created": e.created,
-            "created_dirs": e.created_dirs,
-            "modified": [asdict(m) for m in e.modified],
-            "deleted": e.deleted,
-            "mode_changes": e.mode_changes,
-            "symlinks": e.symlinks,
-            "network": e.network,
-            "unobserved": e.unobserved,
-            "exit_code": self.result.exit_code,
-            "timed_out": self.result.timed_out,
-            "stdout": self.result.stdout,
-            "stderr": self.result.stderr,
-            "risk": assessment.risk.label,
-            "reasons": [str(r) for r in assessment.reasons],
-        }
-
-    def commit(self) -> None:
-        """Apply exactly the previewed changes to the workspace, or nothing on conflict."""
-        if self.committed:
-            raise SandboxError("this preview was already committed")
-        if self.upper is None:
-            raise SandboxError("this preview was discarded")
-        ws = Workspace(self.workspace)
-        # Every path must still resolve inside the workspace and be as it was:
-        # checked for all of them before anything is applied.
-        stale = sorted(
-            p
-            for p, was in self.before.items()
-            if not ws.is_inside(str(Path(p).parent)) or State.of(ws.root / p) != was
-        )
-        if stale:
-            raise CommitConflict(stale)
-        e = self.effects
-        try:
-            for rel in sorted(e.deleted, key=lambda p: -p.count("/")):
-                target = ws.root / rel
-                if target.is_dir() and not target.is_symlink():
-                    ws.resolve(rel)
-                    target.rmdir()
-                else:
-                    ws.delete_file(rel)
-            for rel in sorted(e.created_dirs, key=lambda p: p.count("/")):
-                path = ws.resolve(rel)
-                path.mkdir(exist_ok=True)
-                os.chmod(path, stat.S_IMODE((self.upper / rel).lstat().st_mode))
-            for rel in [*e.created, *(m.path for m in e.modified)]:
-                src = self.upper / rel
-                ws.write_file(rel, src.read_bytes())
-                os.chmod(ws.resolve(rel), stat.S_IMODE(src.lstat().st_mode))
-            for link in e.symlinks:
-                parent = ws.resolve(str(Path(link["path"]).parent))
-                dest = parent / Path(link["path"]).name
-                if dest.is_symlink() or dest.exists():
-                    ws.delete_file(link["path"])
-                os.symlink(link["target"], dest)
-            for change in e.mode_changes:
-                path = ws.resolve(change["path"])
-                if not path.is_symlink():
-                    os.chmod(path, change["after"])
-        except (ToolError, OSError) as exc:
-            raise SandboxError(f"commit stopped part-way: {exc}") from exc
-        self.committed = True
-        self.discard()
-
-    def discard(self) -> None:
-        if self.upper is not None:
-            shutil.rmtree(self.upper.parent, ignore_errors=True)
-            self.upper = None
+STATE_FILE = "preview.json"
+PREFIX = "lg-preview-"
 
 
 async def run_preview(
@@ -221,12 +86,16 @@ async def run_preview(
     timeout_s: float | None = None,
     ro_binds: tuple[tuple[str, str], ...] = (),
 ) -> Preview:
-    from luminaguard.sandbox.bwrap import Layout, launch
+    """Run ``argv`` on an overlay of ``workspace``; the preview's handle is the
+    directory holding its layer and what the commit checks (``preview.json``),
+    so any process on this host can commit or discard it by handle."""
+    from luminaguard.sandbox.bwrap import launch
+    from luminaguard.sandbox.profile import Layout
 
     ws = Workspace(workspace)
     # Upper and work dirs must share a file system that supports overlay's
     # whiteouts and xattrs; a private temp dir on the host does.
-    tmp = Path(tempfile.mkdtemp(prefix="lg-preview-"))
+    tmp = Path(tempfile.mkdtemp(prefix=PREFIX))
     upper, work = tmp / "upper", tmp / "work"
     upper.mkdir()
     work.mkdir()
@@ -234,12 +103,94 @@ async def run_preview(
     try:
         result, attempts = await launch(layout, settings, argv, stdin=stdin, timeout_s=timeout_s)
         effects, before = scan(upper, ws.root)
+        effects.network = [dict(a, blocked=True) for a in attempts]
+        _suspect(effects, result)
+        state = {
+            "workspace": str(ws.root),
+            "argv": list(argv),
+            "effects": effects.to_dict(),
+            "before": {p: asdict(s) for p, s in before.items()},
+        }
+        (tmp / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    effects.network = [dict(a, blocked=True) for a in attempts]
-    _suspect(effects, result)
-    return Preview(list(argv), result, effects, ws.root, upper, before)
+    return Preview(str(tmp), list(argv), result, effects)
+
+
+def _layer(handle: str) -> Path:
+    """The preview directory named by ``handle``; only one of ours is accepted."""
+    path = Path(handle)
+    if path.parent != Path(tempfile.gettempdir()) or not path.name.startswith(PREFIX):
+        raise SandboxError(f"{handle!r} is not a preview handle")
+    return path
+
+
+def discard(handle: str) -> None:
+    shutil.rmtree(_layer(handle), ignore_errors=True)
+
+
+def commit(handle: str, workspace: Path) -> None:
+    """Apply exactly the previewed changes to ``workspace``, or nothing on conflict."""
+    layer = _layer(handle)
+    try:
+        state = json.loads((layer / STATE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SandboxError("this preview was already committed or discarded") from None
+    except (OSError, ValueError) as exc:
+        raise SandboxError(f"preview {handle} cannot be read: {exc}") from exc
+    ws = Workspace(workspace)
+    if Path(state["workspace"]) != ws.root:
+        raise SandboxError(f"preview {handle} was made of {state['workspace']}, not {ws.root}")
+    upper = layer / "upper"
+    before = {p: State(**s) for p, s in state["before"].items()}
+    # Every path must still resolve inside the workspace and be as it was:
+    # checked for all of them before anything is applied.
+    stale = sorted(
+        p
+        for p, was in before.items()
+        if not ws.is_inside(str(Path(p).parent)) or State.of(ws.root / p) != was
+    )
+    if stale:
+        raise CommitConflict(stale)
+    e = Effects.from_dict(state["effects"])
+    # Gone before anything is applied: a second commit of the same preview,
+    # even a concurrent one, finds nothing to apply.
+    (layer / STATE_FILE).unlink()
+    try:
+        _apply(ws, upper, e)
+    except (ToolError, OSError) as exc:
+        raise SandboxError(f"commit stopped part-way: {exc}") from exc
+    finally:
+        shutil.rmtree(layer, ignore_errors=True)
+
+
+def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
+    for rel in sorted(e.deleted, key=lambda p: -p.count("/")):
+        target = ws.root / rel
+        if target.is_dir() and not target.is_symlink():
+            ws.resolve(rel)
+            target.rmdir()
+        else:
+            ws.delete_file(rel)
+    for rel in sorted(e.created_dirs, key=lambda p: p.count("/")):
+        path = ws.resolve(rel)
+        path.mkdir(exist_ok=True)
+        os.chmod(path, stat.S_IMODE((upper / rel).lstat().st_mode))
+    for rel in [*e.created, *(m.path for m in e.modified)]:
+        src = upper / rel
+        ws.write_file(rel, src.read_bytes())
+        os.chmod(ws.resolve(rel), stat.S_IMODE(src.lstat().st_mode))
+    for link in e.symlinks:
+        parent = ws.resolve(str(Path(link["path"]).parent))
+        dest = parent / Path(link["path"]).name
+        if dest.is_symlink() or dest.exists():
+            ws.delete_file(link["path"])
+        os.symlink(link["target"], dest)
+    for change in e.mode_changes:
+        path = ws.resolve(change["path"])
+        if not path.is_symlink():
+            os.chmod(path, change["after"])
 
 
 def _suspect(effects: Effects, result: ExecResult) -> None:
@@ -316,7 +267,7 @@ def _scan_dir(
             if was.kind not in ("missing", "link"):
                 effects.deleted.append(path_rel)
             effects.symlinks.append(
-                {"path": path_rel, "target": target, "outside": _points_outside(path_rel, target)}
+                {"path": path_rel, "target": target, "outside": points_outside(path_rel, target)}
             )
             continue
         if stat.S_ISREG(st.st_mode):
@@ -364,30 +315,6 @@ def _is_opaque(path: Path) -> bool:
         except OSError:
             continue
     return False
-
-
-def _points_outside(rel: str, target: str) -> bool:
-    if os.path.isabs(target):
-        return not (target == "/workspace" or target.startswith("/workspace/"))
-    depth = 0
-    for part in (Path(rel).parent / target).parts:
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part != ".":
-            depth += 1
-    return False
-
-
-def unified_diff(old: str, new: str, rel: str) -> str:
-    """A unified diff of two texts of the workspace file ``rel`` (git's a/ b/ names)."""
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
-    )
-    return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
 
 
 def _modified(low: Path, high: Path, rel: str) -> Modified:

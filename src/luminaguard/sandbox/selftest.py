@@ -1,19 +1,23 @@
 """The sandbox's start-up self-test: it must really refuse what it claims to.
 
-Run once per process before the first tool call. It checks, with a real
-sandbox, that a write outside the workspace does not land, that a host
-loopback port cannot be reached, that the seccomp filter is in force and that
-no capability is held. Any failure means no tool runs (no silent fail-open).
+Run once per process, inside the spawn path, before the first sandbox starts.
+It checks, with a real sandbox, that a write outside the workspace does not
+land, that a host loopback port cannot be reached, that the seccomp filter is
+in force and that no capability is held. Any failure means no sandbox starts
+(no silent fail-open): not a tool call, not a pooled sandbox, not an MCP server.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import LuminaGuardError
+from luminaguard.errors import LuminaGuardError, SandboxUnavailable
 
 SCRIPT = """
 echo escaped > {outside} 2>/dev/null
@@ -22,11 +26,13 @@ echo escaped > /usr/.lg-selftest 2>/dev/null
 grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status
 echo ok > inside
 """
+TIMEOUT_S = 30.0
 
 
-async def self_test(settings: SandboxSettings) -> str | None:
+def self_test(settings: SandboxSettings) -> str | None:
     """``None`` when the sandbox holds, else what is wrong, in one sentence."""
-    from luminaguard.sandbox.bwrap import Layout, launch
+    from luminaguard.sandbox.profile import Layout
+    from luminaguard.sandbox.spawn import Spawn
 
     with tempfile.TemporaryDirectory(prefix="lg-selftest-") as tmp:
         root = Path(tmp)
@@ -39,13 +45,24 @@ async def self_test(settings: SandboxSettings) -> str | None:
         try:
             port = listener.getsockname()[1]
             script = SCRIPT.format(outside=outside, port=port)
-            test_settings = settings.model_copy(update={"timeout_s": 30.0, "pool_size": 0})
             try:
-                result, _ = await launch(
-                    Layout(ws), test_settings, ["/bin/bash", "-c", script], stdin=None, timeout_s=30
-                )
+                spawn = Spawn(Layout(ws), settings, ["/bin/bash", "-c", script], gated=False)
             except (LuminaGuardError, OSError) as exc:
                 return f"a sandbox could not be started ({exc})"
+            try:
+                proc = spawn.popen()
+                spawn.release_data()
+                try:
+                    out, err = proc.communicate(timeout=TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+                    return f"the self-test sandbox did not finish within {TIMEOUT_S:g} s"
+            except OSError as exc:
+                return f"a sandbox could not be started ({exc})"
+            finally:
+                spawn.close(now=True)
+            stdout = out.decode("utf-8", "replace")
             listener.setblocking(False)
             try:
                 listener.accept()
@@ -55,12 +72,13 @@ async def self_test(settings: SandboxSettings) -> str | None:
         finally:
             listener.close()
         if not (ws / "inside").exists():
-            return f"the workspace is not writable inside the sandbox (exit {result.exit_code}: {result.stderr.strip()[:200]})"
+            stderr = err.decode("utf-8", "replace").strip()[:200]
+            return f"the workspace is not writable inside the sandbox (exit {proc.returncode}: {stderr})"
         if outside.exists() or Path("/usr/.lg-selftest").exists():
             return "a write outside the workspace landed on the host"
-        if reached or "NET-OPEN" in result.stdout:
+        if reached or "NET-OPEN" in stdout:
             return "a host loopback port was reachable from the sandbox"
-        status = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+        status = dict(line.split(":", 1) for line in stdout.splitlines() if ":" in line)
         if status.get("Seccomp", "").strip() != "2":
             return "the seccomp filter is not in force"
         if status.get("CapEff", "").strip() != "0000000000000000":
@@ -68,3 +86,33 @@ async def self_test(settings: SandboxSettings) -> str | None:
         if status.get("NoNewPrivs", "").strip() != "1":
             return "no_new_privs is not set"
     return None
+
+
+class Gate:
+    """Runs a self-test once per process (on first use, from any thread) and
+    refuses every later start if it failed."""
+
+    def __init__(self, test: Callable[[SandboxSettings], str | None]) -> None:
+        self._test = test
+        self._lock = threading.Lock()
+        self.problem: str | None = None
+        """None until the test has run; then "" when it passed, else what failed."""
+
+    @property
+    def passed(self) -> bool:
+        return self.problem == ""
+
+    def check(self, settings: SandboxSettings) -> None:
+        """Raise ``SandboxUnavailable`` unless the self-test passed (running it if it has not)."""
+        if self.problem is None:
+            with self._lock:
+                if self.problem is None:
+                    self.problem = self._test(settings) or ""
+        if self.problem:
+            raise SandboxUnavailable(
+                f"the sandbox failed its self-test, so no tool runs: {self.problem}"
+            )
+
+
+GATE = Gate(self_test)
+"""The bubblewrap backend's gate: every ``spawn.Spawn`` passes through it."""

@@ -14,13 +14,14 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from luminaguard.core.paths import SANDBOX_ROOT, relative
 from luminaguard.errors import ToolError, WorkspacePathError
 
-SANDBOX_ROOT = PurePosixPath("/workspace")
+__all__ = ["SANDBOX_ROOT", "Workspace"]
 
 
 class Workspace:
-    """A directory the agent works in."""
+    """A directory the agent works in (a ``core.paths.WorkspaceView`` for the policy)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -29,23 +30,7 @@ class Workspace:
 
     def relative(self, path: str) -> PurePosixPath:
         """The workspace-relative form of ``path``; refuses anything that climbs out."""
-        if not path or "\x00" in path:
-            raise WorkspacePathError(f"invalid path {path!r}")
-        p = PurePosixPath(path)
-        if p.is_absolute():
-            try:
-                p = p.relative_to(SANDBOX_ROOT)
-            except ValueError:
-                raise WorkspacePathError(f"{path} is outside the workspace") from None
-        parts: list[str] = []
-        for part in p.parts:
-            if part == "..":
-                if not parts:
-                    raise WorkspacePathError(f"{path} is outside the workspace")
-                parts.pop()
-            elif part != ".":
-                parts.append(part)
-        return PurePosixPath(*parts) if parts else PurePosixPath(".")
+        return relative(path)
 
     def resolve(self, path: str) -> Path:
         """The host path of ``path``, with symlinks resolved; must stay inside the root."""

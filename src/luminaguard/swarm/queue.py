@@ -17,14 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luminaguard.errors import LuminaGuardError
+from luminaguard.errors import LeaseLost
 from luminaguard.store import connect
 
 BUSY_TIMEOUT_S = 30.0
-
-
-class LeaseLost(LuminaGuardError):
-    """The lease was reclaimed (expired or taken); this worker must stop the item."""
 
 
 @dataclass(frozen=True)

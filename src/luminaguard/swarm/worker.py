@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from luminaguard.errors import LeaseLost
 from luminaguard.policy.policyfile import load_policy
 from luminaguard.swarm import worktree
-from luminaguard.swarm.queue import Item, LeaseLost, Queue
+from luminaguard.swarm.queue import Item, Queue
 
 IDLE_POLL_S = 0.2
 BEAT_S = 1.0
@@ -153,6 +154,7 @@ class Worker:
         from luminaguard.agent.session import Session, SessionOptions
         from luminaguard.config import load_settings
         from luminaguard.policy.approver import make_approver
+        from luminaguard.ui.cards import render_card_text
         from luminaguard.ui.terminal import TerminalReport
 
         settings = load_settings(path)
@@ -173,7 +175,11 @@ class Worker:
             backend=settings.sandbox.backend,
             max_steps=settings.agent.max_steps,
             approver=make_approver(
-                self.approver, None, settings.data_dir, self.policy.approval_timeout_s
+                self.approver,
+                None,
+                settings.data_dir,
+                self.policy.approval_timeout_s,
+                render=render_card_text,
             ),
             report=report,
             agent_name=self.agent_id,

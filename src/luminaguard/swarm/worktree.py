@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from luminaguard.errors import LuminaGuardError
+from luminaguard.errors import GitError
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "LuminaGuard",
@@ -17,10 +17,6 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "LuminaGuard",
     "GIT_COMMITTER_EMAIL": "agent@luminaguard.invalid",
 }
-
-
-class GitError(LuminaGuardError):
-    """A git command failed."""
 
 
 def git(repo: Path, *args: str, check: bool = True) -> str:

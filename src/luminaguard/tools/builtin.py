@@ -15,13 +15,16 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from luminaguard.errors import ToolArgumentError, ToolError
+from luminaguard.core.card import effects_excerpt
+from luminaguard.core.effects import unified_diff
+from luminaguard.core.risk import Assessment, Risk
+from luminaguard.errors import CommitConflict, ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.classify import classify_action
-from luminaguard.policy.risk import Assessment, Risk
+from luminaguard.policy.effects import classify_effects
 from luminaguard.protocols import ExecResult, Prepared, Sandbox
 from luminaguard.sandbox import snapshot
-from luminaguard.sandbox.preview import unified_diff
+from luminaguard.sandbox.network import NetworkMode
 from luminaguard.sandbox.workspace import Workspace
 from luminaguard.tools.base import Tool, tool
 
@@ -198,14 +201,8 @@ class BuiltinTools:
 
     async def prepare(self, call: ToolCall) -> Prepared:
         """What the call would do: a preview for shell, the diff for file tools."""
-        t = TOOLS.get(call.name)
-        if t is None:
-            raise ToolError(f"unknown tool {call.name!r}; known tools: {', '.join(TOOLS)}")
+        t = self._tool(call)
         args = t.parse(call.arguments).model_dump()
-
-        async def run_it() -> ToolResult:
-            return await t.fn(self.ctx, **args)
-
         if call.name == "write_file":
             path, content = args["path"], args["content"]
             rel = str(self.ctx.ws.relative(path))
@@ -215,64 +212,71 @@ class BuiltinTools:
                 old = None
             if old is None:
                 created: dict[str, Any] = {"created": [rel], "diff": unified_diff("", content, rel)}
-                return Prepared("create", run_it, effects=created)
+                return Prepared(call, "create", effects=created)
             effects: dict[str, Any] = {
                 "modified": [
                     {"path": rel, "diff": unified_diff(old, content, rel) or "(content unchanged)"}
                 ]
             }
-            return Prepared("edit", run_it, effects=effects)
+            return Prepared(call, "edit", effects=effects)
         if call.name == "delete_file":
             return Prepared(
-                "delete", run_it, effects={"deleted": [str(self.ctx.ws.relative(args["path"]))]}
+                call, "delete", effects={"deleted": [str(self.ctx.ws.relative(args["path"]))]}
             )
         if call.name != "shell":
-            return Prepared("read", run_it)
-        return await self._prepare_shell(args["command"], args.get("timeout_s"))
-
-    async def _prepare_shell(self, command: str, timeout_s: float | None) -> Prepared:
-        from luminaguard.policy.card import effects_excerpt
-
-        sandbox = self.ctx.sandbox
-        argv = ["/bin/bash", "-c", command]
-        preview = await sandbox.preview(argv, timeout_s=timeout_s)
-        data = preview.to_dict()
-        network_mode = getattr(getattr(sandbox, "network", None), "kind", "none")
-
-        async def apply() -> ToolResult:
-            from luminaguard.sandbox.preview import CommitConflict
-
-            if preview.effects.network and network_mode != "none":
-                # The preview had no network; with a network the person allowed,
-                # the command has to run for real to do its work.
-                preview.discard()
-                before = snapshot.snapshot(self.ctx.ws.root)
-                result = await sandbox.exec(argv, timeout_s=timeout_s)
-                return _shell_result(
-                    result, snapshot.diff(before, snapshot.snapshot(self.ctx.ws.root))
-                )
-            try:
-                preview.commit()
-            except CommitConflict as exc:
-                raise ToolError(str(exc)) from exc
-            changes = snapshot.Changes(
-                created=[*data["created"], *(s["path"] for s in data["symlinks"])],
-                modified=[m["path"] for m in data["modified"]],
-                deleted=data["deleted"],
-            )
-            return _shell_result(preview.result, changes)
-
+            return Prepared(call, "read")
+        argv = ["/bin/bash", "-c", args["command"]]
+        preview = await self.ctx.sandbox.preview(argv, timeout_s=args.get("timeout_s"))
         return Prepared(
+            call,
             "command",
-            apply,
-            discard=preview.discard,
-            effects=effects_excerpt(data),
-            effect_assessment=preview.assessment,
+            effects=effects_excerpt(preview.to_dict()),
+            effect_assessment=classify_effects(preview.effects, timed_out=preview.result.timed_out),
+            preview=preview.handle,
+            result=preview.result,
         )
 
-    async def call(self, call: ToolCall) -> ToolResult:
+    async def apply(self, prepared: Prepared) -> ToolResult:
+        """Carry out an approved call: commit a shell command's preview (it is
+        not run again), or do the file operation the card showed."""
+        call = prepared.call
+        if call.name != "shell":
+            t = self._tool(call)
+            return await t.fn(self.ctx, **t.parse(call.arguments).model_dump())
+        sandbox = self.ctx.sandbox
+        assert prepared.preview is not None and prepared.result is not None
+        effects = prepared.effects or {}
+        if effects.get("network") and NetworkMode.parse(sandbox.network).kind != "none":
+            # The preview had no network; with a network the person allowed,
+            # the command has to run for real to do its work.
+            sandbox.discard(prepared.preview)
+            args = self._tool(call).parse(call.arguments).model_dump()
+            before = snapshot.snapshot(self.ctx.ws.root)
+            result = await sandbox.exec(
+                ["/bin/bash", "-c", args["command"]], timeout_s=args.get("timeout_s")
+            )
+            return _shell_result(result, snapshot.diff(before, snapshot.snapshot(self.ctx.ws.root)))
+        try:
+            sandbox.commit(prepared.preview)
+        except CommitConflict as exc:
+            raise ToolError(str(exc)) from exc
+        changes = snapshot.Changes(
+            created=[*effects["created"], *(s["path"] for s in effects["symlinks"])],
+            modified=[m["path"] for m in effects["modified"]],
+            deleted=effects["deleted"],
+        )
+        return _shell_result(prepared.result, changes)
+
+    def discard(self, prepared: Prepared) -> None:
+        if prepared.preview is not None:
+            self.ctx.sandbox.discard(prepared.preview)
+
+    def _tool(self, call: ToolCall) -> Tool:
         t = TOOLS.get(call.name)
         if t is None:
             raise ToolError(f"unknown tool {call.name!r}; known tools: {', '.join(TOOLS)}")
-        args = t.parse(call.arguments)
-        return await t.fn(self.ctx, **args.model_dump())
+        return t
+
+    async def call(self, call: ToolCall) -> ToolResult:
+        t = self._tool(call)
+        return await t.fn(self.ctx, **t.parse(call.arguments).model_dump())

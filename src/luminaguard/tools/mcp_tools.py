@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from luminaguard.errors import ToolArgumentError, ToolError
-from luminaguard.mcp.client import McpServerError, McpServerHandle
+from luminaguard.core.risk import Assessment, Risk
+from luminaguard.errors import McpServerError, ToolArgumentError, ToolError
+from luminaguard.mcp.client import McpServerHandle
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.classify import classify_mcp
-from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import Prepared
 from luminaguard.tools.base import argument_object
 
@@ -111,27 +111,25 @@ class McpTools:
     async def prepare(self, call: ToolCall) -> Prepared:
         args = self._arguments(call)
         if call.name in self.resource_tools:
-
-            async def read() -> ToolResult:
-                return await self._resources(call.name, args)
-
             method = "resources/list" if call.name.endswith("/list") else "resources/read"
             request = {"server": self.server.name, "method": method, **args}
-            return Prepared("request", read, request=request)
-        tool = call.name.split("/", 1)[1]
+            return Prepared(call, "request", request=request)
         request = {
             "server": self.server.name,
-            "tool": tool,
+            "tool": call.name.split("/", 1)[1],
             "arguments": args,
             "annotations": self.annotations(call.name),
             "trusted": self.server.cfg.trusted,
             "sandboxed": self.server.sandboxed,
         }
+        return Prepared(call, "request", request=request)
 
-        async def send() -> ToolResult:
-            return await self._call(tool, args)
+    async def apply(self, prepared: Prepared) -> ToolResult:
+        """Send the request the card showed (the call's own arguments)."""
+        return await self.call(prepared.call)
 
-        return Prepared("request", send, request=request)
+    def discard(self, prepared: Prepared) -> None:
+        pass
 
     async def call(self, call: ToolCall) -> ToolResult:
         if call.name in self.resource_tools:

@@ -24,9 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from luminaguard.config import OpenApiSource
+from luminaguard.core.risk import Assessment, Risk
 from luminaguard.errors import ConfigError, ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
-from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import Prepared
 from luminaguard.tools.base import argument_object
 
@@ -236,15 +236,18 @@ class OpenApiTools:
         return req
 
     async def prepare(self, call: ToolCall) -> Prepared:
-        request = self.request(call)
-
-        async def send() -> ToolResult:
-            return await self._send(request)
-
-        return Prepared("request", send, request=request)
+        return Prepared(call, "request", request=self.request(call))
 
     async def call(self, call: ToolCall) -> ToolResult:
         return await self._send(self.request(call))
+
+    async def apply(self, prepared: Prepared) -> ToolResult:
+        """Send exactly the request the card showed."""
+        assert prepared.request is not None
+        return await self._send(prepared.request)
+
+    def discard(self, prepared: Prepared) -> None:
+        pass
 
     async def _send(self, request: dict[str, Any]) -> ToolResult:
         import httpx

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from luminaguard.core.risk import Assessment, Risk
 from luminaguard.errors import ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
-from luminaguard.policy.risk import Assessment, Risk
 from luminaguard.protocols import Prepared, ToolSource
 
 
@@ -60,3 +60,9 @@ class ToolBox:
 
     async def call(self, call: ToolCall) -> ToolResult:
         return await self._source(call).call(call)
+
+    async def apply(self, prepared: Prepared) -> ToolResult:
+        return await self._source(prepared.call).apply(prepared)
+
+    def discard(self, prepared: Prepared) -> None:
+        self._source(prepared.call).discard(prepared)

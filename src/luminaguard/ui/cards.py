@@ -17,8 +17,8 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from luminaguard.policy.card import DiffCard
-from luminaguard.policy.risk import Risk
+from luminaguard.core.card import DiffCard
+from luminaguard.core.risk import Risk
 
 ICONS = {Risk.GREEN: "🟢", Risk.YELLOW: "🟡", Risk.ORANGE: "🟠", Risk.RED: "🔴"}
 COLOURS = {Risk.GREEN: "green", Risk.YELLOW: "yellow", Risk.ORANGE: "dark_orange", Risk.RED: "red"}

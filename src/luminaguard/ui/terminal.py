@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from luminaguard.core.risk import Assessment
 from luminaguard.messages import ToolCall, ToolResult
-from luminaguard.policy.risk import Assessment
 from luminaguard.protocols import Decision
 from luminaguard.ui.cards import ICONS
 
@@ -114,7 +114,7 @@ class TerminalReport:
 
 def render_preview(data: dict[str, Any]) -> str:
     """A plain-text Diff Card of a preview's JSON."""
-    from luminaguard.policy.risk import Risk
+    from luminaguard.core.risk import Risk
 
     risk = Risk.parse(data["risk"])
     lines = [f"{ICONS[risk]} {risk.name}  $ {' '.join(data['command'])}"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from luminaguard.errors import ConfigError
 
@@ -63,9 +64,18 @@ class Assessment:
     def to_dict(self) -> dict[str, object]:
         return {"risk": self.risk.label, "reasons": [str(r) for r in self.reasons]}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Assessment:
+        reasons = []
+        for text in d.get("reasons", []):
+            rule, _, why = str(text).partition(": ")
+            reasons.append(Reason(rule, why))
+        return cls(Risk.parse(str(d["risk"])), tuple(reasons))
+
 
 def strictest(assessments: Iterable[Assessment]) -> Assessment:
-    """The highest level among ``assessments``, with the reasons that reach it.
+    """The highest level among ``assessments``, with the reasons that reach it
+    (each once, in order). The one place "strictest wins" is written.
 
     An empty input cannot be classified, so it is RED, never GREEN.
     """
@@ -73,5 +83,5 @@ def strictest(assessments: Iterable[Assessment]) -> Assessment:
     if not items:
         return Assessment.of(Risk.RED, "unclassified", "nothing could be classified")
     top = max(a.risk for a in items)
-    reasons = tuple(r for a in items if a.risk == top for r in a.reasons)
+    reasons = tuple(dict.fromkeys(r for a in items if a.risk == top for r in a.reasons))
     return Assessment(top, reasons)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from luminaguard.policy.risk import Assessment, Risk
+from luminaguard.core.risk import Assessment, Risk
 
 EXCERPT = 2000
 
@@ -58,16 +58,10 @@ class DiffCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffCard:
-        from luminaguard.policy.risk import Reason
-
-        reasons = []
-        for text in data.get("reasons", []):
-            rule, _, why = str(text).partition(": ")
-            reasons.append(Reason(rule, why))
         return cls(
             tool=data["tool"],
             arguments=data.get("arguments"),
-            assessment=Assessment(Risk.parse(data["risk"]), tuple(reasons)),
+            assessment=Assessment.from_dict(data),
             kind=data.get("kind", "request"),
             effects=data.get("effects"),
             request=data.get("request"),

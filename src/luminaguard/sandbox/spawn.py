@@ -1,0 +1,161 @@
+"""The one way a bubblewrap sandbox is started: a layout and a command in,
+a process (or, for a spawner that execs it itself, a command line) out.
+
+One-shot commands (``bwrap.launch``), the warm pool's supervisors and MCP
+servers all start here, so each gets the same namespaces, seccomp filter,
+limits, cgroup and clean environment, and none starts before the self-test
+has passed (``selftest.GATE``).
+
+What this is not: the policy of what a sandbox may see (``bwrap.Layout`` and
+``bwrap.build_argv``) or how output is collected (``process.collect``).
+
+bwrap reads three small files at start (passwd, group, the seccomp filter).
+They are handed over as inherited pipe descriptors when we spawn the process
+(``popen``); for a spawner that passes no descriptors (the MCP SDK), they are
+private files that a shell opens as fds 7-9 just before it execs bwrap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+from luminaguard.config import SandboxSettings
+from luminaguard.errors import SandboxError
+from luminaguard.sandbox import seccomp
+from luminaguard.sandbox.cgroups import Cgroup
+from luminaguard.sandbox.network import EgressProxy
+from luminaguard.sandbox.process import spawn_limited
+from luminaguard.sandbox.profile import (
+    GROUP,
+    PASSWD,
+    Layout,
+    build_argv,
+    find_bwrap,
+    limits_of,
+    sandbox_env,
+)
+
+FdMode = Literal["inherit", "files"]
+
+# dash takes one digit per redirection: bwrap's data files are fds 7, 8 and 9.
+FILE_FDS = {"seccomp": 7, "passwd": 8, "group": 9}
+OPENER = 'exec 7<"$1" 8<"$2" 9<"$3"; shift 3; exec "$@"'
+
+
+class Spawn:
+    """One sandbox about to start: its cgroup, bwrap's data, its proxy socket
+    directory. ``close`` releases all of it (and kills what is left in the
+    cgroup); a Spawn is used once."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        settings: SandboxSettings,
+        command: Sequence[str],
+        *,
+        fds: FdMode = "inherit",
+        gated: bool = True,
+    ) -> None:
+        if gated:
+            from luminaguard.sandbox.selftest import GATE
+
+            GATE.check(settings)
+        self.settings = settings
+        self.cgroup = Cgroup.for_settings(settings)
+        self.limits = limits_of(settings)
+        self._fds: list[int] = []
+        self._private: Path | None = None
+        try:
+            if layout.network.proxied:
+                layout = replace(layout, proxy_dir=self._private_dir() / "net")
+                layout.proxy_dir.mkdir()  # type: ignore[union-attr]
+            self.layout = layout
+            data = {"passwd": PASSWD.encode(), "group": GROUP.encode()}
+            data["seccomp"] = seccomp.filter_program()
+            if fds == "inherit":
+                numbers = {name: _data_fd(blob) for name, blob in data.items()}
+                self._fds = list(numbers.values())
+                self.argv = build_argv(find_bwrap(), layout, numbers, command)
+            else:
+                self.argv = self._opened_by_shell(data, command)
+            self.env = sandbox_env(layout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _private_dir(self) -> Path:
+        if self._private is None:
+            self._private = Path(tempfile.mkdtemp(prefix="lg-spawn-"))
+        return self._private
+
+    def _opened_by_shell(self, data: dict[str, bytes], command: Sequence[str]) -> list[str]:
+        launcher = self.limits.launcher(self.cgroup.procs_files())
+        if launcher is None:
+            raise SandboxError(
+                "prlimit (util-linux) is needed to start a long-lived sandboxed process"
+            )
+        files = []
+        for name in FILE_FDS:
+            path = self._private_dir() / name
+            path.write_bytes(data[name])
+            files.append(str(path))
+        inner = build_argv(find_bwrap(), self.layout, FILE_FDS, command)
+        return ["/bin/sh", "-c", OPENER, "sh", *files, *launcher, *inner]
+
+    @property
+    def proxy_dir(self) -> Path | None:
+        return self.layout.proxy_dir
+
+    def popen(self, pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
+        """Start it (``fds="inherit"``), in its cgroup and under its limits."""
+        return spawn_limited(
+            self.argv,
+            env=self.env,
+            pass_fds=[*self._fds, *pass_fds],
+            limits=self.limits,
+            cgroup=self.cgroup,
+        )
+
+    def release_data(self) -> None:
+        """Close our copies of bwrap's data pipes once the child holds them."""
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
+
+    @contextlib.asynccontextmanager
+    async def proxy(self) -> AsyncIterator[EgressProxy | None]:
+        """The host-side egress proxy while the sandbox runs (None without a proxied network)."""
+        if self.proxy_dir is None:
+            yield None
+            return
+        async with EgressProxy(self.layout.network, self.proxy_dir) as proxy:
+            yield proxy
+
+    def close(self, *, now: bool = False) -> None:
+        self.release_data()
+        if now:
+            self.cgroup.destroy()
+        else:
+            # destroy() kills whatever is left before it removes the cgroup.
+            self.cgroup.destroy_later()
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+
+
+def _data_fd(data: bytes) -> int:
+    """A readable fd holding ``data``, for bwrap's ``--ro-bind-data`` and ``--seccomp``."""
+    r, w = os.pipe()
+    # Each is a few KiB at most, below the pipe buffer: the write cannot block.
+    os.write(w, data)
+    os.close(w)
+    return r
