@@ -3,6 +3,12 @@
 run → step → query the model → gate → act → observe, until an outcome is
 raised. Every step is journaled before the next one starts, which is also
 what lets a run be resumed from its journal (`replay`).
+
+What to do next is decided by pure functions of data — ``over_budget``,
+``replay`` (a run's state from its journal), and the gate's ``runs_unasked``,
+``make_card``, ``by_policy``, ``settle`` (policy/gate.py) — while ``Agent``
+does the I/O around them (model calls, prepare, apply, the journal), so that
+another runner (a Temporal workflow) can drive the same decisions.
 """
 
 from __future__ import annotations
@@ -101,7 +107,16 @@ class Agent:
     async def resume(self, records: list[dict[str, Any]]) -> RunResult:
         """Continue a run from its journal: rebuild the conversation, then carry
         out the calls of the last turn that have no recorded result."""
-        self.pending = replay(self, records)
+        state = replay(records)
+        self.messages += state.messages
+        self.steps, self.tokens_in, self.tokens_out = state.steps, state.tokens_in, state.tokens_out
+        self.cost_usd = state.cost_usd
+        for call in state.interrupted:
+            self._observe(
+                call, ToolResult(INTERRUPTED, is_error=True), stage="interrupted", report=False
+            )
+            self.messages.append(Message("tool", INTERRUPTED, tool_call_id=call.id, name=call.name))
+        self.pending = state.pending
         self.recorder.record(
             "run_resumed", {"steps": self.steps, "pending_calls": [c.id for c in self.pending]}
         )
@@ -138,19 +153,9 @@ class Agent:
         )
 
     def _check_budgets(self) -> None:
-        b = self.budgets
-        if self.steps >= b.steps:
-            raise LimitsExceeded(
-                f"the step limit of {b.steps} was reached before the task was done"
-            )
-        if b.tokens is not None and self.tokens_in + self.tokens_out >= b.tokens:
-            raise LimitsExceeded(
-                f"the token budget of {b.tokens} was used up before the task was done"
-            )
-        if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
-            raise LimitsExceeded(
-                f"the cost budget of ${b.cost_usd:g} was used up before the task was done"
-            )
+        why = over_budget(self.budgets, self.steps, self.tokens_in + self.tokens_out, self.cost_usd)
+        if why is not None:
+            raise LimitsExceeded(why)
 
     async def step(self) -> None:
         self._check_budgets()
@@ -279,7 +284,10 @@ class Agent:
             raise ending
         return observed
 
-    def _observe(self, call: ToolCall, result: ToolResult, stage: str = "result") -> ToolResult:
+    def _observe(
+        self, call: ToolCall, result: ToolResult, stage: str = "result", *, report: bool = True
+    ) -> ToolResult:
+        """Journal a call's result (and show it, unless ``report`` is off)."""
         self.recorder.record(
             "tool_result",
             {
@@ -291,8 +299,20 @@ class Agent:
                 "data": result.data,
             },
         )
-        self.report("tool_result", {"call": call, "result": result})
+        if report:
+            self.report("tool_result", {"call": call, "result": result})
         return result
+
+
+def over_budget(b: Budgets, steps: int, tokens: int, cost_usd: float) -> str | None:
+    """Why the run may not take another step, or None. Pure."""
+    if steps >= b.steps:
+        return f"the step limit of {b.steps} was reached before the task was done"
+    if b.tokens is not None and tokens >= b.tokens:
+        return f"the token budget of {b.tokens} was used up before the task was done"
+    if b.cost_usd is not None and cost_usd >= b.cost_usd:
+        return f"the cost budget of ${b.cost_usd:g} was used up before the task was done"
+    return None
 
 
 def model_call_limit(gate: ApprovalManager, report: Report) -> Callable[[str], None]:
@@ -320,35 +340,50 @@ INTERRUPTED = (
 )
 
 
-def replay(agent: Agent, records: list[dict[str, Any]]) -> list[ToolCall]:
-    """Rebuild ``agent``'s conversation from a journal; return the calls of the
-    last turn still to be carried out.
+@dataclass
+class Replayed:
+    """A run's state rebuilt from its journal (``replay``)."""
+
+    messages: list[Message] = field(default_factory=list)
+    steps: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    pending: list[ToolCall] = field(default_factory=list)
+    """Calls of the last turn still to be carried out."""
+    interrupted: list[ToolCall] = field(default_factory=list)
+    """Calls approved and started but with no recorded result: never run again."""
+
+
+def replay(records: list[dict[str, Any]]) -> Replayed:
+    """Rebuild a run's conversation and counters from its journal. Pure.
 
     A call with a recorded result is never repeated. A call that was approved
     but has no result was interrupted while it ran: it is not run again (it may
-    have taken effect); the agent is told so instead.
+    have taken effect); the agent is told so instead (``INTERRUPTED``).
     """
+    state = Replayed()
     done: set[str] = set()
     approved: set[str] = set()
     last_calls: list[ToolCall] = []
     for rec in records:
         kind, data = rec.get("type"), rec.get("data", {})
         if kind == "user":
-            agent.messages.append(Message("user", data.get("content")))
+            state.messages.append(Message("user", data.get("content")))
         elif kind == "model_turn":
             calls = tuple(
                 ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", [])
             )
-            agent.messages.append(Message("assistant", data.get("content"), calls))
-            agent.steps += 1
+            state.messages.append(Message("assistant", data.get("content"), calls))
+            state.steps += 1
             usage = data.get("usage", {})
-            agent.tokens_in += int(usage.get("input_tokens", 0))
-            agent.tokens_out += int(usage.get("output_tokens", 0))
-            agent.cost_usd += float(data.get("cost_usd", 0.0))
+            state.tokens_in += int(usage.get("input_tokens", 0))
+            state.tokens_out += int(usage.get("output_tokens", 0))
+            state.cost_usd += float(data.get("cost_usd", 0.0))
             last_calls = list(calls)
         elif kind == "tool_result":
             done.add(data["call_id"])
-            agent.messages.append(
+            state.messages.append(
                 Message(
                     "tool",
                     data.get("output", ""),
@@ -358,25 +393,7 @@ def replay(agent: Agent, records: list[dict[str, Any]]) -> list[ToolCall]:
             )
         elif kind == "decision" and data.get("approved"):
             approved.add(data.get("call_id", ""))
-    pending = []
     for call in last_calls:
-        if call.id in done:
-            continue
-        if call.id in approved:
-            agent.recorder.record(
-                "tool_result",
-                {
-                    "call_id": call.id,
-                    "name": call.name,
-                    "stage": "interrupted",
-                    "is_error": True,
-                    "output": INTERRUPTED,
-                    "data": {},
-                },
-            )
-            agent.messages.append(
-                Message("tool", INTERRUPTED, tool_call_id=call.id, name=call.name)
-            )
-            continue
-        pending.append(call)
-    return pending
+        if call.id not in done:
+            (state.interrupted if call.id in approved else state.pending).append(call)
+    return state
