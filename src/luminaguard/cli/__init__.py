@@ -1,0 +1,62 @@
+"""The `luminaguard` command. Thin: parses, calls the parts, prints.
+
+One module per command group (run and demo, audit, sandbox and pool, classify
+and approvals, swarm, mcp, doctor and metrics); each adds its parsers and
+names its handler. Heavy modules are imported inside the handler that needs
+them, so that `luminaguard --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from luminaguard import __version__
+from luminaguard.cli import approvals, audit, doctor, mcp, run, sandbox, swarm
+from luminaguard.cli.common import EXIT_ERROR, EXIT_USAGE, Parser
+from luminaguard.errors import LuminaGuardError, UserError
+
+# The order of `luminaguard --help`.
+GROUPS = (
+    doctor.add_doctor,
+    run.add_run,
+    run.add_demo,
+    audit.add_audit,
+    sandbox.add_sandbox,
+    approvals.add_classify,
+    approvals.add_approvals,
+    doctor.add_metrics,
+    swarm.add_swarm,
+    mcp.add_mcp,
+    sandbox.add_pool,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="luminaguard", description="A local-first, secure runtime for AI agents.")
+    p.add_argument("--version", action="version", version=f"luminaguard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for add in GROUPS:
+        add(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        code: int = args.handler(args)
+        return code
+    except UserError as exc:
+        print(f"luminaguard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LuminaGuardError as exc:
+        print(f"luminaguard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("luminaguard: interrupted", file=sys.stderr)
+        return 130

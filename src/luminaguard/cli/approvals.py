@@ -1,0 +1,199 @@
+"""`luminaguard classify` and `luminaguard approvals`: the Approval Cliff from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from luminaguard.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    Parser,
+    workspace_arg,
+    workspace_dir,
+)
+from luminaguard.errors import UsageError
+
+
+def add_classify(sub: Any) -> None:
+    """classify: risk of actions read as JSON lines."""
+    classify = sub.add_parser("classify", help="risk of actions read as JSON lines on stdin")
+    workspace_arg(classify)
+    classify.set_defaults(handler=cmd_classify)
+
+
+def add_approvals(sub: Any) -> None:
+    """approvals: the shared approval inbox."""
+    appr = sub.add_parser(
+        "approvals", help="the shared approval inbox (Textual), or list / decide from scripts"
+    )
+    appr.add_argument(
+        "--as", dest="as_", metavar="NAME", help="who is deciding (default: the local user)"
+    )
+    asub2 = appr.add_subparsers(dest="approvals_command", metavar="ACTION", parser_class=Parser)
+    alist2 = asub2.add_parser("list", help="pending cards, oldest first")
+    alist2.add_argument("--json", action="store_true")
+    adecide = asub2.add_parser("decide", help="approve or deny one pending card")
+    adecide.add_argument("id", type=int)
+    adecide.add_argument("verdict", choices=["approve", "deny"])
+    adecide.add_argument("--reason", default="")
+    adecide.add_argument(
+        "--grant-hours", type=float, help="with approve: also grant matching actions for H hours"
+    )
+    adecide.add_argument(
+        "--step", action="store_true", help="decide every pending card of the same step"
+    )
+    adecide.add_argument(
+        "--as", dest="as_", metavar="NAME", help="who is deciding (default: the local user)"
+    )
+
+    aquestions = asub2.add_parser(
+        "questions", help="MCP servers' questions (elicitations) waiting for an answer"
+    )
+    aquestions.add_argument("--json", action="store_true")
+    aanswer = asub2.add_parser(
+        "answer", help="answer a question: NAME=VALUE for each field, or --decline / --cancel"
+    )
+    aanswer.add_argument("id", type=int)
+    aanswer.add_argument("fields", nargs="*", metavar="NAME=VALUE")
+    refuse = aanswer.add_mutually_exclusive_group()
+    refuse.add_argument("--decline", action="store_true", help="refuse to give the information")
+    refuse.add_argument("--cancel", action="store_true", help="dismiss the question")
+    aanswer.add_argument(
+        "--as", dest="as_", metavar="NAME", help="who is answering (default: the local user)"
+    )
+    appr.set_defaults(handler=cmd_approvals)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+    from luminaguard.policy.classify import classify_action
+    from luminaguard.sandbox.workspace import Workspace
+
+    workspace = workspace_dir(args.workspace)
+    settings = load_settings(workspace)
+    ws = Workspace(workspace)
+    trusted = {name for name, server in settings.mcp.servers.items() if server.trusted}
+    bad = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("tool"), str):
+                raise ValueError("each line must be an object with a string `tool`")
+            tool, call_args = item["tool"], item.get("args", {})
+            if not isinstance(call_args, dict):
+                raise ValueError("`args` must be an object")
+            annotations = item.get("annotations")
+            server = tool[4:].split("/", 1)[0] if tool.startswith("mcp:") else None
+            a = classify_action(
+                tool, call_args, ws=ws, annotations=annotations, trusted=server in trusted
+            )
+            out = a.to_dict()
+        except ValueError as exc:
+            bad += 1
+            out = {"risk": "red", "reasons": [f"invalid-input: line {n}: {exc}"], "error": str(exc)}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    if bad:
+        print(
+            f"luminaguard: error: {bad} input line(s) could not be read (reported as red)",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+    from luminaguard.policy.inbox import InboxStore
+    from luminaguard.policy.permissions import local_user
+
+    settings = load_settings(Path.cwd())
+    store = InboxStore(settings.data_dir / "inbox.db")
+    who = args.as_ or local_user()
+    if args.approvals_command == "list":
+        items = store.pending()
+        if args.json:
+            print(json.dumps([i.to_dict() for i in items], indent=2, ensure_ascii=False))
+        elif not items:
+            print("no pending approvals")
+        for i in items if not args.json else []:
+            print(
+                f"{i.id:>5}  {i.card.risk.label:<7} {i.agent:<14} {i.card.tool:<12} {i.task[:50]}"
+            )
+        asked = len(store.questions())
+        if asked and not args.json:
+            print(f"{asked} question(s) from MCP servers waiting: luminaguard approvals questions")
+        return EXIT_OK
+    if args.approvals_command == "questions":
+        questions = store.questions()
+        if args.json:
+            print(json.dumps([q.to_dict() for q in questions], indent=2, ensure_ascii=False))
+        elif not questions:
+            print("no questions waiting")
+        for q in questions if not args.json else []:
+            print(f"{q.id:>5}  {q.agent:<14} {q.server:<12} {q.message}")
+            for name, prop in (q.schema.get("properties") or {}).items():
+                required = name in (q.schema.get("required") or [])
+                choices = f" one of {', '.join(map(str, prop['enum']))}" if prop.get("enum") else ""
+                default = f" [default {prop['default']}]" if "default" in prop else ""
+                print(
+                    f"       {name}: {prop.get('type', 'string')}{choices}{default}"
+                    f"{' (required)' if required else ''}  {prop.get('description', '')}".rstrip()
+                )
+        return EXIT_OK
+    if args.approvals_command == "answer":
+        from luminaguard.policy.inbox import answer_content
+
+        question = store.question(args.id)
+        if question is None or question.status != "pending":
+            raise UsageError(
+                f"no question {args.id} waiting (see `luminaguard approvals questions`)"
+            )
+        content = None
+        action = "decline" if args.decline else "cancel" if args.cancel else "accept"
+        if action == "accept":
+            pairs = {}
+            for field in args.fields:
+                name, sep, value = field.partition("=")
+                if not sep:
+                    raise UsageError(f"{field!r} is not NAME=VALUE")
+                pairs[name] = value
+            try:
+                content = answer_content(question.schema, pairs)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        elif args.fields:
+            raise UsageError(f"--{action} takes no fields")
+        store.answer(args.id, action=action, content=content, by=who)
+        done = {"accept": "accepted", "decline": "declined", "cancel": "cancelled"}[action]
+        print(f"{args.id}: {done} by {who}")
+        return EXIT_OK
+    if args.approvals_command == "decide":
+        targets = store.related(args.id) if args.step else [store.get(args.id)]
+        targets = [t for t in targets if t is not None and t.status == "pending"]
+        if not targets:
+            raise UsageError(f"no pending approval {args.id} (see `luminaguard approvals list`)")
+        if args.grant_hours is not None and args.verdict != "approve":
+            raise UsageError("--grant-hours goes with approve")
+        for t in targets:
+            store.decide(
+                t.id,
+                approved=args.verdict == "approve",
+                by=who,
+                reason=args.reason,
+                grant_hours=args.grant_hours,
+            )
+            print(f"{t.id}: {args.verdict}d by {who}")
+        return EXIT_OK
+    if not sys.stdout.isatty():
+        raise UsageError(
+            "the approval inbox needs a terminal; use `luminaguard approvals list` or `decide` from scripts"
+        )
+    from luminaguard.ui.inbox_app import run_inbox
+
+    run_inbox(store, who)
+    return EXIT_OK

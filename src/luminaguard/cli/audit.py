@@ -1,0 +1,115 @@
+"""`luminaguard audit list|show|verify`: the tamper-evident run journals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from luminaguard.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    Parser,
+)
+from luminaguard.errors import UsageError
+
+
+def add_audit(sub: Any) -> None:
+    """audit: the run journals."""
+    audit = sub.add_parser("audit", help="the tamper-evident run journals")
+    asub = audit.add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True, parser_class=Parser
+    )
+    alist = asub.add_parser("list", help="every run, oldest first")
+    alist.add_argument("--json", action="store_true")
+    ashow = asub.add_parser("show", help="one run's journal")
+    ashow.add_argument("run", help="run id (or a unique prefix)")
+    ashow.add_argument("--json", action="store_true")
+    averify = asub.add_parser("verify", help="check the hash chain of one run, or of every run")
+    averify.add_argument("run", nargs="?", help="run id (default: every run)")
+    averify.add_argument("--json", action="store_true")
+    audit.set_defaults(handler=cmd_audit)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from luminaguard.audit.index import RunIndex
+    from luminaguard.audit.journal import read_records, verify
+    from luminaguard.config import load_settings
+
+    settings = load_settings(Path.cwd())
+    index = RunIndex(settings.data_dir / "index.db")
+    if args.audit_command == "list":
+        runs = index.list()
+        if args.json:
+            keys = ("id", "task", "started", "outcome", "path")
+            print(json.dumps([{k: r[k] for k in keys} for r in runs], indent=2))
+        elif not runs:
+            print(f"no runs recorded in {settings.data_dir}")
+        for r in runs if not args.json else []:
+            print(
+                f"{r['id']}  {r['started'][:19]}  {r['outcome'] or 'running':<16} {r['task'][:60]}"
+            )
+        return EXIT_OK
+    if args.audit_command == "show":
+        run = _get_run(index, args.run)
+        records = read_records(Path(run["path"]))
+        if args.json:
+            print(json.dumps({"run": run, "records": records}, indent=2, ensure_ascii=False))
+        else:
+            print(
+                f"run {run['id']}: {run['task']}\n  started {run['started']}, outcome {run['outcome'] or 'running'}\n  journal {run['path']}\n"
+            )
+            for rec in records:
+                print(
+                    f"{rec.get('seq', '?'):>4} {str(rec.get('ts', ''))[11:23]} {rec.get('type', '?'):<13} {_summary(rec)}"
+                )
+        return EXIT_OK
+    runs = [_get_run(index, args.run)] if args.run else index.list()
+    results = []
+    for run in runs:
+        problems = verify(Path(run["path"]), run["records"], run["head"])
+        results.append(
+            {
+                "id": run["id"],
+                "path": run["path"],
+                "ok": not problems,
+                "problems": [str(p) for p in problems],
+            }
+        )
+    if args.json:
+        print(json.dumps({"ok": all(r["ok"] for r in results), "runs": results}, indent=2))
+    else:
+        for r in results:
+            print(f"{'✔' if r['ok'] else '✘'} {r['id']}  {r['path']}")
+            for problem in r["problems"]:
+                print(f"    {problem}")
+        if not results:
+            print("no runs to verify")
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
+
+
+def _get_run(index: Any, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] | None = index.get(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id!r} in the audit index (see `luminaguard audit list`)")
+    return run
+
+
+def _summary(rec: dict[str, Any]) -> str:
+    d = rec.get("data", {})
+    t = rec.get("type")
+    if t == "model_turn":
+        calls = ", ".join(c["name"] for c in d.get("tool_calls", []))
+        return (d.get("content") or "")[:60] + (f" → {calls}" if calls else "")
+    if t == "tool_call":
+        return f"{d['call']['name']} [{d.get('risk')}]"
+    if t == "decision":
+        return f"{'approved' if d.get('approved') else 'denied'} by {d.get('by')}"
+    if t == "tool_result":
+        return f"{d.get('name')}: {'error' if d.get('is_error') else 'ok'}"
+    if t in ("run_started", "user"):
+        return str(d.get("task") or d.get("content", ""))[:60]
+    if t == "run_finished":
+        return f"{d.get('outcome')}: {str(d.get('message', ''))[:50]}"
+    return json.dumps(d)[:60]

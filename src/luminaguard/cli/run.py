@@ -1,0 +1,183 @@
+"""`luminaguard run` and `luminaguard demo`: an agent on a task."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from luminaguard.cli.common import (
+    EXIT_ERROR,
+    OUTCOME_EXIT,
+    workspace_arg,
+    workspace_dir,
+)
+from luminaguard.errors import UsageError
+
+
+def add_run(sub: Any) -> None:
+    """run: an agent on a task (or --resume a run)."""
+    run = sub.add_parser("run", help="run an agent on a task")
+    run.add_argument("task", nargs="?", help="what the agent should do")
+    run.add_argument(
+        "--resume", metavar="RUN_ID", help="continue an interrupted run from its journal"
+    )
+    workspace_arg(run)
+    run.add_argument("--model", help="PROVIDER/MODEL, e.g. scripted/playbook.json")
+    run.add_argument(
+        "--playbook", type=Path, help="replay this playbook (same as --model scripted/PATH)"
+    )
+    run.add_argument("--policy", type=Path, help="policy file (TOML)")
+    run.add_argument("--sandbox", help="sandbox backend (default from config: bwrap)")
+    run.add_argument("--max-steps", type=int, help="model turns before the run is stopped")
+    run.add_argument(
+        "--approver",
+        choices=["prompt", "inbox", "none"],
+        help="who answers approvals: the terminal prompt (default with a terminal), "
+        "the shared approval inbox (`luminaguard approvals`), or nobody (deny)",
+    )
+    run.add_argument(
+        "--as", dest="as_", metavar="NAME", help="the principal approving at the prompt"
+    )
+    run.set_defaults(handler=cmd_run)
+
+
+def add_demo(sub: Any) -> None:
+    """demo: the bundled task, offline and unattended."""
+    demo = sub.add_parser("demo", help="the bundled demo, offline and unattended")
+    demo.add_argument(
+        "--workspace", type=Path, help="an empty or new directory (default: a new temp dir)"
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+
+    if args.resume and args.task:
+        raise UsageError("give a TASK or --resume RUN_ID, not both")
+    if not args.resume and not args.task:
+        raise UsageError('no task: luminaguard run "TASK" (or --resume RUN_ID)')
+    workspace = workspace_dir(args.workspace)
+    settings = load_settings(workspace)
+    if args.model and args.playbook:
+        raise UsageError("give --model or --playbook, not both")
+    spec = f"scripted/{args.playbook}" if args.playbook else args.model or settings.model
+    if not spec and not settings.router.groups and not args.resume:
+        raise UsageError(
+            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
+        )
+    max_steps = args.max_steps if args.max_steps is not None else settings.agent.max_steps
+    if max_steps < 1:
+        raise UsageError("--max-steps must be at least 1")
+    return _run_agent(
+        args.task or "",
+        settings=settings,
+        workspace=workspace,
+        spec=spec,
+        policy_path=args.policy or settings.policy,
+        backend=args.sandbox or settings.sandbox.backend,
+        max_steps=max_steps,
+        approver_name=args.approver,
+        principal=args.as_,
+        resume=args.resume,
+    )
+
+
+def _run_agent(
+    task: str,
+    *,
+    settings: Any,
+    workspace: Path,
+    spec: str | None,
+    policy_path: Path | None,
+    backend: str,
+    max_steps: int,
+    approver_name: str | None,
+    principal: str | None = None,
+    resume: str | None = None,
+) -> int:
+    import asyncio
+
+    from luminaguard.agent.session import Session, SessionOptions
+    from luminaguard.policy.approver import make_approver
+    from luminaguard.policy.policyfile import load_policy
+    from luminaguard.ui.cards import render_card_text
+    from luminaguard.ui.terminal import TerminalReport
+
+    policy = load_policy(policy_path)
+    options = SessionOptions(
+        workspace=workspace,
+        spec=spec,
+        policy=policy,
+        backend=backend,
+        max_steps=max_steps,
+        approver=make_approver(
+            approver_name,
+            principal,
+            settings.data_dir,
+            policy.approval_timeout_s,
+            render=render_card_text,
+        ),
+        report=TerminalReport(),
+    )
+    session = Session(settings, options, task=task, resume=resume)
+    verb = "resume" if resume else "run"
+    print(
+        f"▶ {verb} {session.run_id} in {session.workspace}  (model {session.spec or 'router'}, policy: {session.policy.source})"
+    )
+    try:
+        result = asyncio.run(session.run())
+    finally:
+        session.close()
+    print(
+        f"\n■ {result.outcome}: {result.message}"
+        if result.outcome != "finished"
+        else "\n■ finished"
+    )
+    print(
+        f"  steps {result.steps}, tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out, cost ${result.cost_usd:.4f}"
+    )
+    print(f"  journal {result.journal}")
+    print(f"  verify with: luminaguard audit verify {result.run_id}")
+    return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    import time
+    from importlib import resources
+
+    from luminaguard.config import load_settings
+
+    bundle = resources.files("luminaguard") / "demo"
+    if args.workspace:
+        workspace = args.workspace.resolve()
+        if workspace.exists() and any(workspace.iterdir()):
+            raise UsageError(f"demo workspace {workspace} is not empty")
+        workspace.mkdir(parents=True, exist_ok=True)
+    else:
+        workspace = Path(tempfile.mkdtemp(prefix="luminaguard-demo-"))
+    with resources.as_file(bundle) as bundle_dir:
+        shutil.copytree(
+            bundle_dir / "project",
+            workspace,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        started = time.monotonic()
+        print("LuminaGuard demo: an agent fixes a failing test, offline, on a scripted model.")
+        print("Every tool call runs in the sandbox; the bundled policy answers the approvals.\n")
+        code = _run_agent(
+            "The tests of this project fail. Find out why and fix the code.",
+            settings=load_settings(workspace),
+            workspace=workspace,
+            spec=f"scripted/{bundle_dir / 'playbook.json'}",
+            policy_path=bundle_dir / "policy.toml",
+            backend="bwrap",
+            max_steps=20,
+            approver_name="none",
+        )
+    print(f"  demo took {time.monotonic() - started:.1f} s; the fixed project is in {workspace}")
+    return code

@@ -1,0 +1,156 @@
+"""`luminaguard sandbox exec|preview` and `luminaguard pool bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from luminaguard.cli.common import (
+    EXIT_OK,
+    Parser,
+    workspace_arg,
+    workspace_dir,
+)
+from luminaguard.errors import UsageError
+
+
+def add_sandbox(sub: Any) -> None:
+    """sandbox: run or preview a command in the sandbox."""
+    sandbox = sub.add_parser("sandbox", help="run commands in the sandbox directly")
+    ssub = sandbox.add_subparsers(
+        dest="sandbox_command", metavar="ACTION", required=True, parser_class=Parser
+    )
+    sexec = ssub.add_parser("exec", help="run CMD in the sandbox; its exit code passes through")
+    workspace_arg(sexec)
+    sexec.add_argument(
+        "--network", help="none (default), allow:HOST[,HOST...], test[:HOST,...] or host"
+    )
+    sexec.add_argument("--backend", help="sandbox backend (default from config: bwrap)")
+    sexec.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    sexec.add_argument("--read-only", action="store_true", help="mount the workspace read-only")
+    sexec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    sprev = ssub.add_parser(
+        "preview", help="what CMD would change; the workspace is left untouched"
+    )
+    workspace_arg(sprev)
+    sprev.add_argument("--json", action="store_true", help="print JSON")
+    sprev.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    sprev.add_argument(
+        "--commit", action="store_true", help="apply the previewed changes afterwards"
+    )
+    sprev.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    sandbox.set_defaults(handler=cmd_sandbox)
+
+
+def add_pool(sub: Any) -> None:
+    """pool: the warm sandbox pool's benchmark."""
+    pool = sub.add_parser("pool", help="the warm sandbox pool")
+    psub = pool.add_subparsers(
+        dest="pool_command", metavar="ACTION", required=True, parser_class=Parser
+    )
+    pbench = psub.add_parser(
+        "bench", help="cold and warm acquire+exec latency beside a plain subprocess"
+    )
+    pbench.add_argument("--backend", default="bwrap", help="sandbox backend (bwrap)")
+    pbench.add_argument("--n", type=int, default=50, help="samples per measurement")
+    pbench.add_argument("--json", action="store_true", help="print JSON")
+    pool.set_defaults(handler=cmd_pool)
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise UsageError(
+            f"no command: luminaguard sandbox {args.sandbox_command} [options] -- CMD [ARG...]"
+        )
+    return cmd
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.config import load_settings
+    from luminaguard.sandbox import open_sandbox
+    from luminaguard.sandbox.network import NetworkMode
+
+    cmd = _command(args)
+    workspace = workspace_dir(args.workspace)
+    settings = load_settings(workspace)
+    if args.sandbox_command == "preview":
+        return _preview(cmd, workspace, settings, args)
+    network = NetworkMode.parse(args.network or settings.sandbox.network)
+    sandbox_settings = settings.sandbox.model_copy(update={"network": str(network), "pool_size": 0})
+    sandbox = open_sandbox(
+        args.backend or settings.sandbox.backend,
+        workspace,
+        sandbox_settings,
+        read_only=args.read_only,
+    )
+    try:
+        result = asyncio.run(sandbox.exec(cmd, timeout_s=args.timeout))
+    finally:
+        sandbox.close()
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    for attempt in sandbox.network_records():
+        verdict = "allowed" if attempt["allowed"] else "BLOCKED"
+        if attempt.get("would_block"):
+            verdict += " (allow mode would block it)"
+        print(
+            f"luminaguard: network {attempt['method']} {attempt['host']}:{attempt['port']} {verdict}",
+            file=sys.stderr,
+        )
+    if result.timed_out:
+        print(f"luminaguard: command timed out after {result.duration_s:.1f} s", file=sys.stderr)
+    return result.exit_code
+
+
+def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.policy.effects import classify_effects
+    from luminaguard.sandbox import open_sandbox
+    from luminaguard.ui.terminal import render_preview
+
+    sandbox = open_sandbox(settings.sandbox.backend, workspace, settings.sandbox)
+    try:
+        preview = asyncio.run(sandbox.preview(cmd, timeout_s=args.timeout))
+        try:
+            assessment = classify_effects(preview.effects, timed_out=preview.result.timed_out)
+            data = {**preview.to_dict(), **assessment.to_dict()}
+            if args.json:
+                print(json.dumps(data, indent=2, ensure_ascii=False))
+            else:
+                sys.stdout.write(render_preview(data))
+            if args.commit:
+                sandbox.commit(preview.handle)
+                print("luminaguard: committed the previewed changes", file=sys.stderr)
+        finally:
+            sandbox.discard(preview.handle)
+    finally:
+        sandbox.close()
+    return EXIT_OK
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from luminaguard.config import load_settings
+    from luminaguard.sandbox.bench import pool_bench
+    from luminaguard.stats import series_line
+
+    if args.backend != "bwrap":
+        raise UsageError(f"unknown sandbox backend {args.backend!r}; known backends: bwrap")
+    if args.n < 1:
+        raise UsageError("--n must be at least 1")
+    settings = load_settings(Path.cwd())
+    result = asyncio.run(pool_bench(settings.sandbox, args.n))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name in ("baseline_subprocess", "cold", "warm"):
+            print(series_line(name, result[name]))
+    return EXIT_OK

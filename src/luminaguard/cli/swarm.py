@@ -1,0 +1,147 @@
+"""`luminaguard swarm add|run|status`: many agents on a backlog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from luminaguard.cli.common import (
+    EXIT_OK,
+    Parser,
+)
+from luminaguard.errors import UsageError
+
+
+def add_swarm(sub: Any) -> None:
+    """swarm: agents working a backlog in git worktrees."""
+    swarm = sub.add_parser(
+        "swarm", help="many agents working a backlog, each in its own git worktree"
+    )
+    wsub = swarm.add_subparsers(
+        dest="swarm_command", metavar="ACTION", required=True, parser_class=Parser
+    )
+    wadd = wsub.add_parser("add", help="add work items")
+    wadd.add_argument(
+        "--repo", type=Path, default=Path("."), help="the git repository (default: .)"
+    )
+    source = wadd.add_mutually_exclusive_group()
+    source.add_argument("--playbook", type=Path, help="run the item on this scripted playbook")
+    source.add_argument("--model", help="run the item on this model (PROVIDER/MODEL)")
+    wadd.add_argument("--count", type=int, default=1, help="add N identical items")
+    wadd.add_argument("--priority", type=int, default=0, help="higher runs first")
+    wadd.add_argument(
+        "--max-attempts", type=int, default=3, help="attempts before the item is failed"
+    )
+    wadd.add_argument("task")
+    wrun = wsub.add_parser("run", help="run agents on the queue")
+    wrun.add_argument("--repo", type=Path, default=Path("."))
+    wrun.add_argument("--agents", type=int, required=True)
+    wrun.add_argument(
+        "--until-empty", action="store_true", help="stop when nothing is queued or running"
+    )
+    wrun.add_argument("--policy", type=Path, help="policy file for every agent")
+    wrun.add_argument(
+        "--approver",
+        choices=["inbox", "none"],
+        default="inbox",
+        help="where approvals go (default: the shared inbox)",
+    )
+    wrun.add_argument("--keep-worktrees", action="store_true")
+    wrun.add_argument("--lease", type=float, default=30.0, help="lease length in seconds")
+    wrun.add_argument(
+        "--hung-after",
+        type=float,
+        default=5.0,
+        help="seconds without a heartbeat before a worker is replaced",
+    )
+    wstat = wsub.add_parser("status", help="items and agents")
+    wstat.add_argument("--repo", type=Path, default=Path("."))
+    wstat.add_argument("--json", action="store_true")
+    swarm.set_defaults(handler=cmd_swarm)
+
+
+def cmd_swarm(args: argparse.Namespace) -> int:
+    from luminaguard.swarm import worktree
+    from luminaguard.swarm.queue import Queue
+
+    repo = args.repo.resolve()
+    worktree.require_repo(repo)
+    queue = Queue(repo / ".luminaguard" / "swarm.db")
+    if args.swarm_command == "add":
+        if args.count < 1:
+            raise UsageError("--count must be at least 1")
+        playbook = None
+        if args.playbook:
+            if not args.playbook.is_file():
+                raise UsageError(f"playbook {args.playbook} does not exist")
+            playbook = str(args.playbook.resolve())
+        if args.model:
+            from luminaguard.llm.registry import split_spec
+
+            split_spec(args.model)
+        if args.max_attempts < 1:
+            raise UsageError("--max-attempts must be at least 1")
+        queue.max_attempts = args.max_attempts
+        ids = queue.add(
+            args.task, playbook=playbook, model=args.model, priority=args.priority, count=args.count
+        )
+        print("\n".join(ids))
+        return EXIT_OK
+    if args.swarm_command == "status":
+        status = _swarm_status(queue)
+        if args.json:
+            print(json.dumps(status, indent=2))
+            return EXIT_OK
+        c = status["items"]
+        print(
+            f"items: {c['queued']} queued, {c['running']} running, {c['done']} done, {c['failed']} failed"
+        )
+        for a in status["agents"]:
+            pending = (
+                f", {a['pending_approvals']} approval(s) waiting" if a["pending_approvals"] else ""
+            )
+            print(
+                f"  {a['id']:<10} pid {a['pid']:<7} {a['state']:<9} item {a['item'] or '-':<9} beat {a['heartbeat_age_s']:>6.1f} s ago  {a['last_action'] or ''}{pending}"
+            )
+        for i in status["items_detail"]:
+            print(
+                f"  {i['id']}  {i['state']:<8} attempts {i['attempts']}  {i['branch']}  {i['task'][:50]}"
+            )
+        return EXIT_OK
+    if args.agents < 1:
+        raise UsageError("--agents must be at least 1")
+    from luminaguard.swarm.coordinator import Coordinator
+
+    coordinator = Coordinator(
+        repo,
+        args.agents,
+        until_empty=args.until_empty,
+        policy=args.policy,
+        approver=args.approver,
+        lease_s=args.lease,
+        hung_after_s=args.hung_after,
+        keep_worktrees=args.keep_worktrees,
+    )
+    return coordinator.run()
+
+
+def _swarm_status(queue: Any) -> dict[str, Any]:
+    from luminaguard.config import load_settings
+    from luminaguard.policy.inbox import InboxStore
+
+    inbox = InboxStore(load_settings(Path.cwd()).data_dir / "inbox.db")
+    waiting: dict[str, int] = {}
+    for p in inbox.pending():
+        waiting[p.run_id] = waiting.get(p.run_id, 0) + 1
+    agents = [
+        {**a, "pending_approvals": waiting.get(a["run_id"] or "", 0)}
+        for a in queue.agents()
+        if a["state"] not in ("stopped", "gone", "replaced")
+    ]
+    details = [
+        {k: i[k] for k in ("id", "state", "attempts", "completions", "branch", "task", "reasons")}
+        for i in queue.details()
+    ]
+    return {"items": queue.counts(), "items_detail": details, "agents": agents}
