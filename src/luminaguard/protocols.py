@@ -5,7 +5,9 @@ Each has one obvious default:
 - ``Provider``   — ``luminaguard.llm.scripted.ScriptedProvider`` offline;
                    real endpoints come through ``luminaguard.llm.registry``.
 - ``ToolSource`` — ``luminaguard.tools.builtin.BuiltinTools``.
-- ``Sandbox``    — ``luminaguard.sandbox.bwrap.BwrapSandbox``.
+- ``Sandbox``    — ``luminaguard.sandbox.bwrap.BwrapSandbox`` (by name through
+                   ``luminaguard.sandbox.open_sandbox``); the in-memory reference
+                   backend ``luminaguard.sandbox.memory.MemorySandbox`` for tests.
 - ``Approver``   — ``luminaguard.policy.approver.TerminalApprover`` (or the
                    inbox, or ``Unattended``), asked by the gate when the policy
                    and the grants leave a decision open.
@@ -86,6 +88,10 @@ class ToolSource(Protocol):
 
     def discard(self, prepared: Prepared) -> None:
         """Drop what ``prepared`` holds (its preview); a no-op for a request."""
+        ...
+
+    async def update(self) -> bool:
+        """Re-list tools whose list can change (an MCP server said so); whether it did."""
         ...
 
 

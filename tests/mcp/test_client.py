@@ -349,13 +349,13 @@ def test_a_changed_tool_list_is_listed_again_before_the_next_step(
             await source.connect()
             box = ToolBox([source])
             assert {s.name for s in box.specs()} == {"mcp:srv/unlock", "mcp:srv/lock"}
-            assert await box.update() is None  # nothing said, nothing asked
+            assert await box.changes() is None  # nothing said, nothing asked
             await source.call(ToolCall("1", "mcp:srv/unlock", {}))
             for _ in range(50):  # the notification may trail the result
                 if source.server.tools_changed:
                     break
                 await asyncio.sleep(0.02)
-            assert await box.update() == (["mcp:srv/secret"], [])
+            assert await box.changes() == (["mcp:srv/secret"], [])
             result = await box.call(ToolCall("2", "mcp:srv/secret", {}))
             assert result.output == "the secret is 42"
             assert box.assess(ToolCall("3", "mcp:srv/secret", {})).risk == Risk.GREEN
@@ -364,7 +364,7 @@ def test_a_changed_tool_list_is_listed_again_before_the_next_step(
                 if source.server.tools_changed:
                     break
                 await asyncio.sleep(0.02)
-            assert await box.update() == ([], ["mcp:srv/secret"])
+            assert await box.changes() == ([], ["mcp:srv/secret"])
             assert box.assess(ToolCall("5", "mcp:srv/secret", {})).risk == Risk.RED
         finally:
             await source.server.close()

@@ -160,10 +160,10 @@ class Agent:
     async def step(self) -> None:
         self._check_budgets()
         self.steps += 1
-        update = getattr(self.tools, "update", None)
-        changed = await update() if update is not None else None
-        if changed is not None:
-            added, removed = changed
+        before = {spec.name for spec in self.tools.specs()}
+        if await self.tools.update():
+            after = {spec.name for spec in self.tools.specs()}
+            added, removed = sorted(after - before), sorted(before - after)
             self.recorder.record("tools_changed", {"added": added, "removed": removed})
             self.report("tools_changed", {"added": added, "removed": removed})
         started = time.monotonic()

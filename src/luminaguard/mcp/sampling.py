@@ -85,6 +85,10 @@ class SamplingSource:
     def discard(self, prepared: Prepared) -> None:
         pass
 
+    async def update(self) -> bool:
+        """A fixed set of tools: never changes."""
+        return False
+
     async def call(self, call: ToolCall) -> ToolResult:
         args = call.arguments
         messages = [Message("system", args["system_prompt"])] if args.get("system_prompt") else []

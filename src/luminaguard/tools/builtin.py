@@ -271,6 +271,10 @@ class BuiltinTools:
         if prepared.preview is not None:
             self.ctx.sandbox.discard(prepared.preview)
 
+    async def update(self) -> bool:
+        """A fixed set of tools: never changes."""
+        return False
+
     def _tool(self, call: ToolCall) -> Tool:
         t = TOOLS.get(call.name)
         if t is None:

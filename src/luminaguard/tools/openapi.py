@@ -249,6 +249,10 @@ class OpenApiTools:
     def discard(self, prepared: Prepared) -> None:
         pass
 
+    async def update(self) -> bool:
+        """A fixed set of tools: never changes."""
+        return False
+
     async def _send(self, request: dict[str, Any]) -> ToolResult:
         import httpx
 

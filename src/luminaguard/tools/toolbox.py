@@ -30,14 +30,15 @@ class ToolBox:
     def specs(self) -> Sequence[ToolSpec]:
         return self._specs
 
-    async def update(self) -> tuple[list[str], list[str]] | None:
-        """Let sources whose tools can change (MCP servers, via `update()`)
-        re-list; the names added and removed, or None when nothing changed."""
+    async def update(self) -> bool:
+        return await self.changes() is not None
+
+    async def changes(self) -> tuple[list[str], list[str]] | None:
+        """Let sources whose tools can change (MCP servers) re-list; the names
+        added and removed, or None when nothing changed."""
         changed = False
         for source in self.sources:
-            update = getattr(source, "update", None)
-            if update is not None and await update():
-                changed = True
+            changed = await source.update() or changed
         if not changed:
             return None
         before = set(self._owner)
