@@ -226,8 +226,11 @@ class Sandbox(Protocol):
         stdin: str | None = None,
         timeout_s: float | None = None,
         read_only: bool = False,
+        offline: bool = False,
     ) -> ExecResult:
-        """Run ``argv`` inside the sandbox with the workspace as working directory."""
+        """Run ``argv`` inside the sandbox with the workspace as working directory;
+        ``read_only``: the workspace mounted read-only; ``offline``: no network,
+        whatever the sandbox's network mode."""
         ...
 
     async def preview(

@@ -21,7 +21,7 @@ from luminaguard.config import SandboxSettings
 from luminaguard.errors import ConfigError, LuminaGuardError, SandboxError
 from luminaguard.protocols import ExecResult, NetworkNotice, Preview, ProcessLaunch, ProcessSpec
 from luminaguard.sandbox import preview as previews
-from luminaguard.sandbox.network import NetworkMode
+from luminaguard.sandbox.network import NONE, NetworkMode
 from luminaguard.sandbox.process import collect
 from luminaguard.sandbox.profile import (
     HELPER_DIR,
@@ -113,16 +113,22 @@ class BwrapSandbox:
         stdin: str | None = None,
         timeout_s: float | None = None,
         read_only: bool = False,
+        offline: bool = False,
     ) -> ExecResult:
         if not argv:
             raise SandboxError("empty command")
         await ensure_self_test(self.settings)
         read_only = read_only or self.layout.workspace_mode == "ro"
-        pool = self._warm_pool() if read_only else None
+        offline = offline or self.mode.kind == "none"
+        pool = self._warm_pool() if read_only and offline else None
         if pool is not None and pool.fits(argv):
             self._last_network = []
             return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
-        layout = replace(self.layout, workspace_mode="ro") if read_only else self.layout
+        layout = self.layout
+        if read_only:
+            layout = replace(layout, workspace_mode="ro")
+        if offline:
+            layout = replace(layout, network=NONE)
         result, self._last_network = await launch(
             layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
         )
@@ -133,10 +139,9 @@ class BwrapSandbox:
 
     def _warm_pool(self) -> WarmPool | None:
         """The warm pool serves the common case: GREEN commands, which run with
-        the workspace read-only and no network."""
+        the workspace read-only and no network (whatever the sandbox's mode)."""
         if (
             self.settings.pool_size <= 0
-            or self.mode.kind != "none"
             or self.layout.ro_binds
             or self.layout.env
         ):
@@ -145,7 +150,9 @@ class BwrapSandbox:
             from luminaguard.sandbox.pool import WarmPool
 
             self._pool = WarmPool(
-                replace(self.layout, workspace_mode="ro"), self.settings, self.settings.pool_size
+                replace(self.layout, workspace_mode="ro", network=NONE),
+                self.settings,
+                self.settings.pool_size,
             )
             self._pool.fill()
         return self._pool

@@ -75,6 +75,7 @@ class MemorySandbox:
         stdin: str | None = None,
         timeout_s: float | None = None,
         read_only: bool = False,
+        offline: bool = False,
     ) -> ExecResult:
         if not argv:
             raise SandboxError("empty command")

@@ -154,9 +154,10 @@ async def shell(
 ) -> ToolResult:
     """Run a bash command inside the sandbox (workspace at /workspace, no network)."""
     # Called directly only for commands classified GREEN: the workspace is
-    # mounted read-only, so a misclassified command still cannot change it.
+    # mounted read-only and the network cut, whatever the sandbox's mode, so
+    # a misclassified command is still worth no more than a read.
     result = await ctx.sandbox.exec(
-        ["/bin/bash", "-c", command], timeout_s=timeout_s, read_only=True
+        ["/bin/bash", "-c", command], timeout_s=timeout_s, read_only=True, offline=True
     )
     return _shell_result(result, snapshot.Changes())
 
