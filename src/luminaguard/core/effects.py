@@ -33,6 +33,8 @@ class Effects:
     mode_changes: list[dict[str, Any]] = field(default_factory=list)
     symlinks: list[dict[str, Any]] = field(default_factory=list)
     network: list[dict[str, Any]] = field(default_factory=list)
+    executables: list[dict[str, Any]] = field(default_factory=list)
+    """Created files with an exec bit, and their mode: the only exec bits a commit applies."""
     unobserved: list[str] = field(default_factory=list)
     """Effects that could not be observed, or were only suspected from the output."""
 
@@ -59,6 +61,7 @@ class Effects:
             mode_changes=[dict(m) for m in d.get("mode_changes", [])],
             symlinks=[dict(s) for s in d.get("symlinks", [])],
             network=[dict(n) for n in d.get("network", [])],
+            executables=[dict(x) for x in d.get("executables", [])],
             unobserved=list(d.get("unobserved", [])),
         )
 

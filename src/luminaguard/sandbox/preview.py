@@ -173,14 +173,18 @@ def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
             target.rmdir()
         else:
             ws.delete_file(rel)
+    # Modes: permission bits only, and exec bits only where the card showed
+    # them (`executables`, `mode_changes`); never setuid, setgid or sticky.
+    shown = {x["path"]: int(x["mode"]) & 0o777 for x in e.executables}
     for rel in sorted(e.created_dirs, key=lambda p: p.count("/")):
         path = ws.resolve(rel)
         path.mkdir(exist_ok=True)
-        os.chmod(path, stat.S_IMODE((upper / rel).lstat().st_mode))
-    for rel in [*e.created, *(m.path for m in e.modified)]:
-        src = upper / rel
-        ws.write_file(rel, src.read_bytes())
-        os.chmod(ws.resolve(rel), stat.S_IMODE(src.lstat().st_mode))
+        os.chmod(path, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o777)
+    for rel in e.created:
+        ws.write_file(rel, (upper / rel).read_bytes())
+        os.chmod(ws.resolve(rel), shown.get(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o666))
+    for m in e.modified:
+        ws.write_file(m.path, (upper / m.path).read_bytes())
     for link in e.symlinks:
         parent = ws.resolve(str(Path(link["path"]).parent))
         dest = parent / Path(link["path"]).name
@@ -190,7 +194,7 @@ def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
     for change in e.mode_changes:
         path = ws.resolve(change["path"])
         if not path.is_symlink():
-            os.chmod(path, change["after"])
+            os.chmod(path, int(change["after"]) & 0o777)
 
 
 def _suspect(effects: Effects, result: ExecResult) -> None:
@@ -234,12 +238,11 @@ def _scan_dir(
             continue
         if stat.S_ISDIR(st.st_mode):
             if was.kind != "dir":
+                before[path_rel] = was
                 if was.kind != "missing":
-                    before[path_rel] = was
                     effects.deleted.append(path_rel)
-                else:
-                    before[path_rel] = was
                 effects.created_dirs.append(path_rel)
+                _plain_mode(path_rel, st.st_mode, effects)
             else:
                 if _is_opaque(Path(entry.path)):
                     # The directory was replaced: whatever the lower layer had
@@ -251,8 +254,8 @@ def _scan_dir(
                             child_state = State.of(low / child)
                             before[child_rel] = child_state
                             _deleted(low / child, child_rel, child_state, effects, before)
-                new_mode = stat.S_IMODE(st.st_mode)
-                if new_mode != was.mode:
+                new_mode = _plain_mode(path_rel, st.st_mode, effects)
+                if new_mode != was.mode & 0o777:
                     before[path_rel] = was
                     effects.mode_changes.append(
                         {"path": path_rel, "before": was.mode, "after": new_mode}
@@ -271,16 +274,17 @@ def _scan_dir(
             )
             continue
         if stat.S_ISREG(st.st_mode):
-            mode = stat.S_IMODE(st.st_mode)
-            if was.kind == "missing":
+            mode = _plain_mode(path_rel, st.st_mode, effects)
+            if was.kind != "file":
+                if was.kind != "missing":
+                    effects.deleted.append(path_rel)
                 effects.created.append(path_rel)
-            elif was.kind != "file":
-                effects.deleted.append(path_rel)
-                effects.created.append(path_rel)
+                if mode & 0o111:
+                    effects.executables.append({"path": path_rel, "mode": mode})
             else:
                 if _sha256(Path(entry.path)) != was.sha256:
                     effects.modified.append(_modified(low, Path(entry.path), path_rel))
-                if mode != was.mode:
+                if mode != was.mode & 0o777:
                     effects.mode_changes.append(
                         {"path": path_rel, "before": was.mode, "after": mode}
                     )
@@ -288,6 +292,17 @@ def _scan_dir(
         effects.unobserved.append(
             f"{path_rel}: a special file (fifo, socket or device) was created"
         )
+
+
+def _plain_mode(rel: str, st_mode: int, effects: Effects) -> int:
+    """The permission bits a commit may apply: never setuid, setgid or sticky
+    (a file written by the host as root would carry them for real); that a
+    command set them is itself worth a look."""
+    if stat.S_IMODE(st_mode) & 0o7000:
+        effects.unobserved.append(
+            f"{rel}: setuid, setgid or sticky bits were set; they are never committed"
+        )
+    return stat.S_IMODE(st_mode) & 0o777
 
 
 def _deleted(low: Path, rel: str, was: State, effects: Effects, before: dict[str, State]) -> None:

@@ -79,8 +79,10 @@ def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
     e: dict[str, Any] = card.effects or {}
     for path in e.get("created_dirs", []):
         parts.append(_tag("Create", f"{path}/"))
+    modes = {x["path"]: x["mode"] for x in e.get("executables", [])}
     for path in e.get("created", []):
-        parts.append(_tag("Create", str(path)))
+        mode = f"  (executable, mode {modes[path]:o})" if path in modes else ""
+        parts.append(_tag("Create", f"{path}{mode}"))
     if e.get("diff"):
         parts.append(Syntax(str(e["diff"]), "diff", word_wrap=True))
     for m in e.get("modified", []):

@@ -124,8 +124,10 @@ def render_preview(data: dict[str, Any]) -> str:
     )
     for path in data["created_dirs"]:
         lines.append(f"   + {path}/")
+    modes = {x["path"]: x["mode"] for x in data.get("executables", [])}
     for path in data["created"]:
-        lines.append(f"   + {path}")
+        mode = f"  (executable, mode {modes[path]:o})" if path in modes else ""
+        lines.append(f"   + {path}{mode}")
     for m in data["modified"]:
         lines.append(f"   ~ {m['path']}")
         lines += [f"       {line}" for line in m["diff"].rstrip("\n").splitlines()]
