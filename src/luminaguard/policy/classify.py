@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from luminaguard.core.risk import Assessment, Risk
+from luminaguard.policy.hostfiles import classify_host_files
 
 if TYPE_CHECKING:
     from luminaguard.core.paths import WorkspaceView
@@ -54,6 +55,9 @@ def classify_file_tool(tool: str, args: Mapping[str, Any], ws: WorkspaceView | N
         return found
     if tool in READS:
         return Assessment.of(Risk.GREEN, "read-only", f"{tool} only reads the workspace")
+    host = classify_host_files(tool, [path])
+    if host is not None:
+        return host
     if tool == "delete_file":
         return Assessment.of(Risk.ORANGE, "delete", f"delete_file removes {path}")
     exists = ws.exists(path) if ws is not None else True

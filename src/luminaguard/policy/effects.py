@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from luminaguard.core.effects import Effects
 from luminaguard.core.risk import Assessment, Reason, Risk, strictest
+from luminaguard.policy.hostfiles import classify_host_files
 
 
 def classify_effects(effects: Effects, *, timed_out: bool = False) -> Assessment:
@@ -27,6 +28,17 @@ def classify_effects(effects: Effects, *, timed_out: bool = False) -> Assessment
                 ),
             )
         )
+    touched = [
+        *effects.created,
+        *effects.created_dirs,
+        *(m.path for m in effects.modified),
+        *effects.deleted,
+        *(c["path"] for c in effects.mode_changes),
+        *(s["path"] for s in effects.symlinks),
+    ]
+    host = classify_host_files("the command", touched)
+    if host is not None:
+        reasons.append((Risk.RED, host.reasons[0]))
     for note in effects.unobserved:
         reasons.append((Risk.RED, Reason("effect-unobserved", note)))
     if timed_out:

@@ -140,11 +140,7 @@ class BwrapSandbox:
     def _warm_pool(self) -> WarmPool | None:
         """The warm pool serves the common case: GREEN commands, which run with
         the workspace read-only and no network (whatever the sandbox's mode)."""
-        if (
-            self.settings.pool_size <= 0
-            or self.layout.ro_binds
-            or self.layout.env
-        ):
+        if self.settings.pool_size <= 0 or self.layout.ro_binds or self.layout.env:
             return None
         if self._pool is None:
             from luminaguard.sandbox.pool import WarmPool

@@ -182,7 +182,9 @@ def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
         os.chmod(path, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o777)
     for rel in e.created:
         ws.write_file(rel, (upper / rel).read_bytes())
-        os.chmod(ws.resolve(rel), shown.get(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o666))
+        os.chmod(
+            ws.resolve(rel), shown.get(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o666)
+        )
     for m in e.modified:
         ws.write_file(m.path, (upper / m.path).read_bytes())
     for link in e.symlinks:
