@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from luminaguard import __version__
 from luminaguard.cli import approvals, audit, doctor, mcp, run, sandbox, swarm
 from luminaguard.cli.common import EXIT_ERROR, EXIT_USAGE, Parser
+from luminaguard.core.text import inert
 from luminaguard.errors import LuminaGuardError, UserError
 
 # The order of `luminaguard --help`.
@@ -52,10 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except UserError as exc:
-        print(f"luminaguard: error: {exc}", file=sys.stderr)
+        print(f"luminaguard: error: {inert(str(exc), newlines=False)}", file=sys.stderr)
         return EXIT_USAGE
     except LuminaGuardError as exc:
-        print(f"luminaguard: error: {exc}", file=sys.stderr)
+        # The message may carry a server's or a command's words: inert.
+        print(f"luminaguard: error: {inert(str(exc), newlines=False)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("luminaguard: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ from luminaguard.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     Parser,
+    say,
     workspace_arg,
     workspace_dir,
 )
@@ -119,28 +120,26 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([i.to_dict() for i in items], indent=2, ensure_ascii=False))
         elif not items:
-            print("no pending approvals")
+            say("no pending approvals")
         for i in items if not args.json else []:
-            print(
-                f"{i.id:>5}  {i.card.risk.label:<7} {i.agent:<14} {i.card.tool:<12} {i.task[:50]}"
-            )
+            say(f"{i.id:>5}  {i.card.risk.label:<7} {i.agent:<14} {i.card.tool:<12} {i.task[:50]}")
         asked = len(store.questions())
         if asked and not args.json:
-            print(f"{asked} question(s) from MCP servers waiting: luminaguard approvals questions")
+            say(f"{asked} question(s) from MCP servers waiting: luminaguard approvals questions")
         return EXIT_OK
     if args.approvals_command == "questions":
         questions = store.questions()
         if args.json:
             print(json.dumps([q.to_dict() for q in questions], indent=2, ensure_ascii=False))
         elif not questions:
-            print("no questions waiting")
+            say("no questions waiting")
         for q in questions if not args.json else []:
-            print(f"{q.id:>5}  {q.agent:<14} {q.server:<12} {q.message}")
+            say(f"{q.id:>5}  {q.agent:<14} {q.server:<12} {q.message}")
             for name, prop in (q.schema.get("properties") or {}).items():
                 required = name in (q.schema.get("required") or [])
                 choices = f" one of {', '.join(map(str, prop['enum']))}" if prop.get("enum") else ""
                 default = f" [default {prop['default']}]" if "default" in prop else ""
-                print(
+                say(
                     f"       {name}: {prop.get('type', 'string')}{choices}{default}"
                     f"{' (required)' if required else ''}  {prop.get('description', '')}".rstrip()
                 )
@@ -170,7 +169,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
             raise UsageError(f"--{action} takes no fields")
         store.answer(args.id, action=action, content=content, by=who)
         done = {"accept": "accepted", "decline": "declined", "cancel": "cancelled"}[action]
-        print(f"{args.id}: {done} by {who}")
+        say(f"{args.id}: {done} by {who}")
         return EXIT_OK
     if args.approvals_command == "decide":
         targets = store.related(args.id) if args.step else [store.get(args.id)]
@@ -187,7 +186,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
                 reason=args.reason,
                 grant_hours=args.grant_hours,
             )
-            print(f"{t.id}: {args.verdict}d by {who}")
+            say(f"{t.id}: {args.verdict}d by {who}")
         return EXIT_OK
     if not sys.stdout.isatty():
         raise UsageError(

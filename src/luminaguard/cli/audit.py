@@ -11,6 +11,7 @@ from luminaguard.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     Parser,
+    say,
 )
 from luminaguard.errors import UsageError
 
@@ -45,11 +46,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             keys = ("id", "task", "started", "outcome", "path")
             print(json.dumps([{k: r[k] for k in keys} for r in runs], indent=2))
         elif not runs:
-            print(f"no runs recorded in {settings.data_dir}")
+            say(f"no runs recorded in {settings.data_dir}")
         for r in runs if not args.json else []:
-            print(
-                f"{r['id']}  {r['started'][:19]}  {r['outcome'] or 'running':<16} {r['task'][:60]}"
-            )
+            say(f"{r['id']}  {r['started'][:19]}  {r['outcome'] or 'running':<16} {r['task'][:60]}")
         return EXIT_OK
     if args.audit_command == "show":
         run = _get_run(index, args.run)
@@ -57,11 +56,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"run": run, "records": records}, indent=2, ensure_ascii=False))
         else:
-            print(
+            say(
                 f"run {run['id']}: {run['task']}\n  started {run['started']}, outcome {run['outcome'] or 'running'}\n  journal {run['path']}\n"
             )
             for rec in records:
-                print(
+                say(
                     f"{rec.get('seq', '?'):>4} {str(rec.get('ts', ''))[11:23]} {rec.get('type', '?'):<13} {_summary(rec)}"
                 )
         return EXIT_OK
@@ -81,11 +80,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": all(r["ok"] for r in results), "runs": results}, indent=2))
     else:
         for r in results:
-            print(f"{'✔' if r['ok'] else '✘'} {r['id']}  {r['path']}")
+            say(f"{'✔' if r['ok'] else '✘'} {r['id']}  {r['path']}")
             for problem in r["problems"]:
-                print(f"    {problem}")
+                say(f"    {problem}")
         if not results:
-            print("no runs to verify")
+            say("no runs to verify")
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
 
 

@@ -28,3 +28,11 @@ def workspace_dir(path: Path | None) -> Path:
     if not ws.is_dir():
         raise UsageError(f"workspace {ws} is not a directory")
     return ws
+
+
+def say(*parts: object) -> None:
+    """``print`` for text that holds strings from outside (a tool, a model, a
+    server, a file name): made inert first (core/text.py). Not for JSON."""
+    from luminaguard.core.text import inert
+
+    print(inert(" ".join(str(p) for p in parts)))

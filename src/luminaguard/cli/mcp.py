@@ -11,6 +11,7 @@ from luminaguard.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     Parser,
+    say,
     workspace_arg,
     workspace_dir,
 )
@@ -90,7 +91,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         elif not rows:
-            print("no MCP servers configured ([mcp.servers.NAME] in luminaguard.toml)")
+            say("no MCP servers configured ([mcp.servers.NAME] in luminaguard.toml)")
         for r in rows if not args.json else []:
             mode = (
                 "sandboxed"
@@ -99,7 +100,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             )
             if r["sandboxed"] and r["network"] != "none":
                 mode += f", net {r['network']}"
-            print(
+            say(
                 f"{r['name']:<16} {mode:<26} {'trusted' if r['trusted'] else 'untrusted':<9} {r['target']}"
             )
         return EXIT_OK
@@ -161,7 +162,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             print(json.dumps(tool_rows, indent=2, ensure_ascii=False))
         for row in tool_rows if not args.json else []:
             first = (row["description"] or "").splitlines()[0][:60] if row["description"] else ""
-            print(f"{row['risk']:<7} {row['name']:<40} {first}")
+            say(f"{row['risk']:<7} {row['name']:<40} {first}")
         return EXIT_OK
     try:
         arguments = json.loads(args.arguments)
@@ -185,7 +186,7 @@ def _mcp_login(handle: Any, args: argparse.Namespace) -> int:
     path = token_path(handle.data_dir, args.server)
     had = FileTokenStorage(path, cfg.url).forget()
     if args.mcp_command == "logout":
-        print(f"{args.server}: {'stored tokens removed' if had else 'no stored tokens'}")
+        say(f"{args.server}: {'stored tokens removed' if had else 'no stored tokens'}")
         return EXIT_OK
     if not cfg.oauth.enabled:
         raise UsageError(f"mcp.servers.{args.server}.oauth.enabled is false")
@@ -198,7 +199,7 @@ def _mcp_login(handle: Any, args: argparse.Namespace) -> int:
 
     count = asyncio.run(login())
     stored = "tokens stored in " + str(path) if path.exists() else "the server asked for none"
-    print(f"{args.server}: connected, {count} tools; {stored}")
+    say(f"{args.server}: connected, {count} tools; {stored}")
     return EXIT_OK
 
 
@@ -217,7 +218,7 @@ def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:
 
     result = asyncio.run(browse())
     if args.mcp_command == "read":
-        print(handle.render_contents(result))
+        say(handle.render_contents(result))
         return EXIT_OK
     rows = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in result]
     if args.json:
@@ -226,7 +227,7 @@ def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:
         about = (
             (row.get("description") or "").splitlines()[0][:60] if row.get("description") else ""
         )
-        print(f"{row.get('uri') or row.get('name'):<50} {about}")
+        say(f"{row.get('uri') or row.get('name'):<50} {about}")
     return EXIT_OK
 
 
@@ -282,9 +283,7 @@ def _mcp_call(
         {"message": "tool returned an error" if is_error else "ok"},
     )
     if args.json:
-        print(
-            json.dumps({"is_error": is_error, "text": text, **data}, indent=2, ensure_ascii=False)
-        )
+        say(json.dumps({"is_error": is_error, "text": text, **data}, indent=2, ensure_ascii=False))
     else:
-        print(text)
+        say(text)
     return EXIT_ERROR if is_error else EXIT_OK

@@ -18,7 +18,8 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from luminaguard.core.card import DiffCard
-from luminaguard.core.risk import Risk
+from luminaguard.core.risk import Assessment, Reason, Risk
+from luminaguard.core.text import inert, inert_data
 
 ICONS = {Risk.GREEN: "🟢", Risk.YELLOW: "🟡", Risk.ORANGE: "🟠", Risk.RED: "🔴"}
 COLOURS = {Risk.GREEN: "green", Risk.YELLOW: "yellow", Risk.ORANGE: "dark_orange", Risk.RED: "red"}
@@ -41,7 +42,25 @@ CHANGE_STYLES = {
 }
 
 
+def inert_card(card: DiffCard) -> DiffCard:
+    """``card`` with every string from outside made inert (core/text.py), for showing."""
+    reasons = tuple(
+        Reason(inert(r.rule, newlines=False), inert(r.text, newlines=False))
+        for r in card.assessment.reasons
+    )
+    return DiffCard(
+        tool=inert(card.tool, newlines=False),
+        arguments=inert_data(card.arguments),
+        assessment=Assessment(card.assessment.risk, reasons),
+        kind=inert(card.kind, newlines=False),
+        effects=inert_data(card.effects) if card.effects is not None else None,
+        request=inert_data(card.request) if card.request is not None else None,
+        context=inert_data(card.context),
+    )
+
+
 def header(card: DiffCard) -> Text:
+    card = inert_card(card)
     risk = card.risk
     t = Text()
     t.append(f"{ICONS[risk]} {risk.name}", style=f"bold {COLOURS[risk]}")
@@ -60,6 +79,7 @@ def _tag(label: str, text: str) -> Text:
 
 
 def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
+    card = inert_card(card)
     parts: list[RenderableType] = []
     for reason in card.assessment.reasons:
         parts.append(Text(f"· {reason}", style=COLOURS[card.risk]))

@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from luminaguard.core.risk import Assessment
+from luminaguard.core.text import inert, inert_data
 from luminaguard.messages import ToolCall, ToolResult
 from luminaguard.protocols import Decision
 from luminaguard.ui.cards import ICONS
@@ -41,6 +42,15 @@ class TerminalReport:
         self.show_cards = show_cards
         self.color = bool(getattr(self.out, "isatty", lambda: False)())
 
+    def _say(self, text: str) -> None:
+        """Write text that holds strings from outside (a model, a tool, a file
+        name): made inert, so nothing in it can act on the terminal."""
+        self.out.write(inert(text))
+
+    def _card(self, text: str) -> None:
+        """A rendered card: inert already (ui/cards.py), its colours are ours."""
+        self.out.write("\n".join("   " + line for line in text.rstrip("\n").splitlines()) + "\n")
+
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         getattr(self, f"on_{event}", lambda d: None)(data)
         self.out.flush()
@@ -49,27 +59,27 @@ class TerminalReport:
 
     def on_model_delta(self, d: dict[str, Any]) -> None:
         if not self.streaming:
-            self.out.write("\n💭 ")
+            self._say("\n💭 ")
             self.streaming = True
-        self.out.write(d["text"])
+        self._say(d["text"])
 
     def on_model(self, d: dict[str, Any]) -> None:
         if self.streaming:  # the text is on the screen already
             self.streaming = False
-            self.out.write("\n")
+            self._say("\n")
             return
         prefix = "✔ " if d["final"] else "💭 "
-        self.out.write(f"\n{prefix}{d['content']}\n")
+        self._say(f"\n{prefix}{d['content']}\n")
 
     def on_tools_changed(self, d: dict[str, Any]) -> None:
         added = ", ".join(d["added"]) or "none"
         removed = ", ".join(d["removed"]) or "none"
-        self.out.write(f"🔄 tools changed: added {added}; removed {removed}\n")
+        self._say(f"🔄 tools changed: added {added}; removed {removed}\n")
 
     def on_tool_call(self, d: dict[str, Any]) -> None:
         call: ToolCall = d["call"]
         a: Assessment = d["assessment"]
-        self.out.write(f"{ICONS[a.risk]} {call.name}({_args(call)})  [{a.risk.label}]\n")
+        self._say(f"{ICONS[a.risk]} {call.name}({_args(call)})  [{a.risk.label}]\n")
 
     def on_decision(self, d: dict[str, Any]) -> None:
         from luminaguard.ui.cards import render_card_text
@@ -78,25 +88,23 @@ class TerminalReport:
         card = d.get("card")
         if decision.principal is None and card is not None and self.show_cards:
             text = render_card_text(card, color=self.color, output=False)
-            self.out.write(
-                "\n".join("   " + line for line in text.rstrip("\n").splitlines()) + "\n"
-            )
+            self._card(text)
         if not decision.approved:
-            self.out.write(f"   ✘ denied by {decision.by}: {decision.reason}\n")
+            self._say(f"   ✘ denied by {decision.by}: {decision.reason}\n")
         else:
-            self.out.write(f"   ✔ approved by {decision.by}: {decision.reason}\n")
+            self._say(f"   ✔ approved by {decision.by}: {decision.reason}\n")
 
     def on_mcp_server(self, d: dict[str, Any]) -> None:
         loud = "⚠ " if "NOT SANDBOXED" in d["mode"] or d.get("error") else ""
         if d.get("error"):
-            self.out.write(
+            self._say(
                 f"{loud}MCP server {d['name']} is unavailable, its tools are not offered: {d['error']}\n"
             )
             return
-        self.out.write(f"{loud}MCP server {d['name']}: {d['tools']} tool(s), {d['mode']}\n")
+        self._say(f"{loud}MCP server {d['name']}: {d['tools']} tool(s), {d['mode']}\n")
 
     def on_limited(self, d: dict[str, Any]) -> None:
-        self.out.write(f"   ⏳ {d['message']}\n")
+        self._say(f"   ⏳ {d['message']}\n")
 
     def on_tool_result(self, d: dict[str, Any]) -> None:
         result: ToolResult = d["result"]
@@ -104,18 +112,19 @@ class TerminalReport:
         if result.data.get("denied"):
             return
         if (result.is_error and "exit_code" not in result.data) or call.name == "shell":
-            self.out.write(_indent(result.output) + "\n")
+            self._say(_indent(result.output) + "\n")
         changes = result.data.get("changes")
         if changes and any(changes[k] for k in ("created", "modified", "deleted")):
             marks = [("+", "created"), ("~", "modified"), ("-", "deleted")]
             lines = [f"{m} {p}" for m, k in marks for p in changes[k]]
-            self.out.write("   changed: " + ", ".join(lines) + "\n")
+            self._say("   changed: " + ", ".join(lines) + "\n")
 
 
 def render_preview(data: dict[str, Any]) -> str:
-    """A plain-text Diff Card of a preview's JSON."""
+    """A plain-text Diff Card of a preview's JSON (every string from it made inert)."""
     from luminaguard.core.risk import Risk
 
+    data = inert_data(data)
     risk = Risk.parse(data["risk"])
     lines = [f"{ICONS[risk]} {risk.name}  $ {' '.join(data['command'])}"]
     lines += [f"   · {r}" for r in data["reasons"]]
