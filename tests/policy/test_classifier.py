@@ -145,3 +145,14 @@ def test_quoting_and_whitespace_never_lower_the_level(
 ) -> None:
     variant = requote(command, style, spaces)
     assert classify_shell(variant, ws).risk >= classify_shell(command, ws).risk, variant
+
+
+def test_a_command_too_complex_to_walk_is_red_not_a_crash() -> None:
+    for command in (
+        " && ".join(["ls"] * 2000),
+        "echo " + "$(" * 300 + "ls" + ")" * 300,
+        "eval " + repr(" && ".join(["ls"] * 2000)),
+    ):
+        a = classify_shell(command)
+        assert a.risk == Risk.RED and a.reasons[0].rule == "too-complex", a
+    assert classify_shell(" && ".join(["ls"] * 40)).risk == Risk.GREEN

@@ -290,8 +290,12 @@ class _Classifier:
         if self.depth > 4:
             self.add(Risk.RED, "too-deep", "commands nested too deeply to classify")
             return
+        root = _parser().parse(script.encode("utf-8")).root_node
+        if too_complex(root):
+            self.add(Risk.RED, "too-complex", "nested commands too complex to classify")
+            return
         inner = _Classifier(self.ws, depth=self.depth + 1)
-        inner.visit(_parser().parse(script.encode("utf-8")).root_node)
+        inner.visit(root)
         self.found.extend(inner.found)
 
     def interpreter(self, base: str, args: list[_Word], piped: bool) -> None:
@@ -689,6 +693,25 @@ def _static(node: Node) -> str | None:
     return None
 
 
+MAX_DEPTH = 150
+MAX_NODES = 50_000
+
+
+def too_complex(root: Node) -> bool:
+    """Whether the syntax tree is deeper or larger than the classifier will walk
+    (it recurses: 2,000 `&&` or 300 nested `$( )` would exhaust the stack).
+    Measured with an explicit stack, so measuring cannot overflow."""
+    stack = [(root, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_NODES:
+            return True
+        stack.extend((child, depth + 1) for child in node.children)
+    return False
+
+
 def classify_path(
     who: str, path: str, ws: WorkspaceView | None, *, reading: bool
 ) -> Assessment | None:
@@ -704,6 +727,13 @@ def classify_shell(command: str, ws: WorkspaceView | None = None) -> Assessment:
     if not command.strip():
         return Assessment.of(Risk.GREEN, "empty", "an empty command does nothing")
     tree = _parser().parse(command.encode("utf-8"))
+    if too_complex(tree.root_node):
+        return Assessment.of(
+            Risk.RED,
+            "too-complex",
+            f"the command is nested more than {MAX_DEPTH} levels deep or has more than "
+            f"{MAX_NODES} parts, too complex to classify",
+        )
     c = _Classifier(ws)
     if tree.root_node.has_error:
         c.add(
