@@ -208,6 +208,36 @@ def check_mcp() -> Check:
     return Check("mcp servers", OK, f"{names}; stdio servers run sandboxed{network}")
 
 
+def check_private_state() -> Check:
+    """The data directory holds journals, grants and tokens: only its owner may read it."""
+    import stat
+
+    from luminaguard.config import load_settings
+    from luminaguard.errors import LuminaGuardError
+
+    try:
+        data_dir = load_settings(Path.cwd()).data_dir
+    except LuminaGuardError as exc:
+        return Check("private state", WARN, f"the configuration cannot be read: {exc}")
+    if not data_dir.exists():
+        return Check("private state", OK, f"{data_dir} will be created 0700, its files 0600")
+    loose = []
+    for path in [data_dir, *data_dir.rglob("*")]:
+        if path.is_symlink() or "mcp-cache" in path.relative_to(data_dir).parts:
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            loose.append(f"{path} ({mode:o})")
+    if loose:
+        shown = ", ".join(loose[:5]) + (f" and {len(loose) - 5} more" if len(loose) > 5 else "")
+        return Check(
+            "private state",
+            WARN,
+            f"readable by others: {shown}; `chmod -R go-rwx {data_dir}` makes them private",
+        )
+    return Check("private state", OK, f"{data_dir} and everything in it are private to its owner")
+
+
 def check_kvm() -> Check:
     kvm = Path("/dev/kvm")
     if not kvm.exists():
@@ -263,6 +293,7 @@ CHECKS = (
     check_cgroups,
     check_self_test,
     check_mcp,
+    check_private_state,
     check_kvm,
     check_qemu,
     check_node,

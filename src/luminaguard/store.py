@@ -9,10 +9,27 @@ where its transactions are.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 from luminaguard.errors import AuditError
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter (created so: no window
+    in which another local user could open a file in it)."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> int:
+    """Open ``path`` to append, created 0600 in a private directory; the descriptor."""
+    private_dir(path.parent)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
 
 
 def connect(
@@ -23,7 +40,9 @@ def connect(
     ``threads``: the connection is used from more than one thread (the
     caller serialises access)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it: its -wal and -shm files take
+        # the database file's permissions.
+        os.close(private_file(path))
         db = sqlite3.connect(
             path, timeout=timeout_s, isolation_level=None, check_same_thread=not threads
         )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.errors import AuditError
+from luminaguard.store import private_file
 
 GENESIS = "0" * 64
 
@@ -45,8 +46,7 @@ class Journal:
         self.head = head
         self.seq = seq
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._file = open(private_file(path), "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise AuditError(f"cannot open journal {path}: {exc}") from exc
 

@@ -32,6 +32,7 @@ from luminaguard.errors import (
     McpServerError,
     ToolError,
 )
+from luminaguard.store import private_file
 
 if TYPE_CHECKING:
     from luminaguard.protocols import Sandbox
@@ -219,8 +220,9 @@ class McpServerHandle:
                     command = server_command(
                         self.name, self.cfg, cache=self.cache_dir, workspace=self.workspace
                     )
-                    self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                    self._log = stack.enter_context(open(self.log_path, "a", encoding="utf-8"))  # noqa: SIM115
+                    self._log = stack.enter_context(
+                        open(private_file(self.log_path), "a", encoding="utf-8")  # noqa: SIM115
+                    )
                     self._log.write(
                         f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start ({'sandboxed' if command.sandboxed else 'ON THE HOST, NOT SANDBOXED'})\n"
                     )

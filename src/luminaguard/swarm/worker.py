@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from luminaguard.errors import LeaseLost
 from luminaguard.policy.policyfile import load_policy
+from luminaguard.store import private_file
 from luminaguard.swarm import worktree
 from luminaguard.swarm.queue import Item, Queue
 
@@ -211,9 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-worktrees", action="store_true")
     args = parser.parse_args(argv)
     die_with_parent()
-    log_dir = args.repo / ".luminaguard" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{args.agent}.log", "a", encoding="utf-8") as log:
+    log_path = args.repo / ".luminaguard" / "logs" / f"{args.agent}.log"
+    with open(private_file(log_path), "a", encoding="utf-8") as log:
         worker = Worker(
             args.repo.resolve(),
             args.agent,
