@@ -40,12 +40,18 @@ def connect(
     ``threads``: the connection is used from more than one thread (the
     caller serialises access)."""
     try:
-        # Created 0600 before SQLite opens it: its -wal and -shm files take
-        # the database file's permissions.
-        os.close(private_file(path))
+        # In a private directory, so the moment before the chmod is no window.
+        # Never open and close a descriptor of a database file ourselves:
+        # closing any descriptor drops every POSIX lock this process holds
+        # on that file, other connections' included.
+        private_dir(path.parent)
+        existed = path.exists()
         db = sqlite3.connect(
             path, timeout=timeout_s, isolation_level=None, check_same_thread=not threads
         )
+        if not existed:
+            # Before the first write: the -wal and -shm files take its mode.
+            os.chmod(path, PRIVATE_FILE)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if schema:
