@@ -243,6 +243,26 @@ def test_chaos_killed_workers_and_a_killed_coordinator_lose_nothing(
     assert sum(1 for i in q.details() if i["attempts"] > 1) >= 1, (
         "the chaos never interrupted an item"
     )
+    assert workers_left(repo) == [], "a worker outlived the coordinator that started it"
+
+
+def workers_left(repo: Path, within_s: float = 10.0) -> list[int]:
+    """Pids of swarm workers for ``repo`` still alive after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while True:
+        alive = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            ours = b"luminaguard.swarm.worker" in cmdline and str(repo).encode() in cmdline
+            if ours and state != "Z":
+                alive.append(int(proc.name))
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -95,6 +95,8 @@ class Coordinator:
             self.approver,
             "--lease",
             str(self.lease_s),
+            "--parent",
+            str(os.getpid()),
         ]
         if self.policy:
             cmd += ["--policy", str(self.policy)]

@@ -31,10 +31,15 @@ IDLE_POLL_S = 0.2
 BEAT_S = 1.0
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None) -> None:
+    """Be killed when the coordinator dies. It may have died already, while
+    this interpreter started (before the request could be made): then go now,
+    rather than live on as an orphan."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 class Worker:
@@ -210,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approver", default="inbox")
     parser.add_argument("--lease", type=float, default=30.0)
     parser.add_argument("--keep-worktrees", action="store_true")
+    parser.add_argument("--parent", type=int, help="the coordinator's pid")
     args = parser.parse_args(argv)
-    die_with_parent()
+    die_with_parent(args.parent)
     log_path = args.repo / ".luminaguard" / "logs" / f"{args.agent}.log"
     with open(private_file(log_path), "a", encoding="utf-8") as log:
         worker = Worker(
