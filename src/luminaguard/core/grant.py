@@ -24,7 +24,13 @@ class Grant:
     until: float
     """Expiry, seconds since the epoch."""
     pattern: str | None = None
-    """fnmatch pattern on the command (shell) or path (file tools)."""
+    """fnmatch pattern on the path (file tools), or on *each* simple command of
+    a shell script: ``pytest*`` covers ``pytest -q`` but not ``pytest -q; rm -rf src``."""
+    exact: str | None = None
+    """The whole command or path, exactly (what a person grants at the prompt)."""
+    rules: tuple[str, ...] = ()
+    """The reasons it was granted for (rule ids); a card with another reason is
+    not covered (a grant for a host never covers dynamic code). Empty: any."""
     workspace: str | None = None
     hosts: tuple[str, ...] = ()
     """Network hosts the granted action may reach (none when empty)."""
@@ -39,8 +45,17 @@ class Grant:
         return str(args.get("command") or args.get("path") or "")
 
     def covers(
-        self, card: DiffCard, *, workspace: str, run_id: str, now: float | None = None
+        self,
+        card: DiffCard,
+        *,
+        workspace: str,
+        run_id: str,
+        now: float | None = None,
+        commands: list[str] | None = None,
     ) -> bool:
+        """Whether this grant answers ``card``. For a shell pattern, ``commands``
+        are the simple commands of the card's script (None: it could not be
+        parsed, so no pattern covers it)."""
         now = time.time() if now is None else now
         if now >= self.until:
             return False
@@ -52,38 +67,72 @@ class Grant:
             return False
         if self.workspace is not None and self.workspace != workspace:
             return False
-        if self.pattern is not None and not fnmatch.fnmatchcase(self.subject(card), self.pattern):
+        if self.exact is not None and self.subject(card) != self.exact:
             return False
+        if self.pattern is not None and not self._matches(card, commands):
+            return False
+        if self.rules and not {r.rule for r in card.assessment.reasons} <= set(self.rules):
+            return False
+        if (card.effects or {}).get("rerun"):
+            return False  # it will run again for real: never answered in advance
         network = (card.effects or {}).get("network") or []
         hosts = {str(a.get("host")) for a in network if a.get("host")}
         if any(a.get("suspected") for a in network):
             return False
         return hosts <= set(self.hosts)
 
+    def _matches(self, card: DiffCard, commands: list[str] | None) -> bool:
+        assert self.pattern is not None
+        if card.tool != "shell":
+            return fnmatch.fnmatchcase(self.subject(card), self.pattern)
+        return bool(commands) and all(fnmatch.fnmatchcase(c, self.pattern) for c in commands or ())
+
+    def scope_text(self) -> str:
+        """What it covers, in words (shown before it is made)."""
+        if self.exact is not None:
+            what = f"exactly `{self.exact}`"
+        elif self.pattern is not None:
+            what = f"`{self.pattern}`"
+        else:
+            what = "any call"
+        return f"{self.tool} {what}, up to {self.max_risk.label}"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["max_risk"] = self.max_risk.label
         d["hosts"] = list(self.hosts)
+        d["rules"] = list(self.rules)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Grant:
         return cls(
-            **{**d, "max_risk": Risk.parse(d["max_risk"]), "hosts": tuple(d.get("hosts", ()))}
+            **{
+                **d,
+                "max_risk": Risk.parse(d["max_risk"]),
+                "hosts": tuple(d.get("hosts", ())),
+                "rules": tuple(d.get("rules", ())),
+            }
         )
 
 
 def new_grant(
     card: DiffCard, hours: float, pattern: str | None = None, now: float | None = None
 ) -> Grant:
-    """A grant covering actions like ``card`` (same tool, pattern, level and hosts) for ``hours``."""
+    """A grant covering ``card`` again for ``hours``: the same tool, level, hosts
+    and reasons, and exactly the same command or path (or ``pattern``, which the
+    person saw and confirmed)."""
     now = time.time() if now is None else now
     network = (card.effects or {}).get("network") or []
+    args = card.arguments if isinstance(card.arguments, dict) else {}
+    subject = str(args.get("command") or args.get("path") or "")
     return Grant(
         tool=card.tool,
         max_risk=card.risk,
         until=now + hours * 3600,
         pattern=pattern,
+        exact=None if pattern is not None else subject,
+        rules=tuple(sorted({r.rule for r in card.assessment.reasons})),
         hosts=tuple(sorted({str(a["host"]) for a in network if a.get("host")})),
         reason=f"granted for {hours:g} h",
     )

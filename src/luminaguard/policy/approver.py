@@ -15,6 +15,7 @@ from typing import Any, Protocol, TextIO
 
 from luminaguard.core.card import DiffCard
 from luminaguard.core.grant import new_grant
+from luminaguard.core.risk import Risk
 from luminaguard.errors import UsageError
 from luminaguard.policy.permissions import local_user
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
@@ -76,6 +77,11 @@ class TerminalApprover:
             self.render(request.card, color=out.isatty() if hasattr(out, "isatty") else False)
         )
         who = self.principal
+        card = request.card
+        if not (card.effects or {}).get("rerun"):
+            # Said before it is made: what `g` would answer without asking.
+            lasts = "this run" if card.risk >= Risk.ORANGE else f"{self.grant_hours:g} h"
+            out.write(f"[g] grants {new_grant(card, self.grant_hours).scope_text()}, for {lasts}\n")
         while True:
             out.write(
                 f"Approve? [y]es / [g]rant for {self.grant_hours:g} h / [n]o / [q]uit the run: "

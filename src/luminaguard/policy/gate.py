@@ -65,12 +65,18 @@ def make_card(
     )
 
 
-def by_policy(policy: Policy, level: Risk, grant: Grant | None) -> Decision | None:
-    """The decision the policy's levels or a matching grant make; None: ask."""
+def by_policy(
+    policy: Policy, level: Risk, grant: Grant | None, *, rerun: bool = False
+) -> Decision | None:
+    """The decision the policy's levels or a matching grant make; None: ask.
+    An action that will run again for real (``rerun``: its preview could not do
+    its work) is never approved without asking."""
     who = f"policy ({policy.source})"
     if level in policy.deny:
         stop = policy.on_denial == "stop"
         return Decision(False, who, f"{level.label} actions are denied by the policy", stop)
+    if rerun:
+        return None
     if level in policy.auto_approve:
         return Decision(True, who, f"{level.label} actions run without asking")
     if grant is not None:
@@ -109,7 +115,11 @@ def settle(
     grant = None
     if decision.approved and decision.grant is not None:
         grant = decision.grant
-        if level == Risk.RED and not policy.red_grants_outlive_run:
+        outlives = {
+            Risk.ORANGE: policy.orange_grants_outlive_run,
+            Risk.RED: policy.red_grants_outlive_run,
+        }
+        if not outlives.get(level, True):
             grant = replace(grant, run_id=run_id)
         grant = replace(grant, created_by=decision.by, workspace=grant.workspace or workspace)
         decision = replace(decision, grant=grant)
@@ -234,7 +244,8 @@ class ApprovalManager:
         grant = None
         if level not in self.policy.deny and level not in self.policy.auto_approve:
             grant = self.grants.match(card, workspace=self.ctx.workspace, run_id=self.ctx.run_id)
-        decided = by_policy(self.policy, level, grant)
+        rerun = bool((card.effects or {}).get("rerun"))
+        decided = by_policy(self.policy, level, grant, rerun=rerun)
         if decided is not None:
             return decided
         answer = await self.approver.decide(ApprovalRequest(call, card))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from luminaguard.core.card import DiffCard
 from luminaguard.core.grant import Grant
+from luminaguard.policy.shell import simple_commands
 from luminaguard.store import connect
 
 GRANTS_SCHEMA = "CREATE TABLE IF NOT EXISTS grants (id TEXT PRIMARY KEY, until REAL NOT NULL, body TEXT NOT NULL)"
@@ -39,11 +40,13 @@ class GrantStore:
 
     def match(self, card: DiffCard, *, workspace: str, run_id: str) -> Grant | None:
         now = time.time()
+        args = card.arguments if isinstance(card.arguments, dict) else {}
+        commands = simple_commands(str(args.get("command", ""))) if card.tool == "shell" else None
         return next(
             (
                 g
                 for g in self.active(now)
-                if g.covers(card, workspace=workspace, run_id=run_id, now=now)
+                if g.covers(card, workspace=workspace, run_id=run_id, now=now, commands=commands)
             ),
             None,
         )

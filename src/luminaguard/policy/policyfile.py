@@ -110,6 +110,9 @@ class Policy(BaseModel):
     red_grants_outlive_run: bool = False
     """Whether a RED grant made during a run may outlive that run."""
 
+    orange_grants_outlive_run: bool = False
+    """Whether an ORANGE grant made during a run may outlive that run."""
+
     open_world_read: Risk = Risk.RED
     """Level of reads that leave the machine (read-only, open-world MCP tools)."""
 

@@ -712,6 +712,23 @@ def too_complex(root: Node) -> bool:
     return False
 
 
+def simple_commands(command: str) -> list[str] | None:
+    """The text of every simple command in ``command``, those inside command
+    substitutions included; None when it cannot be parsed (or is too complex),
+    so that nothing is taken to match it."""
+    tree = _parser().parse(command.encode("utf-8"))
+    if tree.root_node.has_error or too_complex(tree.root_node):
+        return None
+    found: list[str] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "command":
+            found.append((node.text or b"").decode("utf-8", "replace"))
+        stack.extend(reversed(node.children))
+    return found
+
+
 def classify_path(
     who: str, path: str, ws: WorkspaceView | None, *, reading: bool
 ) -> Assessment | None:

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from luminaguard.core.card import effects_excerpt
 from luminaguard.core.effects import unified_diff
-from luminaguard.core.risk import Assessment, Risk
+from luminaguard.core.risk import Assessment, Risk, strictest
 from luminaguard.errors import CommitConflict, ToolArgumentError, ToolError
 from luminaguard.messages import ToolCall, ToolResult, ToolSpec
 from luminaguard.policy.classify import classify_action
@@ -29,6 +29,10 @@ from luminaguard.sandbox.workspace import Workspace
 from luminaguard.tools.base import Tool, tool
 
 READ_LIMIT = 200_000
+RERUN = (
+    "it needs the network, which a preview does not have: approved, it runs AGAIN, "
+    "for real, and what it changes may differ from this card"
+)
 SEARCH_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".luminaguard"}
 
 
@@ -228,11 +232,18 @@ class BuiltinTools:
             return Prepared(call, "read")
         argv = ["/bin/bash", "-c", args["command"]]
         preview = await self.ctx.sandbox.preview(argv, timeout_s=args.get("timeout_s"))
+        effects = effects_excerpt(preview.to_dict())
+        observed = classify_effects(preview.effects, timed_out=preview.result.timed_out)
+        if preview.effects.network and NetworkMode.parse(self.ctx.sandbox.network).kind != "none":
+            # The preview had no network, so it could not do its work: approved,
+            # it runs again for real, and may do other things than shown.
+            effects["rerun"] = True
+            observed = strictest([observed, Assessment.of(Risk.RED, "rerun", RERUN)])
         return Prepared(
             call,
             "command",
-            effects=effects_excerpt(preview.to_dict()),
-            effect_assessment=classify_effects(preview.effects, timed_out=preview.result.timed_out),
+            effects=effects,
+            effect_assessment=observed,
             preview=preview.handle,
             result=preview.result,
         )
@@ -247,9 +258,7 @@ class BuiltinTools:
         sandbox = self.ctx.sandbox
         assert prepared.preview is not None and prepared.result is not None
         effects = prepared.effects or {}
-        if effects.get("network") and NetworkMode.parse(sandbox.network).kind != "none":
-            # The preview had no network; with a network the person allowed,
-            # the command has to run for real to do its work.
+        if effects.get("rerun"):
             sandbox.discard(prepared.preview)
             args = self._tool(call).parse(call.arguments).model_dump()
             before = snapshot.snapshot(self.ctx.ws.root)

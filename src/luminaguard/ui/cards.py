@@ -81,6 +81,14 @@ def _tag(label: str, text: str) -> Text:
 def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
     card = inert_card(card)
     parts: list[RenderableType] = []
+    if (card.effects or {}).get("rerun"):
+        parts.append(
+            Text(
+                "⚠ NOT PREVIEWED FAITHFULLY: it needs the network, so if approved it runs AGAIN, "
+                "for real, and what it changes may differ from what is shown here",
+                style="bold red",
+            )
+        )
     for reason in card.assessment.reasons:
         parts.append(Text(f"· {reason}", style=COLOURS[card.risk]))
     args = card.arguments if isinstance(card.arguments, dict) else {}
