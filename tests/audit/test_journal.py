@@ -103,9 +103,57 @@ def test_a_fully_rewritten_chain_is_caught_against_the_index_head(data_dir: Path
         forged.append(json.dumps(rec))
     rewrite(path, forged)
     problems = check(path, row)
-    assert problems == [
+    assert (
         "the last record is not the one the index recorded (journal replaced or rewritten)"
-    ]
+        in problems
+    )
+    # The hashes were recomputed, the signatures could not be.
+    assert "line 1: its signature does not match (record 0 was forged)" in problems
+
+
+def test_a_journal_rewritten_end_to_end_with_its_index_fails_on_its_signatures(
+    data_dir: Path,
+) -> None:
+    import sqlite3
+
+    path, row = make_run(data_dir)
+    forged, prev = [], GENESIS
+    for line in lines(path):
+        rec = json.loads(line)
+        rec["data"] = {"forged": True}
+        rec["prev"] = prev
+        rec.pop("sig", None)
+        rec["hash"] = record_hash(rec)
+        prev = rec["hash"]
+        forged.append(json.dumps(rec))
+    rewrite(path, forged)
+    db = sqlite3.connect(data_dir / "index.db")
+    db.execute("UPDATE runs SET head = ?, records = ? WHERE id = ?", (prev, len(forged), row["id"]))
+    db.commit()
+    db.close()
+    problems = check(path, {"records": len(forged), "head": prev})
+    assert problems and all("not signed" in p for p in problems), problems
+
+
+def test_a_journal_signed_with_another_key_fails(data_dir: Path, tmp_path: Path) -> None:
+    from luminaguard.audit.signing import Signer
+
+    path, row = make_run(data_dir)
+    other = Signer(b"\x01" * 32)
+    forged, prev = [], GENESIS
+    for n, line in enumerate(lines(path)):
+        rec = json.loads(line)
+        rec["data"] = {"forged": True}
+        rec["prev"] = prev
+        if n == 0:
+            rec["key"] = other.public
+        rec["hash"] = record_hash(rec)
+        rec["sig"] = other.sign(rec["hash"])
+        prev = rec["hash"]
+        forged.append(json.dumps(rec))
+    rewrite(path, forged)
+    problems = check(path, {"records": len(forged), "head": prev})
+    assert problems and all("not this user's key" in p for p in problems), problems
 
 
 def test_a_line_that_is_not_json_is_caught(data_dir: Path) -> None:
@@ -151,3 +199,29 @@ def test_many_processes_can_create_the_index_at_once(tmp_path: Path) -> None:
     for p in procs:
         p.join(timeout=60)
     assert [p.exitcode for p in procs] == [0] * 8
+
+
+def test_heads_are_exported_to_a_witness_file(data_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path, row = make_run(data_dir)
+    witness = tmp_path / "witness.jsonl"
+    r = subprocess.run(
+        [sys.executable, "-m", "luminaguard", "audit", "export", "--to", str(witness)],
+        capture_output=True, encoding="utf-8", timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [line] = witness.read_text().splitlines()
+    head = json.loads(line)
+    assert head["head"] == row["head"] and head["records"] == row["records"] and head["key"]
+
+
+def test_the_journal_key_is_private_to_its_owner(data_dir: Path) -> None:
+    import stat
+
+    from luminaguard.audit.signing import key_path
+
+    make_run(data_dir)
+    assert stat.S_IMODE(key_path().stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_path().parent.stat().st_mode) == 0o700

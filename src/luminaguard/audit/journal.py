@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from luminaguard.audit.signing import Signer, fingerprint, signed_by, user_public_key
 from luminaguard.errors import AuditError
 from luminaguard.store import private_file
 
@@ -29,7 +30,7 @@ GENESIS = "0" * 64
 
 
 def record_hash(record: dict[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
+    body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -41,10 +42,13 @@ def now_iso() -> str:
 class Journal:
     """The writer of one run's journal."""
 
-    def __init__(self, path: Path, *, head: str = GENESIS, seq: int = 0) -> None:
+    def __init__(
+        self, path: Path, *, head: str = GENESIS, seq: int = 0, signer: Signer | None = None
+    ) -> None:
         self.path = path
         self.head = head
         self.seq = seq
+        self.signer = signer
         try:
             self._file = open(private_file(path), "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as exc:
@@ -58,7 +62,11 @@ class Journal:
             "data": data,
             "prev": self.head,
         }
+        if self.signer is not None and self.seq == 0:
+            record["key"] = self.signer.public  # covered by the hash
         record["hash"] = record_hash(record)
+        if self.signer is not None:
+            record["sig"] = self.signer.sign(record["hash"])
         line = json.dumps(record, ensure_ascii=False, default=str)
         try:
             self._file.write(line + "\n")
@@ -85,6 +93,26 @@ class Problem:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
+def _signature(n: int, rec: dict[str, Any], key: str | None, trusted: str | None) -> list[Problem]:
+    sig = rec.get("sig")
+    if not isinstance(sig, str):
+        return [Problem(n, "not signed (forged, or written before journals were signed)")]
+    if key is None:
+        return [Problem(n, "the journal names no signing key in its first record")]
+    if trusted is None:
+        return [Problem(n, "there is no journal key here to check its signature against")]
+    if key != trusted:
+        return [
+            Problem(
+                n,
+                f"signed with key {fingerprint(key)}, not this user's key {fingerprint(trusted)} (written elsewhere, or forged)",
+            )
+        ]
+    if not signed_by(key, str(rec["hash"]), sig):
+        return [Problem(n, f"its signature does not match (record {rec['seq']} was forged)")]
+    return []
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of a journal, for display. Lines that are not records are skipped."""
     out = []
@@ -108,19 +136,27 @@ def _lines(path: Path) -> list[str]:
 
 
 def verify(
-    path: Path, expected_records: int | None = None, expected_head: str | None = None
+    path: Path,
+    expected_records: int | None = None,
+    expected_head: str | None = None,
+    *,
+    public_key: str | None = None,
 ) -> list[Problem]:
     """Every problem in the chain of ``path``; empty when it is intact.
 
     ``expected_records`` and ``expected_head`` come from the run index and catch
-    a journal whose last records were cut off.
+    a journal whose last records were cut off. Every record must be signed
+    with ``public_key`` (default: this user's journal key), which catches a
+    journal rewritten end to end with recomputed hashes, index and all.
     """
+    trusted = public_key or user_public_key()
     try:
         lines = _lines(path)
     except AuditError as exc:
         return [Problem(0, str(exc))]
     problems: list[Problem] = []
     prev = GENESIS
+    signer: object = None
     for n, line in enumerate(lines, 1):
         try:
             rec = json.loads(line)
@@ -153,6 +189,9 @@ def verify(
             problems.append(
                 Problem(n, f"content does not match its hash (record {rec['seq']} was edited)")
             )
+        if n == 1:
+            signer = rec.get("key")
+        problems += _signature(n, rec, signer if isinstance(signer, str) else None, trusted)
         prev = rec["hash"]
     if expected_records is not None and expected_records != len(lines):
         problems.append(

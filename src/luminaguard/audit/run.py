@@ -9,6 +9,7 @@ from typing import Any
 
 from luminaguard.audit.index import RunIndex
 from luminaguard.audit.journal import Journal, now_iso, read_records, verify
+from luminaguard.audit.signing import Signer
 from luminaguard.errors import AuditError, UsageError
 
 
@@ -29,11 +30,13 @@ class RunRecorder:
             self.run_id: str = str(row["id"])
             self.path = Path(row["path"])
             records = read_records(self.path)
-            self.journal = Journal(self.path, head=records[-1]["hash"], seq=len(records))
+            self.journal = Journal(
+                self.path, head=records[-1]["hash"], seq=len(records), signer=Signer.for_user()
+            )
             return
         self.run_id = new_run_id()
         self.path = data_dir / "runs" / f"{self.run_id}.jsonl"
-        self.journal = Journal(self.path)
+        self.journal = Journal(self.path, signer=Signer.for_user())
         started = now_iso()
         self.index.add(
             self.run_id,

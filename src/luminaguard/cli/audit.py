@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ def add_audit(sub: Any) -> None:
     averify = asub.add_parser("verify", help="check the hash chain of one run, or of every run")
     averify.add_argument("run", nargs="?", help="run id (default: every run)")
     averify.add_argument("--json", action="store_true")
+    aexport = asub.add_parser(
+        "export", help="send every run's head (records, last hash, key) to an outside witness"
+    )
+    aexport.add_argument(
+        "--to",
+        default="-",
+        help="a file to append JSON lines to, `syslog`, or - for standard output (default)",
+    )
     audit.set_defaults(handler=cmd_audit)
 
 
@@ -40,6 +49,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     settings = load_settings(Path.cwd())
     index = RunIndex(settings.data_dir / "index.db")
+    if args.audit_command == "export":
+        return _export(index.list(), args.to)
     if args.audit_command == "list":
         runs = index.list()
         if args.json:
@@ -86,6 +97,46 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if not results:
             say("no runs to verify")
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
+
+
+def _export(runs: list[dict[str, Any]], to: str) -> int:
+    """Heads to a witness outside the data directory: whoever later rewrites a
+    journal (and the index) cannot rewrite what the witness already holds."""
+    import time
+
+    from luminaguard.audit.signing import fingerprint, user_public_key
+
+    key = user_public_key()
+    lines = [
+        json.dumps(
+            {
+                "run": r["id"],
+                "records": r["records"],
+                "head": r["head"],
+                "outcome": r["outcome"],
+                "key": fingerprint(key) if key else None,
+                "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+        for r in runs
+    ]
+    if to == "syslog":
+        import syslog
+
+        syslog.openlog("luminaguard", 0, syslog.LOG_USER)
+        for line in lines:
+            syslog.syslog(syslog.LOG_NOTICE, line)
+    elif to == "-":
+        for line in lines:
+            print(line)
+    else:
+        try:
+            with open(to, "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
+        except OSError as exc:
+            raise UsageError(f"cannot append to {to}: {exc.strerror}") from None
+    print(f"luminaguard: exported {len(lines)} run head(s) to {to}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _get_run(index: Any, run_id: str) -> dict[str, Any]:
