@@ -137,7 +137,7 @@ class Worker:
                 outcome, message, run_id = run.result()
                 if outcome == "finished":
                     commit = worktree.commit(
-                        path, f"{item.task}\n\nLuminaGuard run {run_id} (item {item.id})"
+                        self.repo, path, f"{item.task}\n\nLuminaGuard run {run_id} (item {item.id})"
                     )
                     self.queue.complete(
                         item.id,

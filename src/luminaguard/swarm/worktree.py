@@ -1,4 +1,13 @@
-"""A git worktree per work item, on a branch `lg/<item>` from the base branch."""
+"""A git worktree per work item, on a branch `lg/<item>` from the base branch.
+
+The worktree is the agent's workspace, so everything in it is untrusted: its
+`.git` link, `.gitattributes`, anything an agent wrote. Git on the host never
+takes a hint from it: every call runs with hooks off and every config-driven
+program disabled (``HARDENED``), and the commit runs with the git dir and
+work tree the host chose, after checking that the worktree's `.git` link is
+still the one git made (an agent could point it at a git dir of its own,
+whose config names a program to run).
+"""
 
 from __future__ import annotations
 
@@ -19,14 +28,31 @@ GIT_ENV = {
 }
 
 
-def git(repo: Path, *args: str, check: bool = True) -> str:
+# Every config-driven way git runs a program, off; hooks off.
+HARDENED = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.untrackedCache=false",
+    "-c", "core.pager=cat",
+    "-c", "diff.external=",
+    "-c", "commit.gpgSign=false",
+    "-c", "tag.gpgSign=false",
+    "-c", "core.sshCommand=false",
+    "-c", "credential.helper=",
+    "-c", "protocol.allow=never",
+)  # fmt: skip
+
+
+def git(repo: Path, *args: str, check: bool = True, at: tuple[str, ...] | None = None) -> str:
+    """Run git on ``repo`` (or with the explicit ``at`` arguments: git dir and work tree)."""
     import os
 
+    where = list(at) if at is not None else ["-C", str(repo)]
     out = subprocess.run(
-        ["git", "-C", str(repo), *args],
+        ["git", *HARDENED, *where, *args],
         capture_output=True,
         encoding="utf-8",
-        env={**os.environ, **GIT_ENV},
+        env={**os.environ, **GIT_ENV, "GIT_TERMINAL_PROMPT": "0"},
         timeout=120,
         check=False,
     )
@@ -103,13 +129,44 @@ def create(repo: Path, item_id: str, branch: str, base: str) -> Path:
     return path
 
 
-def commit(path: Path, message: str) -> str | None:
-    """Commit everything the run changed on the worktree's branch; the commit id, or None."""
-    git(path, "add", "-A")
-    if git(path, "status", "--porcelain") == "":
+def admin_dir(repo: Path, path: Path) -> Path:
+    """The git dir that git made for the worktree at ``path`` (in the
+    repository's own git dir, which no agent can write)."""
+    base = git_common_dir(repo) / "worktrees"
+    want = str(path / ".git")
+    for candidate in sorted(base.iterdir()) if base.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if (candidate / "gitdir").read_text(encoding="utf-8").strip() == want:
+                return candidate
+    raise GitError(f"{path} is not a worktree of {repo}")
+
+
+def commit(repo: Path, path: Path, message: str) -> str | None:
+    """Commit everything the run changed on the worktree's branch; the commit id, or None.
+
+    Refuses (nothing committed) when the worktree's `.git` is not the link git
+    made: an agent may have pointed it at a git dir of its own."""
+    admin = admin_dir(repo, path)
+    link = path / ".git"
+    try:
+        intact = (
+            link.is_file()
+            and not link.is_symlink()
+            and (link.read_text(encoding="utf-8").strip() == f"gitdir: {admin}")
+        )
+    except OSError:
+        intact = False
+    if not intact:
+        raise GitError(
+            f"the worktree's .git at {link} is not the link LuminaGuard made (changed by the "
+            "agent?); nothing was committed"
+        )
+    at = (f"--git-dir={admin}", f"--work-tree={path}")
+    git(repo, "add", "-A", at=at)
+    if git(repo, "status", "--porcelain", at=at) == "":
         return None
-    git(path, "commit", "-q", "-m", message)
-    return git(path, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--no-verify", "-m", message, at=at)
+    return git(repo, "rev-parse", "HEAD", at=at)
 
 
 def remove(repo: Path, path: Path) -> None:
