@@ -427,6 +427,7 @@ trusted = true
 command = "npx"
 args = ["-y", "@modelcontextprotocol/server-memory"]
 env = {{ MEMORY_FILE_PATH = "/workspace/memory.jsonl" }}
+workspace = "write"
 """
     )
     return workspace

@@ -194,6 +194,10 @@ class McpServer(_Section):
     """Run a stdio server inside the sandbox (default) or, when false, on the host."""
     network: str = "none"
     """Network mode of a sandboxed stdio server."""
+    workspace: Literal["read", "write"] = "read"
+    """What a sandboxed stdio server may do to the workspace: `read` (default; it
+    never writes behind the Approval Cliff's back, nor races a commit) or
+    `write` (the user's explicit choice: doctor and the run say so, loudly)."""
     oauth: McpOAuth = Field(default_factory=McpOAuth)
     """Authorization for an HTTP server."""
     sampling: bool = False

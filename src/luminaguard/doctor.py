@@ -186,6 +186,7 @@ def check_mcp() -> Check:
             "mcp servers", OK, "none configured here ([mcp.servers.NAME] in luminaguard.toml)"
         )
     host = [n for n, c in servers.items() if c.command and not c.sandbox]
+    writers = [n for n, c in servers.items() if c.command and c.sandbox and c.workspace == "write"]
     open_net = [n for n, c in servers.items() if c.command and c.sandbox and c.network == "host"]
     allowed = [
         f"{n} ({c.network})"
@@ -194,8 +195,10 @@ def check_mcp() -> Check:
     ]
     names = ", ".join(sorted(servers))
     network = f"; network allow-lists: {', '.join(allowed)}" if allowed else ""
-    if host or open_net:
+    if host or open_net or writers:
         loud = []
+        if writers:
+            loud.append(f"CAN WRITE THE WORKSPACE: {', '.join(writers)} (workspace = write)")
         if host:
             loud.append(
                 f"RUNNING ON THE HOST WITHOUT A SANDBOX: {', '.join(host)} (sandbox = false)"
@@ -205,7 +208,9 @@ def check_mcp() -> Check:
                 f"sandboxed WITH THE HOST'S NETWORK: {', '.join(open_net)} (network = host)"
             )
         return Check("mcp servers", WARN, f"{names}; {'; '.join(loud)}{network}")
-    return Check("mcp servers", OK, f"{names}; stdio servers run sandboxed{network}")
+    return Check(
+        "mcp servers", OK, f"{names}; stdio servers run sandboxed, workspace read-only{network}"
+    )
 
 
 def check_private_state() -> Check:

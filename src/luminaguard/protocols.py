@@ -189,6 +189,8 @@ class ProcessSpec:
     """Host paths the program needs (its interpreter, packages), visible read-only at the same path."""
     network: str = "none"
     """`none`, `allow:HOST[,HOST...]` or `host`."""
+    writable: bool = False
+    """Whether it may write the workspace (read-only by default)."""
 
 
 NetworkNotice = Callable[[dict[str, object]], None]

@@ -138,7 +138,7 @@ def test_a_journal_rewritten_end_to_end_with_its_index_fails_on_its_signatures(
 def test_a_journal_signed_with_another_key_fails(data_dir: Path, tmp_path: Path) -> None:
     from luminaguard.audit.signing import Signer
 
-    path, row = make_run(data_dir)
+    path, _row = make_run(data_dir)
     other = Signer(b"\x01" * 32)
     forged, prev = [], GENESIS
     for n, line in enumerate(lines(path)):
@@ -205,7 +205,7 @@ def test_heads_are_exported_to_a_witness_file(data_dir: Path, tmp_path: Path) ->
     import subprocess
     import sys
 
-    path, row = make_run(data_dir)
+    _path, row = make_run(data_dir)
     witness = tmp_path / "witness.jsonl"
     r = subprocess.run(
         [sys.executable, "-m", "luminaguard", "audit", "export", "--to", str(witness)],

@@ -231,6 +231,7 @@ def test_memory_server_keeps_its_data_file_in_the_workspace(
         command="npx",
         args=["-y", "@modelcontextprotocol/server-memory"],
         env={"MEMORY_FILE_PATH": "/workspace/memory.jsonl"},
+        workspace="write",
     )
 
     async def scenario() -> str:
@@ -260,7 +261,9 @@ def test_filesystem_server_reaches_only_the_workspace(
     secret = tmp_path / "outside.txt"
     secret.write_text("TOP-SECRET-CONTENT")
     cfg = McpServer(
-        command="npx", args=["-y", "@modelcontextprotocol/server-filesystem", "/workspace"]
+        command="npx",
+        args=["-y", "@modelcontextprotocol/server-filesystem", "/workspace"],
+        workspace="write",
     )
 
     async def scenario() -> tuple[str, bool, str]:

@@ -221,7 +221,7 @@ class Session:
         for source in self.mcp:
             server = source.server
             note = (
-                "sandboxed"
+                ("sandboxed, CAN WRITE THE WORKSPACE" if server.writes else "sandboxed, read-only")
                 if server.sandboxed
                 else ("over HTTP" if server.cfg.url else "ON THE HOST, NOT SANDBOXED")
             )

@@ -101,6 +101,9 @@ class McpServerHandle:
         self.result_limit = result_limit
         self.session: Any = None
         self.sandboxed = bool(cfg.command) and cfg.sandbox
+        # Whether it can change the workspace: on the host it can; sandboxed
+        # only when the config says `workspace = "write"`.
+        self.writes = bool(cfg.command) and (not cfg.sandbox or cfg.workspace == "write")
         # For an HTTP server: `auto` until a transport has worked, then that one.
         self.transport = cfg.transport if cfg.url else "stdio"
         self._runner: asyncio.Task[None] | None = None

@@ -10,8 +10,9 @@ The sandbox has no network, so such a package is resolved and installed
 (`<data_dir>/mcp-cache/npm/<package>`), and started from there with `node`,
 the cache mounted read-only. Everything else about the sandbox is the same as
 for tool calls, whichever backend is configured: namespaces, seccomp, no capabilities, limits, a clean
-environment (plus the server's own `env`), the workspace as the only writable
-directory.
+environment (plus the server's own `env`), and the workspace read-only unless
+the config says `workspace = "write"`: a server never changes files behind the
+Approval Cliff's back, nor races a commit.
 
 `uvx PACKAGE` (or `uvx --from SPEC COMMAND`, with `--with` extras) is
 resolved the same way: a virtual environment per requirement set in
@@ -242,7 +243,13 @@ def server_command(name: str, cfg: McpServer, *, cache: Path, workspace: Path) -
             f"mcp.servers.{name}.network: use none, allow:HOST[,HOST...] or host for a server"
         )
     program, paths = host_paths(name, argv, binds, workspace)
-    spec = ProcessSpec([program, *argv[1:]], dict(cfg.env), tuple(paths), str(network))
+    spec = ProcessSpec(
+        [program, *argv[1:]],
+        dict(cfg.env),
+        tuple(paths),
+        str(network),
+        writable=cfg.workspace == "write",
+    )
     return ServerCommand(spec)
 
 

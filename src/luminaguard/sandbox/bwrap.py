@@ -177,7 +177,8 @@ class BwrapSandbox:
         self, spec: ProcessSpec, *, on_network: NetworkNotice | None = None
     ) -> AsyncIterator[ProcessLaunch]:
         """A long-lived process (an MCP server) in a sandbox of its own: the
-        workspace read-write, ``spec.ro_paths`` read-only at their own paths,
+        workspace read-only (read-write only with ``spec.writable``),
+        ``spec.ro_paths`` read-only at their own paths,
         the network per ``spec.network`` (an allow-list runs the egress proxy
         for the process's lifetime)."""
         try:
@@ -192,7 +193,7 @@ class BwrapSandbox:
             env = {"NODE_USE_ENV_PROXY": "1", **env}
         layout = replace(
             self.layout,
-            workspace_mode="rw",
+            workspace_mode="rw" if spec.writable else "ro",
             network=mode,
             ro_binds=tuple((p, p) for p in dict.fromkeys(spec.ro_paths)),
             env=tuple(env.items()),

@@ -89,8 +89,14 @@ class McpTools:
         trusted = self.server.cfg.trusted
         if call.name in self.resource_tools:
             cfg = self.server.cfg
-            if trusted or (self.server.sandboxed and cfg.network == "none"):
-                why = "a trusted server" if trusted else "a sandboxed server without network"
+            if trusted or (
+                self.server.sandboxed and cfg.network == "none" and not self.server.writes
+            ):
+                why = (
+                    "a trusted server"
+                    if trusted
+                    else "a sandboxed server without network that cannot write"
+                )
                 return Assessment.of(
                     Risk.GREEN, "mcp-resource-read", f"{call.name} only reads, from {why}"
                 )

@@ -1,0 +1,3 @@
+from tests.mcp.conftest import mcp_cache
+
+__all__ = ["mcp_cache"]
