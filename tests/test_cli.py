@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from luminaguard import __version__
-from tests.conftest import LUMINAGUARD, write_playbook
+from tests.conftest import LUMINAGUARD, trust_config, write_playbook
 
 
 def lg(
@@ -269,6 +269,7 @@ def test_classify_trusts_annotations_of_servers_marked_trusted(workspace: Path) 
     (workspace / "luminaguard.toml").write_text(
         '[mcp.servers.github]\nurl = "http://127.0.0.1:9/mcp"\ntrusted = true\n'
     )
+    trust_config(workspace)
     line = {
         "tool": "mcp:github/list_issues",
         "args": {},
@@ -430,6 +431,7 @@ env = {{ MEMORY_FILE_PATH = "/workspace/memory.jsonl" }}
 workspace = "write"
 """
     )
+    trust_config(workspace)
     return workspace
 
 
@@ -513,6 +515,7 @@ def test_a_broken_mcp_server_does_not_sink_the_run(workspace: Path, tmp_path: Pa
     (workspace / "luminaguard.toml").write_text(
         '[mcp.servers.broken]\ncommand = "/usr/bin/python3"\nargs = ["-c", "import sys; sys.exit(3)"]\n'
     )
+    trust_config(workspace)
     pb = write_playbook(
         tmp_path / "p.json",
         [{"tool_calls": [{"name": "list_dir", "arguments": {}}]}, {"content": "done"}],
@@ -529,6 +532,7 @@ def test_a_tool_the_server_adds_mid_run_is_offered_and_recorded(
     (workspace / "luminaguard.toml").write_text(
         f'[mcp.servers.chg]\ncommand = "{sys.executable}"\nargs = ["{server}"]\ntrusted = true\n'
     )
+    trust_config(workspace)
     pb = write_playbook(
         tmp_path / "p.json",
         [
@@ -551,6 +555,7 @@ def test_a_servers_sampling_request_goes_through_the_cliff_to_the_runs_model(
 ) -> None:
     config = mcp_workspace / "luminaguard.toml"
     config.write_text(config.read_text().replace("trusted = true\n", "sampling = true\n", 1))
+    trust_config(config.parent)
     policy = tmp_path / "policy.toml"
     policy.write_text(
         f"auto_approve = {json.dumps(['green', 'yellow'] if approve_yellow else ['green'])}\n"
@@ -657,6 +662,7 @@ def test_a_server_config_mistake_is_one_sentence_in_our_words(workspace: Path) -
     (workspace / "luminaguard.toml").write_text(
         '[mcp.servers.bad]\ncommand = "uvx"\n[mcp.servers.net]\ncommand = "/usr/bin/true"\nnetwork = "everywhere"\n'
     )
+    trust_config(workspace)
     assert_clean_error(
         lg("mcp", "tools", "bad", cwd=workspace),
         "MCP server bad cannot start: mcp.servers.bad: uvx without a package",

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.config import load_settings
+from luminaguard.config import load_settings, user_data_dir
 from luminaguard.errors import ConfigError
+from luminaguard.trust import trust
 
 
 def test_defaults_are_safe_when_no_file_exists(workspace: Path) -> None:
@@ -17,13 +18,16 @@ def test_defaults_are_safe_when_no_file_exists(workspace: Path) -> None:
     assert s.source == "defaults"
 
 
-def test_the_workspace_file_wins_over_the_user_file(workspace: Path, tmp_path: Path) -> None:
+def test_a_trusted_workspace_file_wins_over_the_user_file(workspace: Path, tmp_path: Path) -> None:
     user = tmp_path / "xdg" / "luminaguard"
     user.mkdir(parents=True)
     (user / "luminaguard.toml").write_text('model = "scripted/user.json"\n')
     env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     assert load_settings(workspace, env=env).model == "scripted/user.json"
     (workspace / "luminaguard.toml").write_text('model = "scripted/ws.json"\n')
+    with pytest.raises(ConfigError, match="sets model"):
+        load_settings(workspace, env=env)
+    trust(workspace / "luminaguard.toml", user_data_dir(env))
     assert load_settings(workspace, env=env).model == "scripted/ws.json"
 
 
@@ -38,6 +42,7 @@ def test_environment_overrides_nested_and_top_level_keys(workspace: Path) -> Non
 
 def test_a_relative_policy_path_is_relative_to_the_config_file(workspace: Path) -> None:
     (workspace / "luminaguard.toml").write_text('policy = "policies/p.toml"\n')
+    trust(workspace / "luminaguard.toml", user_data_dir({}))
     assert load_settings(workspace, env={}).policy == workspace / "policies" / "p.toml"
 
 

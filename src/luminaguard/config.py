@@ -1,10 +1,11 @@
 """One settings object from ``luminaguard.toml`` and the environment.
 
-Lookup order (first found wins, no merging between files):
-
-1. ``$LUMINAGUARD_CONFIG`` if set (it must exist);
-2. ``<workspace>/luminaguard.toml``;
-3. ``$XDG_CONFIG_HOME/luminaguard/luminaguard.toml`` (``~/.config/...``).
+The user's own config is the base: ``$LUMINAGUARD_CONFIG`` if set (it must
+exist; then it is the only file), else ``$XDG_CONFIG_HOME/luminaguard/luminaguard.toml``
+(``~/.config/...``). A workspace's own ``<workspace>/luminaguard.toml`` is laid
+over it, key by key: in full once the person trusted that file
+(``luminaguard trust DIR``, see ``trust.py``), otherwise only where it narrows
+(lower limits, no network); any other key it sets is refused with one error.
 
 Then environment overrides: ``LUMINAGUARD_<SECTION>__<KEY>=value`` sets
 ``[section] key`` (``LUMINAGUARD_AGENT__MAX_STEPS=10``), and
@@ -14,6 +15,7 @@ Values are read as TOML scalars when they parse as such, else as strings.
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from collections.abc import Mapping
@@ -271,34 +273,87 @@ def default_data_dir() -> Path:
     return Path(base) / "luminaguard"
 
 
-def config_path(workspace: Path, env: Mapping[str, str]) -> Path | None:
+def user_config_path(env: Mapping[str, str]) -> Path | None:
+    """The user's own config: ``$LUMINAGUARD_CONFIG`` (which must exist), else
+    ``$XDG_CONFIG_HOME/luminaguard/luminaguard.toml`` if there is one."""
     explicit = env.get(ENV_PREFIX + "CONFIG")
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise ConfigError(f"{ENV_PREFIX}CONFIG names {path}, which does not exist")
         return path
-    candidates = [workspace / CONFIG_NAME]
     xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    candidates.append(Path(xdg) / "luminaguard" / CONFIG_NAME)
-    return next((p for p in candidates if p.is_file()), None)
+    path = Path(xdg) / "luminaguard" / CONFIG_NAME
+    return path if path.is_file() else None
 
 
-def load_settings(workspace: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings for ``workspace``; one clear ``ConfigError`` on bad input."""
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    policy = data.get("policy")
+    if isinstance(policy, str) and not Path(policy).is_absolute():
+        data["policy"] = str(path.parent / policy)  # relative to the file that names it
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``, table by table; a new object (neither is changed later)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The data directory as the user's own config (and environment) set it:
+    where trust is recorded, whatever a workspace says."""
+    env = os.environ if env is None else env
+    path = user_config_path(env)
+    data = read_file(path) if path is not None else {}
+    raw = env.get(ENV_PREFIX + "DATA_DIR") or data.get("data_dir")
+    return Path(str(raw)).expanduser() if raw else default_data_dir()
+
+
+def load_settings(
+    workspace: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    trusted_as: Path | None = None,
+) -> Settings:
+    """Read the settings for ``workspace``; one clear ``ConfigError`` on bad input.
+
+    The user's config is the base. With ``$LUMINAGUARD_CONFIG`` it is the only
+    file. Otherwise the workspace's own ``luminaguard.toml`` is laid over it:
+    in full when the person trusted that file (``luminaguard trust``;
+    ``trusted_as`` names the directory trust was given for, as a swarm
+    worktree is trusted as its repository), else only where it narrows
+    (``trust.NARROWING``); anything more is refused, naming the key."""
+    from luminaguard import trust
+
     env = os.environ if env is None else env
     workspace = Path.cwd() if workspace is None else workspace
-    path = config_path(workspace, env)
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} cannot be read: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    path = user_config_path(env)
+    user = read_file(path) if path is not None else {}
+    data, source = _merge({}, user), str(path) if path is not None else "defaults"
+    local = workspace / CONFIG_NAME
+    layered = (
+        not env.get(ENV_PREFIX + "CONFIG")
+        and local.is_file()
+        and (path is None or local.resolve() != path.resolve())
+    )
+    trusted = False
+    if layered:
+        mine = read_file(local)
+        trusted = trust.is_trusted(local, user_data_dir(env), identity=trusted_as)
+        data = _merge(user, mine)
+        source = f"{local}{' (trusted)' if trusted else ''} over {source}"
     overrides = _env_overrides(env)
     if overrides:
         source += " + environment"
@@ -312,9 +367,16 @@ def load_settings(workspace: Path | None = None, env: Mapping[str, str] | None =
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {describe_validation_error(exc)}") from exc
+    if layered and not trusted:
+        defaults = Settings().model_dump(mode="json", exclude={"source"})
+        wider = trust.widening(mine, user, defaults)
+        if wider is not None:
+            raise ConfigError(
+                f"{local} sets {wider}, which a workspace's own config may do only once you "
+                f"trust it (it could start programs or reach further on this machine): read "
+                f"it, then run `luminaguard trust {workspace}`"
+            )
     settings.source = source
-    if path is not None and settings.policy is not None and not settings.policy.is_absolute():
-        settings.policy = path.parent / settings.policy
     return settings
 
 

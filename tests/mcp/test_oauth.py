@@ -25,6 +25,7 @@ from luminaguard.config import McpOAuth, McpServer, SandboxSettings
 from luminaguard.errors import McpAuthorizationError, McpServerError
 from luminaguard.mcp.client import McpServerHandle
 from luminaguard.mcp.oauth import FileTokenStorage, LoopbackAuthorization
+from tests.conftest import trust_config
 
 from .test_http import free_port
 
@@ -75,11 +76,13 @@ def write_config(workspace: Path, url: str, port: int) -> None:
         f'[mcp.servers.notes]\nurl = "{url}"\ntimeout_s = 10\n'
         f"[mcp.servers.notes.oauth]\nredirect_port = {port}\n"
     )
+    trust_config(workspace)
 
 
 def login(workspace: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """`luminaguard mcp login`, with this test as the person's browser."""
     env = {**os.environ, "XDG_STATE_HOME": str(data_dir.parent)}
+    trust_config(workspace, data_dir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "luminaguard", "mcp", "login", "notes", "--no-browser", "--workspace", str(workspace)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,

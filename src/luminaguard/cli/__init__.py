@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from luminaguard import __version__
-from luminaguard.cli import approvals, audit, doctor, mcp, run, sandbox, swarm
+from luminaguard.cli import approvals, audit, doctor, mcp, run, sandbox, swarm, trust
 from luminaguard.cli.common import EXIT_ERROR, EXIT_USAGE, Parser
 from luminaguard.core.text import inert
 from luminaguard.errors import LuminaGuardError, UserError
@@ -31,6 +31,7 @@ GROUPS = (
     swarm.add_swarm,
     mcp.add_mcp,
     sandbox.add_pool,
+    trust.add_trust,
 )
 
 

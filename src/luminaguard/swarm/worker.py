@@ -163,7 +163,8 @@ class Worker:
         from luminaguard.ui.cards import render_card_text
         from luminaguard.ui.terminal import TerminalReport
 
-        settings = load_settings(path)
+        # The worktree's config is trusted only as its repository's (`luminaguard trust REPO`).
+        settings = load_settings(path, trusted_as=self.repo)
         # One sandbox per command: a warm pool per item would cost more than it saves here.
         settings.sandbox.pool_size = 0
         spec = f"scripted/{item.playbook}" if item.playbook else item.model or settings.model
