@@ -16,11 +16,13 @@ from __future__ import annotations
 import codecs
 import functools
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from luminaguard.core.risk import Assessment, Reason, Risk, strictest
+from luminaguard.policy import argrules as A
 from luminaguard.policy import commands as C
 
 if TYPE_CHECKING:
@@ -106,10 +108,11 @@ class _Classifier:
                 if child is not body:
                     self.redirect(child)
             return
-        if t in ("variable_assignment", "variable_assignments"):
+        if t in ("variable_assignment", "variable_assignments", "declaration_command"):
             self.substitutions(node)
+            self.assignments(node)
             return
-        if t in ("declaration_command", "unset_command", "test_command"):
+        if t in ("unset_command", "test_command"):
             self.substitutions(node)
             return
         if t in ("command_substitution", "process_substitution"):
@@ -172,8 +175,26 @@ class _Classifier:
 
     # --- one simple command -----------------------------------------------
 
+    def assignments(self, node: Node) -> None:
+        """Variables that change what runs (``LD_PRELOAD``, ``PATH``, ``GIT_*``, …)."""
+        for child in [node, *_descendants(node, ("variable_assignment",))]:
+            if child.type != "variable_assignment":
+                continue
+            name = child.child_by_field_name("name")
+            if name is not None:
+                self.run_changing((name.text or b"").decode("utf-8", "replace"))
+
+    def run_changing(self, variable: str) -> None:
+        if A.RUN_CHANGING.match(variable):
+            self.add(
+                Risk.ORANGE,
+                "runs-changed",
+                f"setting {variable} changes which program runs or what it loads",
+            )
+
     def command(self, node: Node, piped: bool) -> None:
         self.substitutions(node)
+        self.assignments(node)
         name_node = node.child_by_field_name("name")
         if name_node is None:
             return  # only assignments
@@ -198,14 +219,20 @@ class _Classifier:
     def simple(self, name: str, args: list[_Word], piped: bool) -> None:
         base = name
         if "/" in name:
-            if name.startswith(("/usr/bin/", "/bin/", "/usr/local/bin/", "/usr/sbin/", "/sbin/")):
-                base = posixpath.basename(name)
+            # Judged by what it resolves to: /usr/bin/../../workspace/ls is not ls.
+            real = posixpath.normpath(name)
+            if real.startswith(("/usr/bin/", "/bin/", "/usr/local/bin/", "/usr/sbin/", "/sbin/")):
+                base = posixpath.basename(real)
             else:
                 self.path_arg("program", _Word(name, name), reading=True)
                 self.add(Risk.ORANGE, "runs-program", f"runs the program {name}")
                 return
         values = [a.text for a in args]
         positional = [a for a in args if a.text is None or not a.text.startswith("-")]
+        for rule in A.BY_COMMAND.get(base, ()):
+            hit = rule.match(values)
+            if hit is not None:
+                self.add(rule.risk, rule.rule, f"{base} ({hit}) {rule.reason}")
         if base in C.WRAPPERS:
             self.wrapper(base, args, piped)
             return
@@ -259,7 +286,9 @@ class _Classifier:
             and rest[0].text is not None
             and (rest[0].text.startswith("-") or "=" in rest[0].text)
         ):
-            rest.pop(0)
+            popped = rest.pop(0).text or ""
+            if base == "env" and "=" in popped and not popped.startswith("-"):
+                self.run_changing(popped.split("=", 1)[0])
         rest = rest[skip:]
         if not rest:
             self.add(Risk.GREEN, "read-only", f"{base} with no command only prints")
@@ -563,7 +592,8 @@ class _Classifier:
                 self.add(
                     Risk.RED, "path-outside", f"{who} uses {word.raw}, a path outside the workspace"
                 )
-            elif not reading:
+            else:
+                # Even a read: where it reads is only known at run time.
                 self.add(
                     Risk.ORANGE,
                     "dynamic-path",
@@ -739,8 +769,25 @@ def classify_path(
     return probe.assessment() if probe.found else None
 
 
+ASSIGNING_EXPANSION = re.compile(r"\$\{[^}]*?(?::?=)")
+_examples_checked = False
+
+
 def classify_shell(command: str, ws: WorkspaceView | None = None) -> Assessment:
     """The static level of ``command``, run with ``ws`` as the working directory."""
+    global _examples_checked
+    if not _examples_checked:
+        _examples_checked = True
+        A.check_examples(_rules_of)
+    return _classify(command, ws)
+
+
+def _rules_of(command: str) -> tuple[Risk, set[str]]:
+    a = _classify(command, None)
+    return a.risk, {r.rule for r in a.reasons}
+
+
+def _classify(command: str, ws: WorkspaceView | None) -> Assessment:
     if not command.strip():
         return Assessment.of(Risk.GREEN, "empty", "an empty command does nothing")
     tree = _parser().parse(command.encode("utf-8"))
@@ -752,6 +799,8 @@ def classify_shell(command: str, ws: WorkspaceView | None = None) -> Assessment:
             f"{MAX_NODES} parts, too complex to classify",
         )
     c = _Classifier(ws)
+    if ASSIGNING_EXPANSION.search(command):
+        c.add(Risk.ORANGE, "assigns", "a ${x:=...} expansion assigns while it expands")
     if tree.root_node.has_error:
         c.add(
             Risk.RED, "unparseable", "the command could not be parsed, so it cannot be classified"
