@@ -63,3 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("luminaguard: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped (`… | head`): not an error of ours.
+        from luminaguard.ui.terminal import silence
+
+        silence(sys.stdout)
+        return 141

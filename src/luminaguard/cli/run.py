@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from luminaguard.cli.common import (
     EXIT_ERROR,
     OUTCOME_EXIT,
+    say,
     workspace_arg,
     workspace_dir,
 )
@@ -130,16 +132,22 @@ def _run_agent(
         result = asyncio.run(session.run())
     finally:
         session.close()
-    print(
-        f"\n■ {result.outcome}: {result.message}"
-        if result.outcome != "finished"
-        else "\n■ finished"
-    )
-    print(
-        f"  steps {result.steps}, tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out, cost ${result.cost_usd:.4f}"
-    )
-    print(f"  journal {result.journal}")
-    print(f"  verify with: luminaguard audit verify {result.run_id}")
+    try:
+        say(
+            f"\n■ {result.outcome}: {result.message}"
+            if result.outcome != "finished"
+            else "\n■ finished"
+        )
+        print(
+            f"  steps {result.steps}, tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out, cost ${result.cost_usd:.4f}"
+        )
+        print(f"  journal {result.journal}")
+        print(f"  verify with: luminaguard audit verify {result.run_id}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from luminaguard.ui.terminal import silence
+
+        silence(sys.stdout)  # nobody reads the summary: the run's outcome still counts
     return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
 
 

@@ -33,6 +33,20 @@ def _indent(text: str, prefix: str = "     ", limit: int = EXCERPT_LINES) -> str
     return "\n".join(prefix + line for line in lines)
 
 
+def silence(out: TextIO) -> None:
+    """Point ``out``'s descriptor at /dev/null, so that what is still buffered,
+    and Python's own flush at exit, fail quietly instead of with a traceback."""
+    import os
+
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 class TerminalReport:
     """Prints run events as they happen: model text, each call with its level,
     the Diff Card of what a policy or grant approved, each decision, results."""
@@ -52,8 +66,17 @@ class TerminalReport:
         self.out.write("\n".join("   " + line for line in text.rstrip("\n").splitlines()) + "\n")
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
-        getattr(self, f"on_{event}", lambda d: None)(data)
-        self.out.flush()
+        if self.closed:
+            return
+        try:
+            getattr(self, f"on_{event}", lambda d: None)(data)
+            self.out.flush()
+        except BrokenPipeError:
+            # The reader went away (`run … | head`): the run goes on, unseen.
+            self.closed = True
+            silence(self.out)
+
+    closed = False
 
     streaming = False
 
