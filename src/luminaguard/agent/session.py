@@ -10,7 +10,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,9 @@ class SessionOptions:
     agent_name: str = ""
     ro_binds: tuple[tuple[str, str], ...] = ()
     """Host paths the sandbox also sees, read-only: (host path, sandbox path) (a worktree's git dir)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the run was started with (policy file, approver, sandbox, step limit),
+    journaled so that a resumed run keeps them."""
 
 
 def make_router(
@@ -109,7 +112,11 @@ class Session:
         )
         if not resume:
             self.recorder = RunRecorder(
-                settings.data_dir, task=task, workspace=workspace, model=spec or "router"
+                settings.data_dir,
+                task=task,
+                workspace=workspace,
+                model=spec or "router",
+                options=options.details,
             )
         self.grants = GrantStore(
             settings.data_dir / "state.db", self.policy.standing_grants(time.time())

@@ -52,14 +52,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.audit_command == "export":
         return _export(index.list(), args.to)
     if args.audit_command == "list":
-        runs = index.list()
+        from luminaguard.audit.run import status_of
+
+        runs = [{**r, "status": status_of(settings.data_dir, r)} for r in index.list()]
         if args.json:
-            keys = ("id", "task", "started", "outcome", "path")
+            keys = ("id", "task", "started", "outcome", "status", "path")
             print(json.dumps([{k: r[k] for k in keys} for r in runs], indent=2))
         elif not runs:
             say(f"no runs recorded in {settings.data_dir}")
         for r in runs if not args.json else []:
-            say(f"{r['id']}  {r['started'][:19]}  {r['outcome'] or 'running':<16} {r['task'][:60]}")
+            say(f"{r['id']}  {r['started'][:19]}  {r['status']:<16} {r['task'][:60]}")
+        interrupted = [r["id"] for r in runs if r["status"] == "interrupted"]
+        if interrupted and not args.json:
+            say(f"resume an interrupted run with: luminaguard run --resume {interrupted[-1]}")
         return EXIT_OK
     if args.audit_command == "show":
         run = _get_run(index, args.run)

@@ -69,18 +69,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(
             "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
         )
-    max_steps = args.max_steps if args.max_steps is not None else settings.agent.max_steps
+    # A resumed run keeps what it was started with, unless told otherwise.
+    was: dict[str, Any] = {}
+    if args.resume:
+        from luminaguard.audit.run import started_with
+
+        was = started_with(settings.data_dir, args.resume)
+    max_steps = (
+        args.max_steps
+        if args.max_steps is not None
+        else int(was.get("max_steps") or settings.agent.max_steps)
+    )
     if max_steps < 1:
         raise UsageError("--max-steps must be at least 1")
+    policy = args.policy or (Path(was["policy"]) if was.get("policy") else settings.policy)
     return _run_agent(
         args.task or "",
         settings=settings,
         workspace=workspace,
         spec=spec,
-        policy_path=args.policy or settings.policy,
-        backend=args.sandbox or settings.sandbox.backend,
+        policy_path=policy,
+        backend=args.sandbox or was.get("backend") or settings.sandbox.backend,
         max_steps=max_steps,
-        approver_name=args.approver,
+        approver_name=args.approver or was.get("approver"),
         principal=args.as_,
         resume=args.resume,
     )
@@ -122,6 +133,12 @@ def _run_agent(
             render=render_card_text,
         ),
         report=TerminalReport(),
+        details={
+            "policy": str(policy_path.resolve()) if policy_path else None,
+            "approver": approver_name,
+            "backend": backend,
+            "max_steps": max_steps,
+        },
     )
     session = Session(settings, options, task=task, resume=resume)
     verb = "resume" if resume else "run"
@@ -130,6 +147,13 @@ def _run_agent(
     )
     try:
         result = asyncio.run(session.run())
+    except KeyboardInterrupt:
+        print(
+            f"luminaguard: interrupted; the journal holds every step so far: "
+            f"resume with `luminaguard run --resume {session.run_id}`",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         session.close()
     try:
