@@ -9,9 +9,13 @@ before any of these, by the gate.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 from luminaguard.core.card import DiffCard
 from luminaguard.core.grant import new_grant
@@ -19,6 +23,8 @@ from luminaguard.core.risk import Risk
 from luminaguard.errors import UsageError
 from luminaguard.policy.permissions import local_user
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
+
+T = TypeVar("T")
 
 
 class CardRenderer(Protocol):
@@ -69,7 +75,54 @@ class TerminalApprover:
         self.grant_hours = grant_hours
 
     async def decide(self, request: ApprovalRequest) -> Decision:
-        return await asyncio.to_thread(self._ask, request)
+        who = self.principal
+        interrupted = Decision(
+            False, who, "interrupted at the prompt (Ctrl-C)", stop=True, principal=who
+        )
+        return await self._interruptible(lambda: self._ask(request), interrupted)
+
+    async def _interruptible(self, ask: Callable[[], T], interrupted: T) -> T:
+        """Ask on a thread (reading the terminal blocks); one Ctrl-C answers
+        ``interrupted`` at once. The thread is a daemon: left blocked on a
+        read, it cannot keep the process from ending."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+
+        def settle(value: T | None, exc: BaseException | None) -> None:
+            if answer.done():
+                return
+            if exc is not None:
+                answer.set_exception(exc)
+            else:
+                answer.set_result(value)  # type: ignore[arg-type]
+
+        def work() -> None:
+            try:
+                value = ask()
+            except BaseException as exc:  # handed to the waiting task
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, value, None)
+
+        threading.Thread(target=work, name="lg-prompt", daemon=True).start()
+        previous = signal.getsignal(signal.SIGINT)
+        hooked = False
+        try:
+            loop.add_signal_handler(signal.SIGINT, settle, interrupted, None)
+            hooked = True
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread: Ctrl-C keeps its usual meaning
+        try:
+            value = await answer
+        finally:
+            if hooked:
+                loop.remove_signal_handler(signal.SIGINT)
+                signal.signal(signal.SIGINT, previous)
+        if value is interrupted:
+            with contextlib.suppress(OSError, ValueError):
+                self.stdout.write("\n(interrupted: denied, and the run ends)\n")
+                self.stdout.flush()
+        return value
 
     def _ask(self, request: ApprovalRequest) -> Decision:
         out = self.stdout
@@ -121,8 +174,9 @@ class TerminalApprover:
         context: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any] | None]:
         """An MCP server's elicitation, forwarded to the person at the terminal
-        (``context``, the run asking, is plain to see there)."""
-        return await asyncio.to_thread(self._elicit, server, message, schema)
+        (``context``, the run asking, is plain to see there); Ctrl-C cancels it."""
+        cancelled: tuple[str, dict[str, Any] | None] = ("cancel", None)
+        return await self._interruptible(lambda: self._elicit(server, message, schema), cancelled)
 
     def _elicit(
         self, server: str, message: str, schema: dict[str, Any] | None
