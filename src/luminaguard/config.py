@@ -83,6 +83,11 @@ class SandboxSettings(_Section):
     output_limit_kb: int = Field(256, ge=1)
     """Bytes of stdout and of stderr kept per command, in KiB; the rest is dropped and noted."""
 
+    preview_disk_mb: int = Field(256, ge=1)
+    """Total size of what one preview may write (MiB), checked while it runs: a
+    preview past it is stopped and its card is RED, so a denied action cannot
+    fill the host's disk."""
+
 
 class Price(_Section):
     """What a model costs, in US dollars per million tokens."""

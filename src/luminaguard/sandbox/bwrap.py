@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ from luminaguard.errors import ConfigError, LuminaGuardError, SandboxError
 from luminaguard.protocols import ExecResult, NetworkNotice, Preview, ProcessLaunch, ProcessSpec
 from luminaguard.sandbox import preview as previews
 from luminaguard.sandbox.network import NONE, NetworkMode
-from luminaguard.sandbox.process import collect
+from luminaguard.sandbox.process import collect, kill_group
 from luminaguard.sandbox.profile import (
     HELPER_DIR,
     SANDBOX_PYTHON,
@@ -46,24 +46,48 @@ async def launch(
     *,
     stdin: str | None,
     timeout_s: float | None,
+    stop_when: Callable[[], bool] | None = None,
 ) -> tuple[ExecResult, list[dict[str, object]]]:
-    """Run one command in a fresh sandbox; returns its result and the network requests seen."""
+    """Run one command in a fresh sandbox; returns its result and the network
+    requests seen. ``stop_when`` is asked while it runs (every ``WATCH_S``); when
+    it says so, the whole sandbox is killed (a preview past its disk cap)."""
     await ensure_self_test(settings)
     spawn = Spawn(layout, settings, argv)
     try:
         async with spawn.proxy() as proxy:
             proc = spawn.popen()
             spawn.release_data()
-            result = await collect(
-                proc,
-                stdin=stdin,
-                timeout_s=timeout_s or settings.timeout_s,
-                output_limit=settings.output_limit_kb * 1024,
-                on_kill=spawn.cgroup.kill,
+
+            def kill() -> None:
+                kill_group(proc)
+                spawn.cgroup.kill()
+
+            watch = (
+                asyncio.create_task(_stop_when(stop_when, kill)) if stop_when is not None else None
             )
+            try:
+                result = await collect(
+                    proc,
+                    stdin=stdin,
+                    timeout_s=timeout_s or settings.timeout_s,
+                    output_limit=settings.output_limit_kb * 1024,
+                    on_kill=spawn.cgroup.kill,
+                )
+            finally:
+                if watch is not None:
+                    watch.cancel()
         return result, list(proxy.attempts) if proxy is not None else []
     finally:
         spawn.close()
+
+
+WATCH_S = 0.05
+
+
+async def _stop_when(should_stop: Callable[[], bool], kill: Callable[[], None]) -> None:
+    while not await asyncio.to_thread(should_stop):
+        await asyncio.sleep(WATCH_S)
+    kill()
 
 
 async def ensure_self_test(settings: SandboxSettings) -> None:

@@ -100,9 +100,22 @@ async def run_preview(
     upper.mkdir()
     work.mkdir()
     layout = Layout(ws.root, "overlay", RECORD, upper=upper, work=work, ro_binds=ro_binds)
+    cap = settings.preview_disk_mb * 1024 * 1024
     try:
-        result, attempts = await launch(layout, settings, argv, stdin=stdin, timeout_s=timeout_s)
+        result, attempts = await launch(
+            layout,
+            settings,
+            argv,
+            stdin=stdin,
+            timeout_s=timeout_s,
+            stop_when=lambda: tree_size(upper, cap) > cap,
+        )
         effects, before = scan(upper, ws.root)
+        if tree_size(upper, cap) > cap:
+            effects.unobserved.append(
+                f"the preview wrote more than its disk cap of {settings.preview_disk_mb} MiB "
+                "and was stopped, so its effects are incomplete"
+            )
         effects.network = [dict(a, blocked=True) for a in attempts]
         _suspect(effects, result)
         state = {
@@ -197,6 +210,30 @@ def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
         path = ws.resolve(change["path"])
         if not path.is_symlink():
             os.chmod(path, int(change["after"]) & 0o777)
+
+
+def tree_size(root: Path, stop_above: int) -> int:
+    """Bytes under ``root``: the larger of what each file holds and what it
+    takes on disk (a sparse file counts in full: a commit would write it out);
+    the count stops early once past ``stop_above``."""
+    total = 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(Path(entry.path))
+            total += max(st.st_size, st.st_blocks * 512)
+            if total > stop_above:
+                return total
+    return total
 
 
 def _suspect(effects: Effects, result: ExecResult) -> None:
