@@ -179,37 +179,27 @@ def commit(handle: str, workspace: Path) -> None:
 
 
 def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
+    """Every change through the workspace's descriptor-relative helpers: none
+    follows a symlink, not even one swapped in while the commit runs."""
     for rel in sorted(e.deleted, key=lambda p: -p.count("/")):
-        target = ws.root / rel
-        if target.is_dir() and not target.is_symlink():
-            ws.resolve(rel)
-            target.rmdir()
+        if (ws.root / rel).is_dir() and not (ws.root / rel).is_symlink():
+            ws.remove_dir(rel)
         else:
             ws.delete_file(rel)
     # Modes: permission bits only, and exec bits only where the card showed
     # them (`executables`, `mode_changes`); never setuid, setgid or sticky.
     shown = {x["path"]: int(x["mode"]) & 0o777 for x in e.executables}
     for rel in sorted(e.created_dirs, key=lambda p: p.count("/")):
-        path = ws.resolve(rel)
-        path.mkdir(exist_ok=True)
-        os.chmod(path, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o777)
+        ws.make_dir(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o777)
     for rel in e.created:
-        ws.write_file(rel, (upper / rel).read_bytes())
-        os.chmod(
-            ws.resolve(rel), shown.get(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o666)
-        )
+        mode = shown.get(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o666)
+        ws.write_file(rel, (upper / rel).read_bytes(), mode=mode)
     for m in e.modified:
         ws.write_file(m.path, (upper / m.path).read_bytes())
     for link in e.symlinks:
-        parent = ws.resolve(str(Path(link["path"]).parent))
-        dest = parent / Path(link["path"]).name
-        if dest.is_symlink() or dest.exists():
-            ws.delete_file(link["path"])
-        os.symlink(link["target"], dest)
+        ws.symlink(link["path"], link["target"])
     for change in e.mode_changes:
-        path = ws.resolve(change["path"])
-        if not path.is_symlink():
-            os.chmod(path, int(change["after"]) & 0o777)
+        ws.chmod(change["path"], int(change["after"]))
 
 
 def tree_size(root: Path, stop_above: int) -> int:

@@ -1,23 +1,76 @@
-"""File operations on a workspace that never leave it.
+"""File operations on a workspace that never leave it, and cannot be raced out of it.
 
 Paths from the model are relative to the workspace root (a leading ``/`` is
 read as the root too, since inside the sandbox the workspace is ``/workspace``).
-Every path is resolved and must stay inside the root; the final component is
-opened with ``O_NOFOLLOW`` so a symlink swapped in after the check is refused
-rather than followed. This is not a sandbox by itself: it keeps the host-side
-helpers honest, commands still run inside the sandbox.
+
+Every read, write, delete, mkdir, chmod and symlink is done relative to a
+directory descriptor reached from the root with no path component followed
+through a symlink: Linux ``openat2`` with ``RESOLVE_BENEATH |
+RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`` where the kernel has it, else a
+component-by-component ``O_NOFOLLOW | O_DIRECTORY`` walk. Modes are set on
+the opened descriptor (``fchmod``), never on a path after the fact. So a
+process that swaps a directory for a symlink while a commit or a read runs
+gets an error, never the host file the link points at. (Resolving a path
+first and opening it after is a check-then-use race; only the classifier's
+``resolve``/``is_inside`` still resolve, to judge a path, never to act on it.)
+
+This is not a sandbox by itself: it keeps the host-side helpers honest,
+commands still run inside the sandbox.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import functools
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from luminaguard.core.paths import SANDBOX_ROOT, relative
 from luminaguard.errors import ToolError, WorkspacePathError
 
 __all__ = ["SANDBOX_ROOT", "Workspace"]
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 0x02, 0x04, 0x08
+SYS_OPENAT2 = 437  # x86_64 and aarch64 alike
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_openat2_works = True
+
+
+def _openat2(dirfd: int, path: str, flags: int, mode: int = 0) -> int | None:
+    """``openat2`` beneath ``dirfd`` with no symlink followed; None where the
+    kernel (or the platform) has no openat2, so the caller walks instead."""
+    global _openat2_works
+    libc = _libc()
+    if not _openat2_works or libc is None:
+        return None
+    how = _OpenHow(flags, mode, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    fd = libc.syscall(SYS_OPENAT2, dirfd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
+    if fd >= 0:
+        return int(fd)
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EPERM) and _openat2_works:
+        # No openat2 here (or a seccomp filter refuses it): walk from now on.
+        _openat2_works = False
+        return None
+    raise OSError(err, os.strerror(err), path)
 
 
 class Workspace:
@@ -32,9 +85,15 @@ class Workspace:
         """The workspace-relative form of ``path``; refuses anything that climbs out."""
         return relative(path)
 
+    # --- judging a path (the classifier) -----------------------------------
+
     def resolve(self, path: str) -> Path:
-        """The host path of ``path``, with symlinks resolved; must stay inside the root."""
-        host = (self.root / self.relative(path)).resolve()
+        """The host path of ``path``, with symlinks resolved; must stay inside the root.
+        For judging a path only: acting on the result would be a race."""
+        try:
+            host = (self.root / self.relative(path)).resolve()
+        except OSError as exc:  # changing under our feet (a link swapped mid-resolve)
+            raise WorkspacePathError(f"{path} cannot be resolved: {exc.strerror}") from None
         if host != self.root and not host.is_relative_to(self.root):
             raise WorkspacePathError(f"{path} resolves outside the workspace")
         return host
@@ -52,67 +111,183 @@ class Workspace:
         except WorkspacePathError:
             return False
 
-    def read_file(self, path: str) -> bytes:
-        host = self.resolve(path)
+    # --- descriptors -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def directory(self, rel: PurePosixPath, *, create: bool = False) -> Iterator[int]:
+        """A descriptor of the workspace directory ``rel``, reached without
+        following any symlink (created on the way with ``create``)."""
+        root = os.open(self.root, DIR_FLAGS)
+        fd = root
         try:
-            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise ToolError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ToolError(f"{path} is a directory") from None
+            parts = [p for p in rel.parts if p != "."]
+            if parts and not create:
+                found = _openat2(root, "/".join(parts), DIR_FLAGS)
+                if found is not None:
+                    os.close(root)
+                    fd = found
+                    parts = []
+            for part in parts:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            yield fd
         except OSError as exc:
-            raise ToolError(f"{path}: {exc.strerror}") from exc
+            raise self._error(str(rel), exc) from exc
+        finally:
+            os.close(fd)
+
+    def _error(self, path: str, exc: OSError) -> ToolError:
+        if exc.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
+            return WorkspacePathError(
+                f"{path} goes through a symlink or a file, which host-side operations never follow"
+            )
+        if exc.errno == errno.ENOENT:
+            return ToolError(f"{path}: no such file")
+        return ToolError(f"{path}: {exc.strerror}")
+
+    def _split(self, path: str) -> tuple[PurePosixPath, str]:
+        rel = self.relative(path)
+        if rel == PurePosixPath("."):
+            raise ToolError(f"{path} is the workspace itself")
+        return rel.parent, rel.name
+
+    # --- acting on it ------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes:
+        parent, name = self._split(path)
+        with self.directory(parent) as d:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d)
+            except IsADirectoryError:
+                raise ToolError(f"{path} is a directory") from None
+            except OSError as exc:
+                raise self._error(path, exc) from exc
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             os.close(fd)
             raise ToolError(f"{path} is a directory")
         with os.fdopen(fd, "rb") as f:
             return f.read()
 
-    def write_file(self, path: str, data: bytes) -> None:
-        host = self.resolve(path)
-        if host == self.root:
-            raise ToolError(f"{path} is the workspace itself")
-        host.parent.mkdir(parents=True, exist_ok=True)
-        # Re-check after mkdir: a parent could have been a symlink created meanwhile.
-        self.resolve(path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(host, flags, 0o644)
-        except IsADirectoryError:
-            raise ToolError(f"{path} is a directory") from None
-        except OSError as exc:
-            raise ToolError(f"{path}: {exc.strerror}") from exc
+    def write_file(self, path: str, data: bytes, *, mode: int | None = None) -> None:
+        """Create or replace the file ``path`` with ``data``; with ``mode``, set
+        on the open descriptor (permission bits only)."""
+        parent, name = self._split(path)
+        with self.directory(parent, create=True) as d:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(name, flags, 0o644, dir_fd=d)
+            except IsADirectoryError:
+                raise ToolError(f"{path} is a directory") from None
+            except OSError as exc:
+                raise self._error(path, exc) from exc
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode & 0o777)
 
     def delete_file(self, path: str) -> None:
-        rel = self.relative(path)
-        if rel == PurePosixPath("."):
-            raise ToolError("refusing to delete the workspace itself")
-        # Resolve the parent only: deleting a symlink removes the link, not its target.
-        parent = self.resolve(str(rel.parent))
-        target = parent / rel.name
+        """Remove one file (a symlink is removed, never followed)."""
+        parent, name = self._split(path)
+        with self.directory(parent) as d:
+            try:
+                st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    raise ToolError(f"{path} is a directory; delete_file removes files only")
+                os.unlink(name, dir_fd=d)
+            except OSError as exc:
+                raise self._error(path, exc) from exc
+
+    def remove_dir(self, path: str) -> None:
+        """Remove an empty directory."""
+        parent, name = self._split(path)
+        with self.directory(parent) as d:
+            try:
+                os.rmdir(name, dir_fd=d)
+            except OSError as exc:
+                raise self._error(path, exc) from exc
+
+    def make_dir(self, path: str, mode: int) -> None:
+        """Create a directory (if missing) and set its permission bits on its descriptor."""
+        with self.directory(self.relative(path), create=True) as d:
+            os.fchmod(d, mode & 0o777)
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of ``path`` on its descriptor; a symlink is left alone."""
+        parent, name = self._split(path)
+        with self.directory(parent) as d:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return
+                raise self._error(path, exc) from exc
         try:
-            if target.is_dir() and not target.is_symlink():
-                raise ToolError(f"{path} is a directory; delete_file removes files only")
-            target.unlink()
-        except FileNotFoundError:
-            raise ToolError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise ToolError(f"{path}: {exc.strerror}") from exc
+            os.fchmod(fd, mode & 0o777)
+        finally:
+            os.close(fd)
+
+    def symlink(self, path: str, target: str) -> None:
+        """Make ``path`` a symlink to ``target`` (replacing a file or link there)."""
+        parent, name = self._split(path)
+        with self.directory(parent, create=True) as d:
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        raise ToolError(f"{path} is a directory")
+                    os.unlink(name, dir_fd=d)
+                os.symlink(target, name, dir_fd=d)
+            except OSError as exc:
+                raise self._error(path, exc) from exc
 
     def list_dir(self, path: str) -> list[tuple[str, str, int]]:
-        host = self.resolve(path)
-        if not host.is_dir():
-            raise ToolError(f"{path}: not a directory")
-        out = []
-        with os.scandir(host) as it:
-            for entry in it:
-                if entry.is_symlink():
-                    kind, size = "link", 0
-                elif entry.is_dir():
-                    kind, size = "dir", 0
-                else:
-                    kind, size = "file", entry.stat().st_size
-                out.append((entry.name, kind, size))
+        with self.directory(self.relative(path)) as d:
+            out = []
+            with os.scandir(d) as it:
+                for entry in it:
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISLNK(st.st_mode):
+                        kind, size = "link", 0
+                    elif stat.S_ISDIR(st.st_mode):
+                        kind, size = "dir", 0
+                    else:
+                        kind, size = "file", st.st_size
+                    out.append((entry.name, kind, size))
         return sorted(out)
+
+    def files(self, path: str) -> Iterator[tuple[str, bytes]]:
+        """Every regular file under ``path`` (workspace-relative name, content),
+        walked by descriptor: no symlink is followed, not even one swapped in
+        while the walk runs."""
+        rel = self.relative(path)
+        parent, name = (rel.parent, rel.name) if rel != PurePosixPath(".") else (rel, "")
+        with self.directory(parent) as d:
+            if name:
+                try:
+                    st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                except OSError as exc:
+                    raise self._error(path, exc) from exc
+                if stat.S_ISREG(st.st_mode):
+                    yield str(rel), self.read_file(str(rel))
+                    return
+            top = name or "."
+            for here, dirs, names, dfd in os.fwalk(top, dir_fd=d, follow_symlinks=False):
+                dirs.sort()
+                dirs[:] = [x for x in dirs if x not in SKIP_DIRS]
+                for fname in sorted(names):
+                    try:
+                        fd = os.open(fname, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                    except OSError:
+                        continue  # a symlink, or gone
+                    with os.fdopen(fd, "rb") as f:
+                        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                            continue
+                        data = f.read()
+                    yield os.path.normpath(str(parent / here / fname)), data
+
+
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".luminaguard"}

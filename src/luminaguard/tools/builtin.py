@@ -7,10 +7,8 @@ operations go through its workspace-confined helpers.
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -33,7 +31,6 @@ RERUN = (
     "it needs the network, which a preview does not have: approved, it runs AGAIN, "
     "for real, and what it changes may differ from this card"
 )
-SEARCH_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".luminaguard"}
 
 
 class Context:
@@ -94,18 +91,13 @@ async def search(
         rx = re.compile(pattern if regex else re.escape(pattern))
     except re.error as exc:
         raise ToolArgumentError(f"search: invalid regular expression: {exc}") from None
-    root = ctx.ws.resolve(path)
     hits: list[str] = []
-    for file in _walk(root):
-        if glob and not fnmatch.fnmatch(file.name, glob):
-            continue
-        try:
-            data = file.read_bytes()
-        except OSError:
+    # Walked by descriptor: no symlink is followed, not even one swapped in meanwhile.
+    for rel, data in ctx.ws.files(path):
+        if glob and not fnmatch.fnmatch(rel.rsplit("/", 1)[-1], glob):
             continue
         if b"\x00" in data[:8192]:
             continue
-        rel = file.relative_to(ctx.ws.root).as_posix()
         for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
             if rx.search(line):
                 hits.append(f"{rel}:{n}: {line[:300]}")
@@ -113,16 +105,6 @@ async def search(
                     hits.append(f"[stopped at {max_results} matches]")
                     return ToolResult("\n".join(hits))
     return ToolResult("\n".join(hits) if hits else "no matches")
-
-
-def _walk(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    out = []
-    for here, dirs, files in os.walk(root):  # os.walk does not follow symlinked dirs
-        dirs[:] = sorted(d for d in dirs if d not in SEARCH_SKIP_DIRS)
-        out += [Path(here) / f for f in sorted(files) if not (Path(here) / f).is_symlink()]
-    return out
 
 
 @tool
