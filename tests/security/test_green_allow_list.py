@@ -4,6 +4,8 @@ GREEN before (an adversary's way past the Approval Cliff)."""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -86,7 +88,8 @@ WRAPS = [
     "true && {c}",
     "false || {c}",
     "{{ {c}; }}",
-    "timeout 5 {c}",
+    "timeout 5 bash -c {q}",
+    "env bash -c {q}",
     "if true; then {c}; fi",
     "for i in 1; do {c}; done",
     "echo $({c})",
@@ -98,5 +101,6 @@ WRAPS = [
 @given(st.sampled_from(RISKY_SHELL), st.sampled_from(WRAPS))
 def test_wrapping_or_chaining_never_lowers_a_level(command: str, wrap: str) -> None:
     alone = classify_shell(command).risk
-    wrapped = classify_shell(wrap.format(c=command)).risk
-    assert wrapped >= alone, (wrap.format(c=command), alone, wrapped)
+    script = wrap.format(c=command, q=shlex.quote(command))
+    wrapped = classify_shell(script).risk
+    assert wrapped >= alone, (script, alone, wrapped)
