@@ -91,7 +91,8 @@ def test_run_with_a_playbook_ends_by_printing_the_journal(workspace: Path, tmp_p
     assert Path(journal).is_file()
     listed = json.loads(lg("audit", "list", "--json").stdout)
     assert [run["path"] for run in listed] == [journal]
-    assert set(listed[0]) == {"id", "task", "started", "outcome", "path"}
+    assert set(listed[0]) == {"id", "task", "started", "outcome", "status", "path"}
+    assert listed[0]["status"] == listed[0]["outcome"] == "finished"
     assert listed[0]["outcome"] == "finished" and listed[0]["task"] == "read the readme"
 
 
