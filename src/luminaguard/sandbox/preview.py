@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,6 +102,9 @@ async def run_preview(
     work.mkdir()
     layout = Layout(ws.root, "overlay", RECORD, upper=upper, work=work, ro_binds=ro_binds)
     cap = settings.preview_disk_mb * 1024 * 1024
+    # The conflict baseline is the workspace as it was when the preview
+    # started: a path another writer changes while the command runs is stale.
+    started_ns = time.time_ns()
     try:
         result, attempts = await launch(
             layout,
@@ -123,6 +127,7 @@ async def run_preview(
             "argv": list(argv),
             "effects": effects.to_dict(),
             "before": {p: asdict(s) for p, s in before.items()},
+            "changed_meanwhile": changed_since(ws.root, before, started_ns),
         }
         (tmp / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     except BaseException:
@@ -160,9 +165,14 @@ def commit(handle: str, workspace: Path) -> None:
     # Every path must still resolve inside the workspace and be as it was:
     # checked for all of them before anything is applied.
     stale = sorted(
-        p
-        for p, was in before.items()
-        if not ws.is_inside(str(Path(p).parent)) or State.of(ws.root / p) != was
+        {
+            *state.get("changed_meanwhile", []),
+            *(
+                p
+                for p, was in before.items()
+                if not ws.is_inside(str(Path(p).parent)) or State.of(ws.root / p) != was
+            ),
+        }
     )
     if stale:
         raise CommitConflict(stale)
@@ -237,6 +247,20 @@ def _suspect(effects: Effects, result: ExecResult) -> None:
         effects.unobserved.append(
             f"a write outside the workspace is suspected from the output ({m.group(0)!r})"
         )
+
+
+def changed_since(root: Path, before: dict[str, State], started_ns: int) -> list[str]:
+    """The touched paths that changed after ``started_ns``, while the preview
+    ran: the state the commit would check against is not what the command saw."""
+    changed = []
+    for rel in before:
+        try:
+            st = (root / rel).lstat()
+        except FileNotFoundError:
+            continue
+        if st.st_ctime_ns >= started_ns:
+            changed.append(rel)
+    return sorted(changed)
 
 
 def scan(upper: Path, lower: Path) -> tuple[Effects, dict[str, State]]:

@@ -197,19 +197,25 @@ class BuiltinTools:
                 old: str | None = self.ctx.ws.read_file(path).decode("utf-8", errors="replace")
             except ToolError:
                 old = None
+            base = {"path": rel, "sha256": self._digest(path)}
             if old is None:
-                created: dict[str, Any] = {"created": [rel], "diff": unified_diff("", content, rel)}
+                created: dict[str, Any] = {
+                    "created": [rel],
+                    "diff": unified_diff("", content, rel),
+                    "base": base,
+                }
                 return Prepared(call, "create", effects=created)
             effects: dict[str, Any] = {
                 "modified": [
                     {"path": rel, "diff": unified_diff(old, content, rel) or "(content unchanged)"}
-                ]
+                ],
+                "base": base,
             }
             return Prepared(call, "edit", effects=effects)
         if call.name == "delete_file":
-            return Prepared(
-                call, "delete", effects={"deleted": [str(self.ctx.ws.relative(args["path"]))]}
-            )
+            rel = str(self.ctx.ws.relative(args["path"]))
+            base = {"path": rel, "sha256": self._digest(args["path"])}
+            return Prepared(call, "delete", effects={"deleted": [rel], "base": base})
         if call.name != "shell":
             return Prepared(call, "read")
         argv = ["/bin/bash", "-c", args["command"]]
@@ -235,6 +241,11 @@ class BuiltinTools:
         not run again), or do the file operation the card showed."""
         call = prepared.call
         if call.name != "shell":
+            base = (prepared.effects or {}).get("base")
+            if base is not None and self._digest(base["path"]) != base["sha256"]:
+                # The card was made on another version of the file (the person,
+                # or another run, changed it meanwhile): overwriting it would lose that.
+                raise ToolError(str(CommitConflict([base["path"]])))
             t = self._tool(call)
             return await t.fn(self.ctx, **t.parse(call.arguments).model_dump())
         sandbox = self.ctx.sandbox
@@ -266,6 +277,15 @@ class BuiltinTools:
     async def update(self) -> bool:
         """A fixed set of tools: never changes."""
         return False
+
+    def _digest(self, path: str) -> str | None:
+        """The SHA-256 of a workspace file as it is now; None when there is none."""
+        import hashlib
+
+        try:
+            return hashlib.sha256(self.ctx.sandbox.read_file(path)).hexdigest()
+        except ToolError:
+            return None
 
     def _tool(self, call: ToolCall) -> Tool:
         t = TOOLS.get(call.name)
