@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from luminaguard import __version__
-from tests.conftest import LUMINAGUARD, trust_config, write_playbook
+from tests.conftest import LUMINAGUARD, missing, trust_config, write_playbook
 
 
 def lg(
@@ -416,7 +416,7 @@ def mcp_workspace(workspace: Path) -> Path:
         for package in PACKAGES.values():
             resolve_npx(package, CACHE)
     except ConfigError as exc:
-        pytest.skip(f"the reference MCP servers could not be installed from npm: {exc}")
+        missing(f"the reference MCP servers could not be installed from npm: {exc}")
     (workspace / "luminaguard.toml").write_text(
         f"""
 [mcp]

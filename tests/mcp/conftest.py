@@ -6,6 +6,7 @@ import pytest
 
 from luminaguard.errors import ConfigError
 from luminaguard.mcp.launch import resolve_npx
+from tests.conftest import missing
 
 # Installed once into the project's cache (`make install` warms it too).
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "mcp"
@@ -22,5 +23,5 @@ def mcp_cache() -> Path:
         for package in PACKAGES.values():
             resolve_npx(package, CACHE)
     except ConfigError as exc:
-        pytest.skip(f"the reference MCP servers could not be installed from npm: {exc}")
+        missing(f"the reference MCP servers could not be installed from npm: {exc}")
     return CACHE

@@ -18,6 +18,7 @@ from luminaguard.errors import McpServerError, ToolError
 from luminaguard.mcp.client import McpServerHandle
 from luminaguard.messages import ToolCall
 from luminaguard.tools.mcp_tools import McpTools
+from tests.conftest import missing
 
 EVERYTHING = McpServer(
     command="npx",
@@ -292,7 +293,7 @@ def py_servers(mcp_cache: Path) -> Path:
         for package in ("mcp-server-time", "mcp-server-git"):
             resolve_uvx([package], package, mcp_cache)
     except ConfigError as exc:
-        pytest.skip(f"mcp-server-time and mcp-server-git could not be installed from PyPI: {exc}")
+        missing(f"mcp-server-time and mcp-server-git could not be installed from PyPI: {exc}")
     return mcp_cache
 
 

