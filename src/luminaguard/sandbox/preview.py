@@ -120,7 +120,8 @@ async def run_preview(
                 f"the preview wrote more than its disk cap of {settings.preview_disk_mb} MiB "
                 "and was stopped, so its effects are incomplete"
             )
-        effects.network = [dict(a, blocked=True) for a in attempts]
+        # "blocked" says what the proxy did, not what it was meant to do.
+        effects.network = [dict(a, blocked=not a["allowed"]) for a in attempts]
         _suspect(effects, result)
         state = {
             "workspace": str(ws.root),
