@@ -26,7 +26,7 @@ import errno
 import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from luminaguard.core.paths import SANDBOX_ROOT, relative
@@ -259,10 +259,13 @@ class Workspace:
                     out.append((entry.name, kind, size))
         return sorted(out)
 
-    def files(self, path: str) -> Iterator[tuple[str, bytes]]:
-        """Every regular file under ``path`` (workspace-relative name, content),
-        walked by descriptor: no symlink is followed, not even one swapped in
-        while the walk runs."""
+    def files(
+        self, path: str, wanted: Callable[[str], bool] = lambda name: True
+    ) -> Iterator[tuple[str, bytes]]:
+        """Every regular file under ``path`` whose name is ``wanted``
+        (workspace-relative path, content), walked by descriptor: no symlink is
+        followed, not even one swapped in while the walk runs. Only wanted
+        files are read."""
         rel = self.relative(path)
         parent, name = (rel.parent, rel.name) if rel != PurePosixPath(".") else (rel, "")
         with self.directory(parent) as d:
@@ -279,6 +282,8 @@ class Workspace:
                 dirs.sort()
                 dirs[:] = [x for x in dirs if x not in SKIP_DIRS]
                 for fname in sorted(names):
+                    if not wanted(fname):
+                        continue
                     try:
                         fd = os.open(fname, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
                     except OSError:
