@@ -7,6 +7,7 @@ operations go through its workspace-confined helpers.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -93,9 +94,8 @@ async def search(
         raise ToolArgumentError(f"search: invalid regular expression: {exc}") from None
     hits: list[str] = []
     # Walked by descriptor: no symlink is followed, not even one swapped in meanwhile.
-    for rel, data in ctx.ws.files(path):
-        if glob and not fnmatch.fnmatch(rel.rsplit("/", 1)[-1], glob):
-            continue
+    wanted = (lambda name: fnmatch.fnmatch(name, glob)) if glob else (lambda name: True)
+    for rel, data in ctx.ws.files(path, wanted):
         if b"\x00" in data[:8192]:
             continue
         for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
@@ -148,6 +148,10 @@ async def shell(
     return _shell_result(result, snapshot.Changes())
 
 
+def _sha256(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
+
+
 def _shell_result(result: ExecResult, changes: snapshot.Changes) -> ToolResult:
     parts = [f"exit code: {result.exit_code}" + (" (timed out)" if result.timed_out else "")]
     if result.stdout:
@@ -193,11 +197,9 @@ class BuiltinTools:
         if call.name == "write_file":
             path, content = args["path"], args["content"]
             rel = str(self.ctx.ws.relative(path))
-            try:
-                old: str | None = self.ctx.ws.read_file(path).decode("utf-8", errors="replace")
-            except ToolError:
-                old = None
-            base = {"path": rel, "sha256": self._digest(path)}
+            current = self._current(path)
+            old = current.decode("utf-8", errors="replace") if current is not None else None
+            base = {"path": rel, "sha256": _sha256(current)}
             if old is None:
                 created: dict[str, Any] = {
                     "created": [rel],
@@ -214,7 +216,7 @@ class BuiltinTools:
             return Prepared(call, "edit", effects=effects)
         if call.name == "delete_file":
             rel = str(self.ctx.ws.relative(args["path"]))
-            base = {"path": rel, "sha256": self._digest(args["path"])}
+            base = {"path": rel, "sha256": _sha256(self._current(args["path"]))}
             return Prepared(call, "delete", effects={"deleted": [rel], "base": base})
         if call.name != "shell":
             return Prepared(call, "read")
@@ -242,7 +244,7 @@ class BuiltinTools:
         call = prepared.call
         if call.name != "shell":
             base = (prepared.effects or {}).get("base")
-            if base is not None and self._digest(base["path"]) != base["sha256"]:
+            if base is not None and _sha256(self._current(base["path"])) != base["sha256"]:
                 # The card was made on another version of the file (the person,
                 # or another run, changed it meanwhile): overwriting it would lose that.
                 raise ToolError(str(CommitConflict([base["path"]])))
@@ -278,12 +280,10 @@ class BuiltinTools:
         """A fixed set of tools: never changes."""
         return False
 
-    def _digest(self, path: str) -> str | None:
-        """The SHA-256 of a workspace file as it is now; None when there is none."""
-        import hashlib
-
+    def _current(self, path: str) -> bytes | None:
+        """A workspace file's content as it is now; None when there is none."""
         try:
-            return hashlib.sha256(self.ctx.sandbox.read_file(path)).hexdigest()
+            return self.ctx.sandbox.read_file(path)
         except ToolError:
             return None
 
