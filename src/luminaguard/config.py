@@ -321,8 +321,11 @@ def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
     where trust is recorded, whatever a workspace says."""
     env = os.environ if env is None else env
     path = user_config_path(env)
-    data = read_file(path) if path is not None else {}
-    raw = env.get(ENV_PREFIX + "DATA_DIR") or data.get("data_dir")
+    return _data_dir_of(read_file(path) if path is not None else {}, env)
+
+
+def _data_dir_of(user: dict[str, Any], env: Mapping[str, str]) -> Path:
+    raw = env.get(ENV_PREFIX + "DATA_DIR") or user.get("data_dir")
     return Path(str(raw)).expanduser() if raw else default_data_dir()
 
 
@@ -356,7 +359,7 @@ def load_settings(
     trusted = False
     if layered:
         mine = read_file(local)
-        trusted = trust.is_trusted(local, user_data_dir(env), identity=trusted_as)
+        trusted = trust.is_trusted(local, _data_dir_of(user, env), identity=trusted_as)
         data = _merge(user, mine)
         source = f"{local}{' (trusted)' if trusted else ''} over {source}"
     overrides = _env_overrides(env)
