@@ -85,9 +85,13 @@ WATCH_S = 0.05
 
 
 async def _stop_when(should_stop: Callable[[], bool], kill: Callable[[], None]) -> None:
-    while not await asyncio.to_thread(should_stop):
+    # Nothing is written before the command starts: the first look is one
+    # interval in, so a short command costs no walk at all.
+    while True:
         await asyncio.sleep(WATCH_S)
-    kill()
+        if await asyncio.to_thread(should_stop):
+            kill()
+            return
 
 
 async def ensure_self_test(settings: SandboxSettings) -> None:
