@@ -141,3 +141,26 @@ def test_the_sandbox_does_not_see_our_process_tree(workspace: Path) -> None:
     assert int(count) < 10
     assert str(os.getpid()) not in r.stdout.split()
     assert "bwrap" in cmdline or "bash" in cmdline
+
+
+def test_a_command_runs_in_a_session_of_its_own_inside_the_sandbox(workspace: Path) -> None:
+    # With bwrap's --new-session the command's session leader is inside the
+    # sandbox (a visible pid); without it, the session is the host's (0 here),
+    # and TIOCSTI could reach our terminal.
+    r = sh(workspace, "cut -d' ' -f6 /proc/self/stat", pool_size=0)
+    assert r.stdout.strip() not in ("", "0"), r.stdout
+
+
+def test_no_sandbox_starts_when_the_self_test_found_a_problem(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from luminaguard.errors import SandboxUnavailable
+    from luminaguard.sandbox import bwrap, selftest, spawn
+
+    failing = selftest.Gate(lambda settings: "a write outside the workspace landed on the host")
+    monkeypatch.setattr(selftest, "GATE", failing)
+    monkeypatch.setattr(bwrap, "GATE", failing)
+    with pytest.raises(SandboxUnavailable, match="landed on the host"):
+        sh(workspace, "true", pool_size=0)
+    with pytest.raises(SandboxUnavailable):
+        spawn.Spawn(bwrap.Layout(workspace), SandboxSettings(), ["/bin/true"])

@@ -96,3 +96,11 @@ def test_the_proxy_answers_garbage_with_400(tmp_path: Path) -> None:
             return reply
 
     assert asyncio.run(scenario()).startswith(b"HTTP/1.1 400")
+
+
+def test_a_wildcard_in_the_allow_list_matches_whole_labels_only() -> None:
+    mode = NetworkMode.parse("allow:*.example.org,pypi.org")
+    assert mode.permits("a.example.org") and mode.permits("a.b.example.org")
+    assert mode.permits("PyPI.org.")
+    for host in ("evilexample.org", "example.org.evil.com", "notpypi.org", "pypi.org.evil"):
+        assert not mode.permits(host), host

@@ -84,3 +84,11 @@ def test_the_simple_commands_of_a_script() -> None:
 def test_the_card_says_what_a_grant_will_cover() -> None:
     g = new_grant(card("make test"), hours=8)
     assert "exactly `make test`" in g.scope_text()
+
+
+def test_a_grant_covers_only_its_workspace_and_no_suspected_network() -> None:
+    g = Grant("shell", Risk.ORANGE, time.time() + 60, workspace="/ws")
+    assert g.covers(card("make"), workspace="/ws", run_id="r")
+    assert not g.covers(card("make"), workspace="/other", run_id="r")
+    suspected = card("make", Risk.ORANGE, network=[{"suspected": True, "evidence": "x"}])
+    assert not g.covers(suspected, workspace="/ws", run_id="r")
