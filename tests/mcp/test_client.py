@@ -147,9 +147,8 @@ def test_a_server_killed_mid_call_gives_an_error_and_is_restarted(
             )
             await asyncio.sleep(0.5)
             # Kill everything in the server's process tree (the sandbox's pid namespace dies with it).
-            for pid in _descendants(os.getpid()):
-                if b"server-everything" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(pid, 9)
+            for pid in _descendants(os.getpid(), b"server-everything"):
+                os.kill(pid, 9)
             with pytest.raises(ToolError, match="exited during the call"):
                 await asyncio.wait_for(call, 15)
             again = await h.call_tool("echo", {"message": "back"})
@@ -160,7 +159,8 @@ def test_a_server_killed_mid_call_gives_an_error_and_is_restarted(
     asyncio.run(scenario())
 
 
-def _descendants(root: int) -> list[int]:
+def _descendants(root: int, named: bytes) -> list[int]:
+    """Processes under root whose command line holds `named` (one that ends while we look is skipped)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -172,8 +172,12 @@ def _descendants(root: int) -> list[int]:
     out, stack = [], [root]
     while stack:
         for c in children.get(stack.pop(), []):
-            out.append(c)
             stack.append(c)
+            try:
+                if named in Path(f"/proc/{c}/cmdline").read_bytes():
+                    out.append(c)
+            except OSError:
+                continue
     return out
 
 
@@ -218,11 +222,7 @@ def test_broken_servers_fail_within_a_bounded_time(
             await h.close()
 
     asyncio.run(scenario())
-    assert not [
-        pid
-        for pid in _descendants(os.getpid())
-        if b"server.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ], "an orphaned server process is left"
+    assert not _descendants(os.getpid(), b"server.py"), "an orphaned server process is left"
 
 
 def test_memory_server_keeps_its_data_file_in_the_workspace(
