@@ -69,7 +69,8 @@ class SandboxSettings(_Section):
     """Processes and threads the whole sandbox may have at once (needs cgroups; see `doctor`)."""
 
     network: str = "none"
-    """Network mode: `none`, `allow:HOST[,HOST...]`, `test[:HOST,...]` or `host` (no isolation)."""
+    """Network mode: `none`, `allow:HOST[,HOST...]`, `test[:HOST,...]` or `host` (no isolation).
+    HOST is `NAME`, `*.NAME`, an address, each with `:PORT` or `:*` (bare: ports 80 and 443)."""
 
     pool_size: int = Field(2, ge=0, le=64)
     """Sandboxes kept started ahead of need (0: start each one on demand)."""

@@ -401,7 +401,7 @@ def test_a_silent_call_times_out_but_not_while_a_person_answers_the_server(
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("network", ["allow:127.0.0.1", "none"])
+@pytest.mark.parametrize("network", ["allow:127.0.0.1:{port}", "none"])
 def test_a_sandboxed_servers_network_is_its_allow_list(
     workspace: Path, data_dir: Path, network: str, host_web: int
 ) -> None:
@@ -409,7 +409,7 @@ def test_a_sandboxed_servers_network_is_its_allow_list(
     cfg = McpServer(
         command=sys.executable,
         args=[str(Path(__file__).with_name("fetch_server.py"))],
-        network=network,
+        network=network.format(port=port),
         timeout_s=20,
     )
 

@@ -18,7 +18,9 @@ FETCH = "curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/"
 def test_a_green_command_gets_no_network_even_where_the_sandbox_allows_it(
     workspace: Path, host_web: int
 ) -> None:
-    sandbox = BwrapSandbox(workspace, SandboxSettings(timeout_s=30, network="test", pool_size=0))
+    sandbox = BwrapSandbox(
+        workspace, SandboxSettings(timeout_s=30, network=f"test:127.0.0.1:{host_web}", pool_size=0)
+    )
     command = FETCH.format(port=host_web)
     # The sandbox's own mode lets the request through (so the test can fail)...
     direct = asyncio.run(sandbox.exec(["/bin/bash", "-c", command]))

@@ -37,7 +37,9 @@ def test_a_command_that_needs_the_network_is_asked_even_where_the_policy_allows_
         record=lambda kind, data: records.append((kind, data)),
         report=lambda event, data: None,
     )
-    sandbox = BwrapSandbox(workspace, SandboxSettings(timeout_s=30, network="test", pool_size=0))
+    sandbox = BwrapSandbox(
+        workspace, SandboxSettings(timeout_s=30, network=f"test:127.0.0.1:{host_web}", pool_size=0)
+    )
     command = f"curl -s -o got.html http://127.0.0.1:{host_web}/ ; echo fetched"
     result = asyncio.run(
         gate.run(ToolCall("c1", "shell", {"command": command}), BuiltinTools(sandbox))

@@ -14,6 +14,7 @@ from luminaguard.cli.common import (
     workspace_arg,
     workspace_dir,
 )
+from luminaguard.core.text import inert
 from luminaguard.errors import UsageError
 
 
@@ -99,6 +100,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         verdict = "allowed" if attempt["allowed"] else "BLOCKED"
         if attempt.get("would_block"):
             verdict += " (allow mode would block it)"
+        if "reason" in attempt:
+            verdict += f": {inert(str(attempt['reason']))}"
         print(
             f"luminaguard: network {attempt['method']} {attempt['host']}:{attempt['port']} {verdict}",
             file=sys.stderr,

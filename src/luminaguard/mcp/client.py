@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
 
 from luminaguard.config import McpServer, SandboxSettings
+from luminaguard.core.text import inert
 from luminaguard.errors import (
     ConfigError,
     LuminaGuardError,
@@ -294,8 +295,9 @@ class McpServerHandle:
     def _network_request(self, record: dict[str, object]) -> None:
         if self._log is not None:
             verdict = "allowed" if record["allowed"] else "REFUSED"
+            why = f" ({inert(str(record['reason']))})" if "reason" in record else ""
             self._log.write(
-                f"--- network {verdict}: {record['method']} {record['host']}:{record['port']}\n"
+                f"--- network {verdict}: {record['method']} {record['host']}:{record['port']}{why}\n"
             )
             self._log.flush()
 
