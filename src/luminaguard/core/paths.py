@@ -9,6 +9,7 @@ only through ``WorkspaceView``.
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import PurePosixPath
 from typing import Protocol
 
@@ -40,7 +41,17 @@ def relative(path: str) -> PurePosixPath:
 
 def points_outside(rel: str, target: str) -> bool:
     """Whether a symlink at workspace path ``rel`` with ``target`` leads out of the workspace."""
+    parts = PurePosixPath(target).parts
+    # A ".." after a named part climbs out of wherever that part leads, and it
+    # may itself be a link (`a/../x` with `a` -> /etc is /x): it is not judged
+    # lexically, it counts as leaving. /workspace/../etc/passwd leaves too.
+    named = False
+    for part in parts[1:] if PurePosixPath(target).is_absolute() else parts:
+        if part == ".." and named:
+            return True
+        named = named or part not in ("..", ".")
     if PurePosixPath(target).is_absolute():
+        target = posixpath.normpath(target)
         return not (target == str(SANDBOX_ROOT) or target.startswith(f"{SANDBOX_ROOT}/"))
     depth = 0
     for part in (PurePosixPath(rel).parent / target).parts:

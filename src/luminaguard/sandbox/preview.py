@@ -10,9 +10,11 @@ the command changed, not with the size of the workspace.
 A preview's handle is the directory holding its layer and ``preview.json``
 (the effects and the state of every touched path), so it is data: whoever
 holds the handle on this host can ``commit`` or ``discard`` it. ``commit``
-applies exactly those changes to the real workspace. It first checks that every path it touches is still as it was when previewed
-(else ``CommitConflict``, nothing applied), and it writes through the
-workspace helpers, which never follow a symlink out of the workspace.
+applies exactly those changes to the real workspace. It first checks that
+every path it touches is still as it was when previewed (else
+``CommitConflict``, nothing applied), then applies them as one transaction
+through the workspace helpers, which never follow a symlink: a failure
+part-way undoes what was done, so a commit lands whole or not at all.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from luminaguard.core.paths import points_outside
 from luminaguard.errors import CommitConflict, SandboxError, ToolError
 from luminaguard.protocols import ExecResult, Preview
 from luminaguard.sandbox.network import RECORD
-from luminaguard.sandbox.workspace import Workspace
+from luminaguard.sandbox.workspace import Transaction, Workspace
 
 DIFF_LIMIT = 64 * 1024
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
@@ -182,35 +184,38 @@ def commit(handle: str, workspace: Path) -> None:
     # even a concurrent one, finds nothing to apply.
     (layer / STATE_FILE).unlink()
     try:
-        _apply(ws, upper, e)
+        with ws.transaction() as t:
+            _apply(t, upper, e)
     except (ToolError, OSError) as exc:
-        raise SandboxError(f"commit stopped part-way: {exc}") from exc
+        raise SandboxError(
+            f"the commit failed, so nothing of it was applied (every change was undone): {exc}"
+            if "could not be put back" not in str(exc)
+            else f"the commit failed part-way: {exc}"
+        ) from exc
     finally:
         shutil.rmtree(layer, ignore_errors=True)
 
 
-def _apply(ws: Workspace, upper: Path, e: Effects) -> None:
-    """Every change through the workspace's descriptor-relative helpers: none
-    follows a symlink, not even one swapped in while the commit runs."""
+def _apply(t: Transaction, upper: Path, e: Effects) -> None:
+    """Every change through the workspace's descriptor-relative helpers, in one
+    transaction: none follows a symlink, not even one swapped in while the
+    commit runs, and a failure part-way undoes what was done."""
     for rel in sorted(e.deleted, key=lambda p: -p.count("/")):
-        if (ws.root / rel).is_dir() and not (ws.root / rel).is_symlink():
-            ws.remove_dir(rel)
-        else:
-            ws.delete_file(rel)
+        t.remove(rel)
     # Modes: permission bits only, and exec bits only where the card showed
     # them (`executables`, `mode_changes`); never setuid, setgid or sticky.
     shown = {x["path"]: int(x["mode"]) & 0o777 for x in e.executables}
     for rel in sorted(e.created_dirs, key=lambda p: p.count("/")):
-        ws.make_dir(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o777)
+        t.make_dir(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o777)
     for rel in e.created:
         mode = shown.get(rel, stat.S_IMODE((upper / rel).lstat().st_mode) & 0o666)
-        ws.write_file(rel, (upper / rel).read_bytes(), mode=mode)
+        t.write(rel, (upper / rel).read_bytes(), mode)
     for m in e.modified:
-        ws.write_file(m.path, (upper / m.path).read_bytes())
+        t.write(m.path, (upper / m.path).read_bytes())
     for link in e.symlinks:
-        ws.symlink(link["path"], link["target"])
+        t.symlink(link["path"], link["target"])
     for change in e.mode_changes:
-        ws.chmod(change["path"], int(change["after"]))
+        t.chmod(change["path"], int(change["after"]))
 
 
 def tree_size(root: Path, stop_above: int) -> int:
@@ -294,7 +299,7 @@ def _scan_dir(
             if was.kind != "dir":
                 before[path_rel] = was
                 if was.kind != "missing":
-                    effects.deleted.append(path_rel)
+                    _deleted(low, path_rel, was, effects, before)
                 effects.created_dirs.append(path_rel)
                 _plain_mode(path_rel, st.st_mode, effects)
             else:
@@ -322,7 +327,7 @@ def _scan_dir(
             if was.kind == "link" and was.target == target:
                 continue
             if was.kind not in ("missing", "link"):
-                effects.deleted.append(path_rel)
+                _deleted(low, path_rel, was, effects, before)
             effects.symlinks.append(
                 {"path": path_rel, "target": target, "outside": points_outside(path_rel, target)}
             )
@@ -331,7 +336,7 @@ def _scan_dir(
             mode = _plain_mode(path_rel, st.st_mode, effects)
             if was.kind != "file":
                 if was.kind != "missing":
-                    effects.deleted.append(path_rel)
+                    _deleted(low, path_rel, was, effects, before)
                 effects.created.append(path_rel)
                 if mode & 0o111:
                     effects.executables.append({"path": path_rel, "mode": mode})
@@ -360,18 +365,15 @@ def _plain_mode(rel: str, st_mode: int, effects: Effects) -> int:
 
 
 def _deleted(low: Path, rel: str, was: State, effects: Effects, before: dict[str, State]) -> None:
+    """``rel`` is gone (or replaced): it and, for a directory, everything under
+    it (files, links and directories alike) is on the card and checked at commit."""
     if was.kind == "dir":
         for here, dirs, files in os.walk(low):
             sub = os.path.relpath(here, low)
-            for name in files:
+            for name in [*files, *dirs]:
                 child = os.path.normpath(f"{rel}/{sub}/{name}")
                 before[child] = State.of(Path(here) / name)
                 effects.deleted.append(child)
-            for name in dirs:
-                if os.path.islink(os.path.join(here, name)):
-                    child = os.path.normpath(f"{rel}/{sub}/{name}")
-                    before[child] = State.of(Path(here) / name)
-                    effects.deleted.append(child)
     if was.kind != "missing":
         effects.deleted.append(rel)
 

@@ -25,6 +25,8 @@ import ctypes
 import errno
 import functools
 import os
+import secrets
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -32,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from luminaguard.core.paths import SANDBOX_ROOT, relative
 from luminaguard.errors import ToolError, WorkspacePathError
 
-__all__ = ["SANDBOX_ROOT", "Workspace"]
+__all__ = ["SANDBOX_ROOT", "Transaction", "Workspace"]
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 0x02, 0x04, 0x08
@@ -173,21 +175,29 @@ class Workspace:
             return f.read()
 
     def write_file(self, path: str, data: bytes, *, mode: int | None = None) -> None:
-        """Create or replace the file ``path`` with ``data``; with ``mode``, set
-        on the open descriptor (permission bits only)."""
-        parent, name = self._split(path)
-        with self.directory(parent, create=True) as d:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(name, flags, 0o644, dir_fd=d)
-            except IsADirectoryError:
-                raise ToolError(f"{path} is a directory") from None
-            except OSError as exc:
-                raise self._error(path, exc) from exc
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if mode is not None:
-                os.fchmod(f.fileno(), mode & 0o777)
+        """Create or replace the file ``path`` with ``data``, atomically (a new
+        file renamed into place: a reader sees the old content or the new, a
+        failure leaves the old); with ``mode``, set on the new file's descriptor
+        (permission bits only), else a replaced file keeps its own."""
+        with self.transaction() as t:
+            t.write(path, data, mode)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Changes that land all together or not at all: on an exception inside
+        the block every change made so far is undone, and the exception goes on
+        (a ``ToolError`` says what was and was not put back)."""
+        t = Transaction(self)
+        try:
+            yield t
+        except BaseException as exc:
+            left = t.rollback()
+            if left and isinstance(exc, ToolError):
+                raise ToolError(
+                    f"{exc}; rolled back except for {', '.join(left)}, which could not be put back"
+                ) from exc
+            raise
+        t.finish()
 
     def delete_file(self, path: str) -> None:
         """Remove one file (a symlink is removed, never followed)."""
@@ -198,49 +208,6 @@ class Workspace:
                 if stat.S_ISDIR(st.st_mode):
                     raise ToolError(f"{path} is a directory; delete_file removes files only")
                 os.unlink(name, dir_fd=d)
-            except OSError as exc:
-                raise self._error(path, exc) from exc
-
-    def remove_dir(self, path: str) -> None:
-        """Remove an empty directory."""
-        parent, name = self._split(path)
-        with self.directory(parent) as d:
-            try:
-                os.rmdir(name, dir_fd=d)
-            except OSError as exc:
-                raise self._error(path, exc) from exc
-
-    def make_dir(self, path: str, mode: int) -> None:
-        """Create a directory (if missing) and set its permission bits on its descriptor."""
-        with self.directory(self.relative(path), create=True) as d:
-            os.fchmod(d, mode & 0o777)
-
-    def chmod(self, path: str, mode: int) -> None:
-        """Set the permission bits of ``path`` on its descriptor; a symlink is left alone."""
-        parent, name = self._split(path)
-        with self.directory(parent) as d:
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    return
-                raise self._error(path, exc) from exc
-        try:
-            os.fchmod(fd, mode & 0o777)
-        finally:
-            os.close(fd)
-
-    def symlink(self, path: str, target: str) -> None:
-        """Make ``path`` a symlink to ``target`` (replacing a file or link there)."""
-        parent, name = self._split(path)
-        with self.directory(parent, create=True) as d:
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    st = os.stat(name, dir_fd=d, follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        raise ToolError(f"{path} is a directory")
-                    os.unlink(name, dir_fd=d)
-                os.symlink(target, name, dir_fd=d)
             except OSError as exc:
                 raise self._error(path, exc) from exc
 
@@ -293,6 +260,229 @@ class Workspace:
                             continue
                         data = f.read()
                     yield os.path.normpath(str(parent / here / fname)), data
+
+
+class Transaction:
+    """Workspace changes made one at a time, each with its undo, so that a
+    commit is all or nothing. What a change replaces or removes is moved aside
+    (renamed into a private directory at the workspace root: the same file
+    system, so nothing is copied) and dropped at ``finish``; ``rollback`` puts
+    everything back in reverse order. Every step is descriptor-relative, like
+    the rest of ``Workspace``: none follows a symlink."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._undo: list[tuple[str, Callable[[], object]]] = []
+        self._token = secrets.token_hex(6)
+        self._aside = f".luminaguard-commit-{self._token}"
+        self._count = 0
+        self._aside_made = False
+
+    # --- the changes -------------------------------------------------------
+
+    def remove(self, path: str) -> None:
+        """Remove a file, a link or an (already emptied) directory."""
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent) as d:
+            try:
+                st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    os.rmdir(name, dir_fd=d)
+                    self._done(path, lambda: self._remake_dir(path, st))
+                    return
+            except OSError as exc:
+                raise self.ws._error(path, exc) from exc
+            self._move_aside(d, parent, name, path)
+
+    def make_dir(self, path: str, mode: int) -> None:
+        """Create a directory that must not exist yet; its mode set on its descriptor."""
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent) as d:
+            try:
+                os.mkdir(name, 0o700, dir_fd=d)
+                self._done(path, lambda: self._rmdir(path))
+                fd = os.open(name, DIR_FLAGS, dir_fd=d)
+            except OSError as exc:
+                raise self.ws._error(path, exc) from exc
+        try:
+            os.fchmod(fd, mode & 0o777)
+        finally:
+            os.close(fd)
+
+    def write(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Create or replace a file; a replaced one keeps its mode (unless
+        ``mode`` says otherwise) and its owner, and is only moved aside."""
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent, create=True) as d:
+            old = self._existing(d, name, path)
+            if old is not None and stat.S_ISLNK(old.st_mode):
+                raise WorkspacePathError(
+                    f"{path} is a symlink, which host-side writes never follow or replace"
+                )
+            temp = self._temp_name()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(temp, flags, 0o600, dir_fd=d)
+            except OSError as exc:
+                raise self.ws._error(path, exc) from exc
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    keep = stat.S_IMODE(old.st_mode) if old is not None else 0o644
+                    os.fchmod(f.fileno(), (keep if mode is None else mode) & 0o777)
+                    if old is not None and os.geteuid() == 0:
+                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                self._put_in_place(d, parent, temp, name, path, old)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=d)
+                raise
+
+    def symlink(self, path: str, target: str) -> None:
+        """Make ``path`` a symlink to ``target`` (a file or link there is moved aside)."""
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent, create=True) as d:
+            old = self._existing(d, name, path)
+            temp = self._temp_name()
+            try:
+                os.symlink(target, temp, dir_fd=d)
+                self._put_in_place(d, parent, temp, name, path, old)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=d)
+                raise
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of ``path`` on its descriptor; a symlink is left alone."""
+        before = self._set_mode(path, mode)
+        if before is not None:
+            self._done(path, lambda: self._set_mode(path, before))
+
+    # --- finishing ---------------------------------------------------------
+
+    def rollback(self) -> list[str]:
+        """Undo every change, newest first; the paths that could not be put back."""
+        left = []
+        while self._undo:
+            path, undo = self._undo.pop()
+            try:
+                undo()
+            except (OSError, ToolError):
+                left.append(path)
+        self._drop_aside()
+        return sorted(set(left))
+
+    def finish(self) -> None:
+        """Keep the changes: drop what was moved aside."""
+        self._undo.clear()
+        self._drop_aside()
+
+    # --- the steps ---------------------------------------------------------
+
+    def _done(self, path: str, undo: Callable[[], object]) -> None:
+        self._undo.append((path, undo))
+
+    def _temp_name(self) -> str:
+        self._count += 1
+        return f".luminaguard-new-{self._token}-{self._count}"
+
+    def _existing(self, d: int, name: str, path: str) -> os.stat_result | None:
+        try:
+            st = os.stat(name, dir_fd=d, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self.ws._error(path, exc) from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise ToolError(f"{path} is a directory")
+        return st
+
+    def _put_in_place(
+        self,
+        d: int,
+        parent: PurePosixPath,
+        temp: str,
+        name: str,
+        path: str,
+        old: os.stat_result | None,
+    ) -> None:
+        if old is not None:
+            self._move_aside(d, parent, name, path)
+        try:
+            os.rename(temp, name, src_dir_fd=d, dst_dir_fd=d)
+        except OSError as exc:
+            raise self.ws._error(path, exc) from exc
+        self._done(path, lambda: self._unlink(path))
+
+    def _move_aside(self, d: int, parent: PurePosixPath, name: str, path: str) -> None:
+        self._count += 1
+        kept = str(self._count)
+        with self._aside_dir() as aside:
+            try:
+                os.rename(name, kept, src_dir_fd=d, dst_dir_fd=aside)
+            except OSError as exc:
+                raise self.ws._error(path, exc) from exc
+
+        def put_back() -> None:
+            with self._aside_dir() as aside, self.ws.directory(parent) as back:
+                os.rename(kept, name, src_dir_fd=aside, dst_dir_fd=back)
+
+        self._done(path, put_back)
+
+    @contextlib.contextmanager
+    def _aside_dir(self) -> Iterator[int]:
+        if not self._aside_made:
+            with self.ws.directory(PurePosixPath(".")) as root:
+                os.mkdir(self._aside, 0o700, dir_fd=root)
+            self._aside_made = True
+        with self.ws.directory(PurePosixPath(self._aside)) as fd:
+            yield fd
+
+    def _drop_aside(self) -> None:
+        if self._aside_made:
+            with self.ws.directory(PurePosixPath(".")) as root:
+                shutil.rmtree(self._aside, dir_fd=root, ignore_errors=True)
+            self._aside_made = False
+
+    def _unlink(self, path: str) -> None:
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent) as d:
+            os.unlink(name, dir_fd=d)
+
+    def _rmdir(self, path: str) -> None:
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent) as d:
+            os.rmdir(name, dir_fd=d)
+
+    def _remake_dir(self, path: str, st: os.stat_result) -> None:
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent) as d:
+            os.mkdir(name, 0o700, dir_fd=d)
+            fd = os.open(name, DIR_FLAGS, dir_fd=d)
+        try:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if os.geteuid() == 0:
+                os.fchown(fd, st.st_uid, st.st_gid)
+        finally:
+            os.close(fd)
+
+    def _set_mode(self, path: str, mode: int) -> int | None:
+        """Set the permission bits on the opened file; its bits before (None for a symlink)."""
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent) as d:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return None
+                raise self.ws._error(path, exc) from exc
+        try:
+            before = stat.S_IMODE(os.fstat(fd).st_mode)
+            os.fchmod(fd, mode & 0o777)
+        finally:
+            os.close(fd)
+        return before
 
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".luminaguard"}
