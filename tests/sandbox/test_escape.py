@@ -209,3 +209,76 @@ def test_the_network_is_only_the_sandbox_loopback(workspace: Path) -> None:
 def test_the_terminal_cannot_be_reached(workspace: Path) -> None:
     r = sh(workspace, "echo x > /dev/tty && echo REACHED-TTY; true")
     assert "REACHED-TTY" not in r.stdout
+
+
+EVERY_DENIED = """
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+out = {}
+for name, nr in json.loads(sys.argv[1]).items():
+    ctypes.set_errno(0)
+    # Zero arguments: harmless whatever the call does (most fail on a NULL pointer).
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_ulong(0)] * 6)
+    out[name] = 0 if r >= 0 else ctypes.get_errno()
+print(json.dumps(out))
+"""
+
+
+def test_every_syscall_the_filter_lists_is_refused_inside_a_sandbox(workspace: Path) -> None:
+    import json
+
+    from luminaguard.sandbox.seccomp import DENY
+
+    numbers = {name: nr for name, (nr, _why) in DENY.items()}
+    r = run(workspace, ["/usr/bin/python3", "-I", "-c", EVERY_DENIED, json.dumps(numbers)])
+    assert r.exit_code == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert set(got) == set(DENY)
+    wrong = {name: err for name, err in got.items() if err != EPERM}
+    assert not wrong, f"not refused with EPERM by the filter: {wrong}"
+
+
+def _run_filter(nr: int, args: tuple[int, ...] = (), arch: int | None = None) -> int:
+    """Classic BPF, interpreted over a struct seccomp_data: what the filter answers."""
+    import struct
+
+    from luminaguard.sandbox import seccomp as sc
+
+    padded = (list(args) + [0] * 6)[:6]
+    data = struct.pack("<iIQ6Q", nr, sc.AUDIT_ARCH_X86_64 if arch is None else arch, 0, *padded)
+    prog, pc, acc = sc.instructions(), 0, 0
+    while True:
+        code, jt, jf, k = prog[pc]
+        pc += 1
+        if code == sc.LD_W_ABS:
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code == sc.AND_K:
+            acc &= k
+        elif code in (sc.JEQ_K, sc.JGE_K, sc.JSET_K):
+            hit = {sc.JEQ_K: acc == k, sc.JGE_K: acc >= k, sc.JSET_K: bool(acc & k)}[code]
+            pc += jt if hit else jf
+        elif code == sc.RET_K:
+            return k
+        else:
+            raise AssertionError(f"unknown opcode {code:#x}")
+
+
+def test_the_filter_program_answers_every_listed_call_and_allows_the_rest() -> None:
+    from luminaguard.sandbox import seccomp as sc
+
+    for name, (nr, _why) in sc.DENY.items():
+        assert _run_filter(nr) == sc.RET_EPERM, name
+        assert _run_filter(nr | sc.X32_SYSCALL_BIT) == sc.RET_EPERM, f"x32 {name}"
+    for nr in (0, 1, 2, 39, 59, 60, 231, 257):  # read write open getpid execve exit ...
+        assert _run_filter(nr) == sc.RET_ALLOW, nr
+    assert _run_filter(39, arch=0x40000003) == sc.RET_KILL_PROCESS  # i386
+    assert _run_filter(sc.NR_CLONE3) == sc.RET_ENOSYS
+    assert _run_filter(sc.NR_CLONE, (0x10000000 | 17,)) == sc.RET_EPERM
+    assert _run_filter(sc.NR_CLONE, (17,)) == sc.RET_ALLOW
+    for request in sc.DENIED_IOCTLS:
+        assert _run_filter(sc.NR_IOCTL, (0, request | (1 << 32))) == sc.RET_EPERM
+    assert _run_filter(sc.NR_IOCTL, (0, 0x5401)) == sc.RET_ALLOW  # TCGETS
+    assert _run_filter(sc.NR_SOCKET, (sc.AF_PACKET, 2)) == sc.RET_EPERM
+    assert _run_filter(sc.NR_SOCKET, (sc.AF_INET6, sc.SOCK_RAW | 0x80000)) == sc.RET_EPERM
+    assert _run_filter(sc.NR_SOCKET, (sc.AF_INET, 1)) == sc.RET_ALLOW
