@@ -11,6 +11,7 @@ from luminaguard.core.card import DiffCard
 from luminaguard.core.risk import Assessment, Risk
 from luminaguard.messages import ToolCall
 from luminaguard.policy.inbox import InboxApprover, InboxStore
+from luminaguard.policy.permissions import local_user
 from luminaguard.protocols import ApprovalRequest
 from tests.conftest import LUMINAGUARD, write_playbook
 
@@ -89,6 +90,13 @@ def test_a_run_waits_in_the_inbox_and_a_decision_from_the_cli_lets_it_go_on(
             {"content": "done"},
         ],
     )
+    # alice may decide here: the policy binds this OS user to her.
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "luminaguard"
+    config.mkdir(parents=True)
+    (config / "policy.toml").write_text(
+        f'[roles.owner]\n[principals.alice]\nrole = "owner"\nusers = ["{local_user()}"]\n'
+    )
+    (config / "luminaguard.toml").write_text('policy = "policy.toml"\n')
     env = dict(os.environ)
     run = subprocess.Popen(
         [

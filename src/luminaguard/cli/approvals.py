@@ -110,11 +110,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_approvals(args: argparse.Namespace) -> int:
     from luminaguard.config import load_settings
     from luminaguard.policy.inbox import InboxStore
-    from luminaguard.policy.permissions import local_user
+    from luminaguard.policy.permissions import acting_principal
+    from luminaguard.policy.policyfile import load_policy
 
     settings = load_settings(Path.cwd())
     store = InboxStore(settings.data_dir / "inbox.db")
-    who = args.as_ or local_user()
+    who = acting_principal(args.as_, load_policy(settings.policy).principals)
     if args.approvals_command == "list":
         items = store.pending()
         if args.json:

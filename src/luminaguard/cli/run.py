@@ -114,11 +114,13 @@ def _run_agent(
 
     from luminaguard.agent.session import Session, SessionOptions
     from luminaguard.policy.approver import make_approver
+    from luminaguard.policy.permissions import acting_principal
     from luminaguard.policy.policyfile import load_policy
     from luminaguard.ui.cards import render_card_text
     from luminaguard.ui.terminal import TerminalReport
 
     policy = load_policy(policy_path)
+    principal = acting_principal(principal, policy.principals)
     options = SessionOptions(
         workspace=workspace,
         spec=spec,
