@@ -62,3 +62,24 @@ def test_a_commit_runs_no_hook(repo: Path, tmp_path: Path) -> None:
         encoding="utf-8", check=True, timeout=60,
     ).stdout  # fmt: skip
     assert "change.txt" in shown and "work" in shown
+
+
+def test_a_filter_driver_selected_by_the_agents_gitattributes_does_not_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    canary = tmp_path / "filtered"
+    # The user's own config defines drivers (git-lfs does; these are canaries)...
+    for key in ("filter.lfs.clean", "filter.lfs.smudge", "filter.lfs.process"):
+        run("config", key, f"sh -c 'touch {canary}; cat'", cwd=repo)
+    run("config", "diff.x.textconv", f"sh -c 'touch {canary}; cat'", cwd=repo)
+    path = worktree.create(repo, "item9", "lg/item9", "main")
+    # ...and the agent chooses the files they run on.
+    (path / ".gitattributes").write_text("* filter=lfs diff=x\n")
+    (path / "change.txt").write_text("x\n")
+    commit = worktree.commit(repo, path, "work")
+    assert commit is not None
+    assert not canary.exists(), "a filter driver ran on the host for the agent's files"
+    shown = subprocess.run(
+        ["git", "show", f"{commit}:change.txt"], cwd=repo, capture_output=True, text=True
+    )
+    assert shown.stdout == "x\n"

@@ -2,8 +2,10 @@
 
 The worktree is the agent's workspace, so everything in it is untrusted: its
 `.git` link, `.gitattributes`, anything an agent wrote. Git on the host never
-takes a hint from it: every call runs with hooks off and every config-driven
-program disabled (``HARDENED``), and the commit runs with the git dir and
+takes a hint from it: every call runs with hooks off, every config-driven
+program disabled (``HARDENED``) and every configured filter, diff or merge
+driver set empty (``.gitattributes`` picks the files a driver runs on: LFS
+content is committed as the agent's sandbox saw it), and the commit runs with the git dir and
 work tree the host chose, after checking that the worktree's `.git` link is
 still the one git made (an agent could point it at a git dir of its own,
 whose config names a program to run).
@@ -43,13 +45,23 @@ HARDENED = (
 )  # fmt: skip
 
 
+# Programs a configured driver runs on files that `.gitattributes` (which the
+# agent can write) selects: clean/smudge/process filters (git-lfs, say), diff
+# commands and textconv, merge drivers. Each one configured is set empty: off.
+DRIVER_KEYS = r"^(filter|diff|merge)\..+\.(clean|smudge|process|command|textconv|driver)$"
+
+
 def git(repo: Path, *args: str, check: bool = True, at: tuple[str, ...] | None = None) -> str:
     """Run git on ``repo`` (or with the explicit ``at`` arguments: git dir and work tree)."""
+    where = list(at) if at is not None else ["-C", str(repo)]
+    return _run(["git", *HARDENED, *_drivers_off(repo), *where, *args], args, check)
+
+
+def _run(argv: list[str], args: tuple[str, ...], check: bool) -> str:
     import os
 
-    where = list(at) if at is not None else ["-C", str(repo)]
     out = subprocess.run(
-        ["git", *HARDENED, *where, *args],
+        argv,
         capture_output=True,
         encoding="utf-8",
         env={**os.environ, **GIT_ENV, "GIT_TERMINAL_PROMPT": "0"},
@@ -59,6 +71,18 @@ def git(repo: Path, *args: str, check: bool = True, at: tuple[str, ...] | None =
     if check and out.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {(out.stderr or out.stdout).strip()[:300]}")
     return out.stdout.strip()
+
+
+def _drivers_off(repo: Path) -> list[str]:
+    """``-c KEY=`` for every driver program the repository's config (with the
+    user's and the system's) names. Read with the repository as the work tree,
+    never a worktree: the agent does not choose which config is read."""
+    listed = _run(
+        ["git", *HARDENED, "-C", str(repo), "config", "--name-only", "--get-regexp", DRIVER_KEYS],
+        ("config",),
+        check=False,
+    )
+    return [arg for key in listed.splitlines() if key for arg in ("-c", f"{key}=")]
 
 
 def require_repo(repo: Path) -> None:
