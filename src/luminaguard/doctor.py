@@ -111,6 +111,20 @@ def check_userns() -> Check:
     )
 
 
+def check_sandbox_user() -> Check:
+    """Which host uid the sandbox user (uid 1000 inside) is: the caller's own."""
+    uid = os.geteuid()
+    if uid == 0:
+        return Check(
+            "sandbox user",
+            WARN,
+            "running as root, so the sandbox user is host uid 0: root-owned files bound "
+            "read-only into a sandbox look like its own (never writable, no capabilities); "
+            "run LuminaGuard as an unprivileged user to map it to that user instead",
+        )
+    return Check("sandbox user", OK, f"host uid {uid} (you), never root")
+
+
 def check_seccomp() -> Check:
     from luminaguard.sandbox import seccomp
 
@@ -294,6 +308,7 @@ CHECKS = (
     check_python,
     check_bwrap,
     check_userns,
+    check_sandbox_user,
     check_seccomp,
     check_cgroups,
     check_self_test,
