@@ -73,8 +73,11 @@ class ToolSource(Protocol):
         """The static risk of ``call``, before anything runs. Pure: no I/O but reads."""
         ...
 
-    async def prepare(self, call: ToolCall) -> Prepared:
-        """Find out what ``call`` would do without doing it (a preview, a diff, the exact request)."""
+    async def prepare(self, call: ToolCall, *, live: bool = False) -> Prepared:
+        """Find out what ``call`` would do without doing it (a preview, a diff, the
+        exact request). ``live``: for a call whose card said it must run again
+        for real (``effects["rerun"]``), run it with the network this time, its
+        file changes still kept in a layer for a second card."""
         ...
 
     async def call(self, call: ToolCall) -> ToolResult:
@@ -236,9 +239,16 @@ class Sandbox(Protocol):
         ...
 
     async def preview(
-        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        timeout_s: float | None = None,
+        live: bool = False,
     ) -> Preview:
-        """Run ``argv`` on a throw-away copy-on-write layer, network cut; the workspace is unchanged."""
+        """Run ``argv`` on a throw-away copy-on-write layer, network cut (``live``:
+        with the sandbox's own network, so its requests are made for real); the
+        workspace is unchanged."""
         ...
 
     def commit(self, handle: str) -> None:

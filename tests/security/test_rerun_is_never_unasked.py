@@ -54,3 +54,66 @@ def test_a_command_that_needs_the_network_is_asked_even_where_the_policy_allows_
     shown = render_card_text(DiffCard.from_dict(card), width=200)
     first = shown.splitlines()[1]
     assert "runs AGAIN" in first, shown
+
+
+class Person:
+    """Answers each card in turn, and keeps the cards it saw."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers)
+        self.cards: list[Any] = []
+
+    async def decide(self, request: Any) -> Any:
+        from luminaguard.protocols import Decision
+
+        self.cards.append(request.card)
+        ok = self.answers.pop(0)
+        return Decision(ok, "alice", "ok" if ok else "no", principal=None)
+
+
+def live_gate(tmp_path: Path, person: Person) -> ApprovalManager:
+    return ApprovalManager(
+        Policy(),
+        person,
+        grants=GrantStore(tmp_path / "state.db", ()),
+        context=GateContext("run-1", "/nowhere"),
+        record=lambda kind, data: None,
+        report=lambda event, data: None,
+    )
+
+
+COMMAND = "curl -s -o got.html http://127.0.0.1:{port}/ ; echo fetched"
+
+
+def test_an_approved_rerun_runs_live_in_a_layer_and_its_real_changes_are_a_second_card(
+    workspace: Path, tmp_path: Path, host_web: int
+) -> None:
+    person = Person(True, True)
+    sandbox = BwrapSandbox(
+        workspace, SandboxSettings(timeout_s=30, network=f"test:127.0.0.1:{host_web}", pool_size=0)
+    )
+    call = ToolCall("c1", "shell", {"command": COMMAND.format(port=host_web)})
+    result = asyncio.run(live_gate(tmp_path, person).run(call, BuiltinTools(sandbox)))
+    assert not result.is_error, result.output
+    first, second = person.cards
+    # The first card could not show the download; the second shows what the
+    # real run did, and only that was committed.
+    assert first.effects["rerun"] is True
+    assert [r["blocked"] for r in first.effects["network"]] == [True]
+    assert second.effects.get("live") is True and second.effects["created"] == ["got.html"]
+    assert [r["blocked"] for r in second.effects["network"]] == [False]
+    assert "RAN FOR REAL" in render_card_text(second, width=200).splitlines()[1]
+    assert (workspace / "got.html").read_text() == "hello from the host\n"
+
+
+def test_a_denied_second_card_commits_nothing_of_the_real_run(
+    workspace: Path, tmp_path: Path, host_web: int
+) -> None:
+    person = Person(True, False)
+    sandbox = BwrapSandbox(
+        workspace, SandboxSettings(timeout_s=30, network=f"test:127.0.0.1:{host_web}", pool_size=0)
+    )
+    call = ToolCall("c1", "shell", {"command": COMMAND.format(port=host_web)})
+    result = asyncio.run(live_gate(tmp_path, person).run(call, BuiltinTools(sandbox)))
+    assert result.data.get("denied") and len(person.cards) == 2
+    assert not (workspace / "got.html").exists(), "the real run's file changes landed unapproved"

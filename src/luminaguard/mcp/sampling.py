@@ -75,7 +75,7 @@ class SamplingSource:
             f"{args.get('max_tokens')} tokens): it spends tokens and sends this text to the model provider",
         )
 
-    async def prepare(self, call: ToolCall) -> Prepared:
+    async def prepare(self, call: ToolCall, *, live: bool = False) -> Prepared:
         request = {"server": self.server, "method": "sampling/createMessage", **call.arguments}
         return Prepared(call, "request", request=request)
 

@@ -170,6 +170,36 @@ class ApprovalManager:
             )
             return await tools.call(call)
         prepared = await tools.prepare(call)
+        refused, first = await self._ask(call, tools, prepared, static, step)
+        if refused is not None:
+            return refused
+        if (prepared.effects or {}).get("rerun"):
+            # Approved to run again for real: now with the network, in a fresh
+            # layer, and what it really changed is a second card of its own.
+            # Its requests have been made; its file changes are committed only
+            # if that card is approved too.
+            tools.discard(prepared)
+            prepared = await tools.prepare(call, live=True)
+            refused, _ = await self._ask(call, tools, prepared, static, step, rerun_of=first)
+            if refused is not None:
+                return refused
+        try:
+            return await tools.apply(prepared)
+        except ToolError:
+            tools.discard(prepared)
+            raise
+
+    async def _ask(
+        self,
+        call: ToolCall,
+        tools: ToolSource,
+        prepared: Prepared,
+        static: Assessment,
+        step: int,
+        rerun_of: str | None = None,
+    ) -> tuple[ToolResult | None, str]:
+        """Show the card of ``prepared`` and get a decision: the refusal (as a
+        result for the model) or None when approved, and the card's hash."""
         card = make_card(
             call,
             static,
@@ -190,6 +220,7 @@ class ApprovalManager:
                 **card.assessment.to_dict(),
                 "card": card.to_dict(),
                 "card_hash": card.hash,
+                **({"rerun_of": rerun_of} if rerun_of else {}),
             },
         )
         try:
@@ -212,20 +243,19 @@ class ApprovalManager:
             "decision",
             {"call": call, "decision": decision, "assessment": card.assessment, "card": card},
         )
-        if not decision.approved:
-            tools.discard(prepared)
-            if decision.stop:
-                raise DeniedAndStop(decision.reason)
-            return ToolResult(
+        if decision.approved:
+            return None, card.hash
+        tools.discard(prepared)
+        if decision.stop:
+            raise DeniedAndStop(decision.reason)
+        return (
+            ToolResult(
                 f"denied: {decision.reason}",
                 is_error=True,
                 data={"denied": True, "card_hash": card.hash},
-            )
-        try:
-            return await tools.apply(prepared)
-        except ToolError:
-            tools.discard(prepared)
-            raise
+            ),
+            card.hash,
+        )
 
     def spend(self, on: str, name: str, spent: dict[str, float] | None = None) -> None:
         """Count a call ``on`` tools or models against the rate limits (before it

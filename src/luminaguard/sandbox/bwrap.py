@@ -21,7 +21,7 @@ from luminaguard.config import SandboxSettings
 from luminaguard.errors import ConfigError, LuminaGuardError, SandboxError
 from luminaguard.protocols import ExecResult, NetworkNotice, Preview, ProcessLaunch, ProcessSpec
 from luminaguard.sandbox import preview as previews
-from luminaguard.sandbox.network import NONE, NetworkMode
+from luminaguard.sandbox.network import NONE, RECORD, NetworkMode
 from luminaguard.sandbox.process import collect, kill_group
 from luminaguard.sandbox.profile import (
     HELPER_DIR,
@@ -182,9 +182,15 @@ class BwrapSandbox:
         return self._pool
 
     async def preview(
-        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        timeout_s: float | None = None,
+        live: bool = False,
     ) -> Preview:
-        """Run ``argv`` on a throw-away copy-on-write layer of the workspace, network cut."""
+        """Run ``argv`` on a throw-away copy-on-write layer of the workspace, network
+        cut (``live``: the sandbox's own network mode)."""
         return await previews.run_preview(
             self.workspace,
             self.settings,
@@ -192,6 +198,7 @@ class BwrapSandbox:
             stdin=stdin,
             timeout_s=timeout_s,
             ro_binds=self.layout.ro_binds,
+            network=NetworkMode.parse(self.settings.network) if live else RECORD,
         )
 
     def commit(self, handle: str) -> None:

@@ -103,7 +103,12 @@ class MemorySandbox:
             return ExecResult(124, "", "", time.monotonic() - started, timed_out=True)
 
     async def preview(
-        self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        timeout_s: float | None = None,
+        live: bool = False,
     ) -> Preview:
         before = dict(self.files)
         after = dict(before)

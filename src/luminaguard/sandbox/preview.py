@@ -36,7 +36,7 @@ from luminaguard.core.effects import Effects, Modified, unified_diff
 from luminaguard.core.paths import points_outside
 from luminaguard.errors import CommitConflict, SandboxError, ToolError
 from luminaguard.protocols import ExecResult, Preview
-from luminaguard.sandbox.network import RECORD
+from luminaguard.sandbox.network import RECORD, NetworkMode
 from luminaguard.sandbox.workspace import Transaction, Workspace
 
 DIFF_LIMIT = 64 * 1024
@@ -88,6 +88,7 @@ async def run_preview(
     stdin: str | None = None,
     timeout_s: float | None = None,
     ro_binds: tuple[tuple[str, str], ...] = (),
+    network: NetworkMode = RECORD,
 ) -> Preview:
     """Run ``argv`` on an overlay of ``workspace``; the preview's handle is the
     directory holding its layer and what the commit checks (``preview.json``),
@@ -102,7 +103,7 @@ async def run_preview(
     upper, work = tmp / "upper", tmp / "work"
     upper.mkdir()
     work.mkdir()
-    layout = Layout(ws.root, "overlay", RECORD, upper=upper, work=work, ro_binds=ro_binds)
+    layout = Layout(ws.root, "overlay", network, upper=upper, work=work, ro_binds=ro_binds)
     cap = settings.preview_disk_mb * 1024 * 1024
     # The conflict baseline is the workspace as it was when the preview
     # started: a path another writer changes while the command runs is stale.

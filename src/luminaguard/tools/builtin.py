@@ -190,8 +190,10 @@ class BuiltinTools:
             return Assessment.of(Risk.RED, "unknown-tool", f"{call.name} is not a known tool")
         return classify_action(call.name, t.parse(call.arguments).model_dump(), ws=self.ctx.ws)
 
-    async def prepare(self, call: ToolCall) -> Prepared:
-        """What the call would do: a preview for shell, the diff for file tools."""
+    async def prepare(self, call: ToolCall, *, live: bool = False) -> Prepared:
+        """What the call would do: a preview for shell, the diff for file tools.
+        ``live``: a shell preview with the sandbox's network (its requests are
+        made for real; its file changes stay in the layer, for a second card)."""
         t = self._tool(call)
         args = t.parse(call.arguments).model_dump()
         if call.name == "write_file":
@@ -221,10 +223,12 @@ class BuiltinTools:
         if call.name != "shell":
             return Prepared(call, "read")
         argv = ["/bin/bash", "-c", args["command"]]
-        preview = await self.ctx.sandbox.preview(argv, timeout_s=args.get("timeout_s"))
+        preview = await self.ctx.sandbox.preview(argv, timeout_s=args.get("timeout_s"), live=live)
         effects = effects_excerpt(preview.to_dict())
         observed = classify_effects(preview.effects, timed_out=preview.result.timed_out)
-        if preview.effects.network and NetworkMode.parse(self.ctx.sandbox.network).kind != "none":
+        if live:
+            effects["live"] = True
+        elif preview.effects.network and NetworkMode.parse(self.ctx.sandbox.network).kind != "none":
             # The preview had no network, so it could not do its work: approved,
             # it runs again for real, and may do other things than shown.
             effects["rerun"] = True
@@ -254,13 +258,9 @@ class BuiltinTools:
         assert prepared.preview is not None and prepared.result is not None
         effects = prepared.effects or {}
         if effects.get("rerun"):
-            sandbox.discard(prepared.preview)
-            args = self._tool(call).parse(call.arguments).model_dump()
-            before = snapshot.snapshot(self.ctx.ws.root)
-            result = await sandbox.exec(
-                ["/bin/bash", "-c", args["command"]], timeout_s=args.get("timeout_s")
-            )
-            return _shell_result(result, snapshot.diff(before, snapshot.snapshot(self.ctx.ws.root)))
+            # Its preview had no network, so it is not what would be committed:
+            # the gate prepares it again, live, and shows that second card.
+            raise ToolError("a preview made without the network it needs is never committed")
         try:
             sandbox.commit(prepared.preview)
         except CommitConflict as exc:

@@ -114,7 +114,7 @@ class McpTools:
     def _arguments(self, call: ToolCall) -> dict[str, Any]:
         return argument_object(call.name, call.arguments)
 
-    async def prepare(self, call: ToolCall) -> Prepared:
+    async def prepare(self, call: ToolCall, *, live: bool = False) -> Prepared:
         args = self._arguments(call)
         if call.name in self.resource_tools:
             method = "resources/list" if call.name.endswith("/list") else "resources/read"

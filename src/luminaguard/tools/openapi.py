@@ -235,7 +235,7 @@ class OpenApiTools:
             req["headers"][self.source.auth_header] = "[redacted: $" + self.source.auth_env + "]"
         return req
 
-    async def prepare(self, call: ToolCall) -> Prepared:
+    async def prepare(self, call: ToolCall, *, live: bool = False) -> Prepared:
         return Prepared(call, "request", request=self.request(call))
 
     async def call(self, call: ToolCall) -> ToolResult:

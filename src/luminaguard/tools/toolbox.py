@@ -56,8 +56,8 @@ class ToolBox:
             return Assessment.of(Risk.RED, "unknown-tool", f"{call.name} is not a known tool")
         return self._source(call).assess(call)
 
-    async def prepare(self, call: ToolCall) -> Prepared:
-        return await self._source(call).prepare(call)
+    async def prepare(self, call: ToolCall, *, live: bool = False) -> Prepared:
+        return await self._source(call).prepare(call, live=live)
 
     async def call(self, call: ToolCall) -> ToolResult:
         return await self._source(call).call(call)

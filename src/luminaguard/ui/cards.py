@@ -89,6 +89,14 @@ def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
                 style="bold red",
             )
         )
+    if (card.effects or {}).get("live"):
+        parts.append(
+            Text(
+                "⚠ RAN FOR REAL, with the network: its requests were made. What it changed in "
+                "the workspace is below, still in a throw-away layer: approving commits exactly this",
+                style="bold red",
+            )
+        )
     for reason in card.assessment.reasons:
         parts.append(Text(f"· {reason}", style=COLOURS[card.risk]))
     args = card.arguments if isinstance(card.arguments, dict) else {}
