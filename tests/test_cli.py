@@ -325,7 +325,16 @@ def test_run_drives_a_real_sdk_end_to_end_and_metrics_report_it(kind: str, works
     assert 'le="0.01"' in prom and 'le="81.92"' in prom
     assert "gen_ai_client_token_usage_bucket{" in prom and 'gen_ai_token_type="input"' in prom
     assert lg("metrics", "--since", "1h").returncode == 0
-    assert json.loads(lg("metrics", "--until", "0").stdout)["providers"] == []
+    assert json.loads(lg("metrics", "--until", "0", "--format", "json").stdout)["providers"] == []
+    # For a person, a table by default; median and p50 are one number.
+    table = lg("metrics", "--since", "2000-01-01").stdout.splitlines()
+    assert table[0].split()[:4] == ["provider", "model", "task", "requests"]
+    assert any(line.split()[:3] == [kind, model.split("/", 1)[1], "plan"] for line in table[1:])
+    for p in data["providers"]:
+        assert p["latency_s"]["median"] == p["latency_s"]["p50"]
+    assert "no model requests" in lg("metrics", "--until", "1970-01-02").stdout
+    bad = lg("metrics", "--since", "last tuesday")
+    assert bad.returncode == 2 and "a date like 2026-12-01" in bad.stderr
 
 
 def test_a_missing_api_key_is_one_clear_sentence(workspace: Path) -> None:

@@ -14,6 +14,7 @@ from luminaguard.cli.common import (
     Parser,
     say,
 )
+from luminaguard.core.text import inert
 from luminaguard.errors import UsageError
 
 
@@ -23,8 +24,9 @@ def add_audit(sub: Any) -> None:
     asub = audit.add_subparsers(
         dest="audit_command", metavar="ACTION", required=True, parser_class=Parser
     )
-    alist = asub.add_parser("list", help="every run, oldest first")
+    alist = asub.add_parser("list", help="the runs, newest first (--json: oldest first)")
     alist.add_argument("--json", action="store_true")
+    alist.add_argument("--limit", type=int, metavar="N", help="only the N newest runs")
     ashow = asub.add_parser("show", help="one run's journal")
     ashow.add_argument("run", help="run id (or a unique prefix)")
     ashow.add_argument("--json", action="store_true")
@@ -54,14 +56,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.audit_command == "list":
         from luminaguard.audit.run import status_of
 
-        runs = [{**r, "status": status_of(settings.data_dir, r)} for r in index.list()]
+        if args.limit is not None and args.limit < 1:
+            raise UsageError("--limit must be at least 1")
+        listed = index.list()
+        if args.limit is not None:
+            listed = listed[-args.limit :]
+        runs = [{**r, "status": status_of(settings.data_dir, r)} for r in listed]
         if args.json:
             keys = ("id", "task", "started", "outcome", "status", "path")
             print(json.dumps([{k: r[k] for k in keys} for r in runs], indent=2))
         elif not runs:
             say(f"no runs recorded in {settings.data_dir}")
-        for r in runs if not args.json else []:
-            say(f"{r['id']}  {r['started'][:19]}  {r['status']:<16} {r['task'][:60]}")
+        else:
+            width = max(len(r["id"]) for r in runs)
+            say(f"{'RUN':<{width}}  {'STARTED (UTC)':<19}  {'STATUS':<16} TASK")
+            for r in reversed(runs):
+                task = inert(r["task"].replace("\n", " "))
+                say(f"{r['id']:<{width}}  {r['started'][:19]}  {r['status']:<16} {task[:60]}")
         interrupted = [r["id"] for r in runs if r["status"] == "interrupted"]
         if interrupted and not args.json:
             say(f"resume an interrupted run with: luminaguard run --resume {interrupted[-1]}")

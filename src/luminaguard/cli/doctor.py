@@ -26,11 +26,19 @@ def add_metrics(sub: Any) -> None:
     metrics = sub.add_parser(
         "metrics", help="provider metrics: latency, success, tokens, cost, win rate"
     )
-    metrics.add_argument("--format", choices=["json", "prometheus"], default="json")
     metrics.add_argument(
-        "--since", help="only requests since: a duration (90s, 15m, 2h, 7d) ago or a Unix time"
+        "--format",
+        choices=["table", "json", "prometheus"],
+        default="table",
+        help="a table for people (default), or json / prometheus for machines",
     )
-    metrics.add_argument("--until", help="only requests until: a duration ago or a Unix time")
+    metrics.add_argument(
+        "--since",
+        help="only requests since: a duration (90s, 15m, 2h, 7d) ago, a date (2026-12-01[T09:30]) or a Unix time",
+    )
+    metrics.add_argument(
+        "--until", help="only requests until: a duration ago, a date or a Unix time"
+    )
     metrics.set_defaults(handler=cmd_metrics)
 
 
@@ -49,7 +57,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from luminaguard.config import load_settings
-    from luminaguard.llm.metrics import ProviderMetrics
+    from luminaguard.llm.metrics import ProviderMetrics, summarise
     from luminaguard.metrics import json_snapshot, prometheus_text
 
     settings = load_settings(Path.cwd())
@@ -57,11 +65,58 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     store = ProviderMetrics(settings.data_dir / "metrics.db")
     rows = store.rows(since, until)
     store.close()
-    print(
-        prometheus_text(rows) if args.format == "prometheus" else json_snapshot(rows, since, until),
-        end="" if args.format == "prometheus" else "\n",
-    )
+    if args.format == "prometheus":
+        print(prometheus_text(rows), end="")
+    elif args.format == "json":
+        print(json_snapshot(rows, since, until))
+    else:
+        print(metrics_table(summarise(rows)))
     return EXIT_OK
+
+
+def metrics_table(summary: list[dict[str, Any]]) -> str:
+    """The summary for a person: one line per provider, model and task type."""
+    if not summary:
+        return "no model requests recorded (in this range)"
+    head = (
+        "provider",
+        "model",
+        "task",
+        "requests",
+        "ok",
+        "p50 s",
+        "p95 s",
+        "tokens in/out",
+        "cost $",
+        "wins",
+    )
+
+    def secs(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = [
+        (
+            s["provider"],
+            s["model"],
+            s["task_type"],
+            str(s["requests"]),
+            f"{s['success_rate']:.0%}",
+            secs(s["latency_s"]["p50"]),
+            secs(s["latency_s"]["p95"]),
+            f"{s['tokens_in']}/{s['tokens_out']}",
+            f"{s['cost_usd']:.4f}",
+            f"{s['win_rate']:.0%}",
+        )
+        for s in summary
+    ]
+    widths = [max(len(row[i]) for row in (head, *lines)) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i < 3 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in (head, *lines)
+    )
 
 
 def _when(text: str | None, flag: str) -> float | None:
@@ -78,6 +133,14 @@ def _when(text: str | None, flag: str) -> float | None:
     try:
         return float(text)
     except ValueError:
+        pass
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
         raise UsageError(
-            f"{flag} takes a duration like 15m, 2h or 7d, or a Unix time; got {text!r}"
+            f"{flag} takes a duration like 15m, 2h or 7d, a date like 2026-12-01 "
+            f"(or 2026-12-01T09:30, local time unless it says), or a Unix time; got {text!r}"
         ) from None
+    return when.timestamp()

@@ -141,8 +141,10 @@ def _stats(values: list[float]) -> dict[str, float | None]:
         return {"mean": None, "median": None, "p50": None, "p95": None, "p99": None}
     return {
         "mean": round(statistics.fmean(values), 6),
+        # One middle value under both names (the median of an even count is
+        # the mean of the two middle values; p50 is the same number).
         "median": round(statistics.median(values), 6),
-        "p50": round(percentile(values, 0.5), 6),
+        "p50": round(statistics.median(values), 6),
         "p95": round(percentile(values, 0.95), 6),
         "p99": round(percentile(values, 0.99), 6),
     }
