@@ -9,8 +9,11 @@ approval another decided), so it round-trips through plain dicts.
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from luminaguard.core.text import cut
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,31 @@ class Effects:
         )
 
 
-def unified_diff(old: str, new: str, rel: str) -> str:
-    """A unified diff of two texts of the workspace file ``rel`` (git's a/ b/ names)."""
+DIFF_LIMIT = 64 * 1024
+"""A card shows at most this much of one diff; the rest is counted (``core.text.cut``)."""
+DIFF_INPUT_LIMIT = 8 * 1024 * 1024
+"""Texts larger than this together are not diffed line by line: the card says
+their sizes and hashes and shows the start of the new text."""
+
+
+def unified_diff(old: str, new: str, rel: str, limit: int = DIFF_LIMIT) -> str:
+    """A unified diff of two texts of the workspace file ``rel`` (git's a/ b/ names),
+    at most ``limit`` characters of it, with a count of what was cut."""
+    if len(old) + len(new) > DIFF_INPUT_LIMIT:
+        sha = [
+            hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()[:12] for t in (old, new)
+        ]
+        head = "".join("+" + line for line in new[: limit + 1].splitlines(keepends=True))
+        return cut(
+            f"--- a/{rel}\n+++ b/{rel}\n"
+            f"[too large to diff: {len(old):,} → {len(new):,} characters, sha256 {sha[0]} → {sha[1]}; "
+            "the new content begins:]\n" + head,
+            limit,
+        )
     lines = difflib.unified_diff(
         old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
     )
-    return "".join(
+    diff = "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
+    return cut(diff, limit, "characters of the diff")

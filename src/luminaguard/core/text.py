@@ -11,6 +11,7 @@ have lines (output, diffs); in a name they are shown as ``\\n``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -41,4 +42,29 @@ def inert_data(value: Any, key: str = "") -> Any:
         return {inert(str(k), newlines=False): inert_data(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [inert_data(v, key) for v in value]
+    return value
+
+
+def cut(text: str, limit: int, what: str = "characters") -> str:
+    """``text`` up to ``limit`` characters (at a line end where there is one
+    near), then one line that says how much was cut and the whole text's
+    SHA-256, so what is shown still names exactly what it stands for."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if (nl := head.rfind("\n", limit // 2)) != -1:
+        head = head[: nl + 1]
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    note = f"[… {len(text) - len(head):,} more {what} cut; {len(text):,} in all, sha256 {digest}]"
+    return head + ("" if head.endswith("\n") else "\n") + note + "\n"
+
+
+def bounded(value: Any, limit: int) -> Any:
+    """``value`` (JSON-like) with every string longer than ``limit`` cut (``cut``)."""
+    if isinstance(value, str):
+        return cut(value, limit)
+    if isinstance(value, dict):
+        return {k: bounded(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [bounded(v, limit) for v in value]
     return value

@@ -23,6 +23,7 @@ from typing import Any
 from luminaguard.core.card import DiffCard
 from luminaguard.core.grant import Grant
 from luminaguard.core.risk import Assessment, Risk, strictest
+from luminaguard.core.text import bounded
 from luminaguard.errors import DeniedAndStop, QuotaExceeded, ToolError
 from luminaguard.messages import ToolCall, ToolResult
 from luminaguard.policy.grants import GrantStore
@@ -48,15 +49,30 @@ def runs_unasked(policy: Policy, static: Assessment) -> bool:
     return static.risk == Risk.GREEN and Risk.GREEN in policy.auto_approve
 
 
+ARGUMENT_LIMIT = 16 * 1024
+"""A card (and the journal's record of a call) shows at most this much of one
+argument; the rest is counted and hashed. The model's own turn keeps it whole."""
+
+
 def make_card(
     call: ToolCall, static: Assessment, prepared: Prepared, context: dict[str, Any]
 ) -> DiffCard:
     """The Diff Card of a prepared call: at the stricter of its static level
     and the level of what its preview observed."""
     parts = [static] + ([prepared.effect_assessment] if prepared.effect_assessment else [])
+    command = call.arguments.get("command") if prepared.kind == "command" else None
+    if isinstance(command, str) and len(command) > ARGUMENT_LIMIT:
+        parts.append(
+            Assessment.of(
+                Risk.RED,
+                "too-long",
+                f"the command is {len(command):,} characters long: the card shows only "
+                f"the first {ARGUMENT_LIMIT:,}",
+            )
+        )
     return DiffCard(
         tool=call.name,
-        arguments=call.arguments,
+        arguments=bounded(call.arguments, ARGUMENT_LIMIT),
         assessment=strictest(parts),
         kind=prepared.kind,
         effects=prepared.effects,
@@ -158,7 +174,9 @@ class ApprovalManager:
         static = effective_assessment(self.policy, call, tools.assess(call))
         if runs_unasked(self.policy, static):
             self.report("tool_call", {"call": call, "assessment": static, "card": None})
-            self.record("tool_call", {"call": call.to_dict(), **static.to_dict()})
+            self.record(
+                "tool_call", {"call": bounded(call.to_dict(), ARGUMENT_LIMIT), **static.to_dict()}
+            )
             self.record(
                 "decision",
                 {
@@ -216,7 +234,7 @@ class ApprovalManager:
         self.record(
             "tool_call",
             {
-                "call": call.to_dict(),
+                "call": bounded(call.to_dict(), ARGUMENT_LIMIT),
                 **card.assessment.to_dict(),
                 "card": card.to_dict(),
                 "card_hash": card.hash,

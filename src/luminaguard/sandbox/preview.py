@@ -39,7 +39,6 @@ from luminaguard.protocols import ExecResult, Preview
 from luminaguard.sandbox.network import RECORD, NetworkMode
 from luminaguard.sandbox.workspace import Transaction, Workspace
 
-DIFF_LIMIT = 64 * 1024
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
 # Error output that betrays an effect the sandbox blocked without our seeing it.
@@ -400,11 +399,6 @@ def _modified(low: Path, high: Path, rel: str) -> Modified:
             len(new),
         )
     diff = unified_diff(old.decode("utf-8", "replace"), new.decode("utf-8", "replace"), rel)
-    if len(diff) > DIFF_LIMIT:
-        diff = (
-            diff[:DIFF_LIMIT]
-            + f"\n[... diff truncated: {len(diff) - DIFF_LIMIT} more characters]\n"
-        )
     return Modified(rel, diff, False, len(old), len(new))
 
 

@@ -116,17 +116,28 @@ def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
     for path in e.get("created_dirs", []):
         parts.append(_tag("Create", f"{path}/"))
     modes = {x["path"]: x["mode"] for x in e.get("executables", [])}
-    for path in e.get("created", []):
+    created = e.get("created", [])
+    for path in created[:SHOWN_ITEMS]:
         mode = f"  (executable, mode {modes[path]:o})" if path in modes else ""
         parts.append(_tag("Create", f"{path}{mode}"))
+    shown = set(created[:SHOWN_ITEMS])
+    for path in [p for p in created[SHOWN_ITEMS:] if p in modes]:
+        # Every executable is shown, however many files there are.
+        parts.append(_tag("Create", f"{path}  (executable, mode {modes[path]:o})"))
+        shown.add(path)
+    if len(created) > len(shown):
+        parts.append(Text(f"… and {len(created) - len(shown):,} more created", style="bold"))
     if e.get("diff"):
-        parts.append(Syntax(str(e["diff"]), "diff", word_wrap=True))
+        parts += _diff(str(e["diff"]))
     for m in e.get("modified", []):
         parts.append(_tag("Edit", str(m["path"])))
         if m.get("diff"):
-            parts.append(Syntax(str(m["diff"]), "diff", word_wrap=True))
-    for path in e.get("deleted", []):
+            parts += _diff(str(m["diff"]))
+    deleted = e.get("deleted", [])
+    for path in deleted[:SHOWN_ITEMS]:
         parts.append(_tag("Delete", str(path)))
+    if len(deleted) > SHOWN_ITEMS:
+        parts.append(Text(f"… and {len(deleted) - SHOWN_ITEMS:,} more deleted", style="bold"))
     for c in e.get("mode_changes", []):
         parts.append(_tag("Edit", f"{c['path']}  mode {c['before']:o} → {c['after']:o}"))
     for s in e.get("symlinks", []):
@@ -167,6 +178,27 @@ def body(card: DiffCard, *, output: bool = True) -> list[RenderableType]:
                     parts.append(Text(f"{name}:", style="dim"))
                     parts.append(Text(str(e[name]).rstrip("\n")))
     return parts
+
+
+SHOWN_DIFF_LINES = 200
+"""A diff on a terminal card: at most this many lines (the card in the
+journal and the inbox hold up to ``core.effects.DIFF_LIMIT`` of it)."""
+SHOWN_ITEMS = 100
+"""Paths of one kind (created, deleted) listed on a terminal card; the rest are counted."""
+
+
+def _diff(text: str) -> list[RenderableType]:
+    lines = text.splitlines(keepends=True)
+    if len(lines) <= SHOWN_DIFF_LINES:
+        return [Syntax(text, "diff", word_wrap=True)]
+    return [
+        Syntax("".join(lines[:SHOWN_DIFF_LINES]), "diff", word_wrap=True),
+        Text(
+            f"… {len(lines) - SHOWN_DIFF_LINES:,} more lines of this diff "
+            "(all of it: `luminaguard audit show RUN --json`)",
+            style="bold",
+        ),
+    ]
 
 
 def card_renderable(card: DiffCard, *, output: bool = True) -> RenderableType:
