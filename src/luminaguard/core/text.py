@@ -68,3 +68,17 @@ def bounded(value: Any, limit: int) -> Any:
     if isinstance(value, list | tuple):
         return [bounded(v, limit) for v in value]
     return value
+
+
+def wants_color(out: object) -> bool:
+    """Colour for ``out``: a terminal, unless ``NO_COLOR`` is set (https://no-color.org)
+    or ``TERM`` is ``dumb``."""
+    import os
+
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(out, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (OSError, ValueError):
+        return False

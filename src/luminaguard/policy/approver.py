@@ -20,6 +20,7 @@ from typing import Any, Protocol, TextIO, TypeVar
 from luminaguard.core.card import DiffCard
 from luminaguard.core.grant import new_grant
 from luminaguard.core.risk import Risk
+from luminaguard.core.text import wants_color
 from luminaguard.errors import UsageError
 from luminaguard.policy.permissions import local_user
 from luminaguard.protocols import ApprovalRequest, Approver, Decision
@@ -126,9 +127,7 @@ class TerminalApprover:
 
     def _ask(self, request: ApprovalRequest) -> Decision:
         out = self.stdout
-        out.write(
-            self.render(request.card, color=out.isatty() if hasattr(out, "isatty") else False)
-        )
+        out.write(self.render(request.card, color=wants_color(out)))
         who = self.principal
         card = request.card
         if not (card.effects or {}).get("rerun"):

@@ -7,7 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from luminaguard.core.risk import Assessment
-from luminaguard.core.text import inert, inert_data
+from luminaguard.core.text import inert, inert_data, wants_color
 from luminaguard.messages import ToolCall, ToolResult
 from luminaguard.protocols import Decision
 from luminaguard.ui.cards import ICONS
@@ -54,7 +54,7 @@ class TerminalReport:
     def __init__(self, out: TextIO | None = None, *, show_cards: bool = True) -> None:
         self.out = out or sys.stdout
         self.show_cards = show_cards
-        self.color = bool(getattr(self.out, "isatty", lambda: False)())
+        self.color = wants_color(self.out)
 
     def _say(self, text: str) -> None:
         """Write text that holds strings from outside (a model, a tool, a file
