@@ -27,6 +27,7 @@ GROUPS = (
     sandbox.add_sandbox,
     approvals.add_classify,
     approvals.add_approvals,
+    approvals.add_grants,
     doctor.add_metrics,
     swarm.add_swarm,
     mcp.add_mcp,

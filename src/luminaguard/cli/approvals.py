@@ -16,6 +16,7 @@ from luminaguard.cli.common import (
     workspace_arg,
     workspace_dir,
 )
+from luminaguard.core.text import inert
 from luminaguard.errors import UsageError
 
 
@@ -67,6 +68,77 @@ def add_approvals(sub: Any) -> None:
         "--as", dest="as_", metavar="NAME", help="who is answering (default: the local user)"
     )
     appr.set_defaults(handler=cmd_approvals)
+
+
+def add_grants(sub: Any) -> None:
+    """grants: the standing permissions that answer approvals in advance."""
+    grants = sub.add_parser("grants", help="grants that answer approvals in advance: list, revoke")
+    gsub = grants.add_subparsers(
+        dest="grants_command", metavar="ACTION", required=True, parser_class=Parser
+    )
+    glist = gsub.add_parser("list", help="the grants in force, soonest to expire first")
+    glist.add_argument("--json", action="store_true")
+    glist.add_argument("--policy", type=Path, help="the policy file whose standing grants to show")
+    grevoke = gsub.add_parser("revoke", help="drop a grant made at a prompt or in the inbox")
+    which = grevoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", help="the grant's id (from `grants list`)")
+    which.add_argument("--all", action="store_true", help="every stored grant")
+    grants.set_defaults(handler=cmd_grants)
+
+
+def cmd_grants(args: argparse.Namespace) -> int:
+    import time
+
+    from luminaguard.config import load_settings
+    from luminaguard.policy.grants import GrantStore
+    from luminaguard.policy.policyfile import load_policy
+
+    settings = load_settings(Path.cwd())
+    if args.grants_command == "revoke":
+        store = GrantStore(settings.data_dir / "state.db")
+        try:
+            gone = store.revoke(None if args.all else args.id)
+        finally:
+            store.close()
+        if not gone and not args.all:
+            if str(args.id).startswith("policy-"):
+                raise UsageError(
+                    f"{args.id} is a standing grant of the policy file: remove it there"
+                )
+            raise UsageError(f"no stored grant {args.id} (see `luminaguard grants list`)")
+        say(f"revoked {gone} grant(s)")
+        return EXIT_OK
+    policy = load_policy(args.policy or settings.policy)
+    store = GrantStore(settings.data_dir / "state.db", policy.standing_grants(time.time()))
+    try:
+        active = store.active()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([g.to_dict() for g in active], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not active:
+        say("no grants in force")
+        return EXIT_OK
+    now = time.time()
+    for g in active:
+        what = g.exact or g.pattern or "*"
+        scope = [f"up to {g.max_risk.label}"]
+        if g.run_id:
+            scope.append(f"run {g.run_id}")
+        if g.workspace:
+            scope.append(f"in {g.workspace}")
+        if g.hosts:
+            scope.append("hosts " + ",".join(g.hosts))
+        left = max(0.0, g.until - now) / 3600
+        say(
+            inert(
+                f"{g.id}  {g.tool} {what!r}  {', '.join(scope)}  "
+                f"{left:.1f} h left  ({g.created_by or 'unknown'})",
+                newlines=False,
+            )
+        )
+    return EXIT_OK
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -51,5 +51,11 @@ class GrantStore:
             None,
         )
 
+    def revoke(self, grant_id: str | None = None) -> int:
+        """Drop one stored grant (or, with None, every one); how many went."""
+        if grant_id is None:
+            return self.db.execute("DELETE FROM grants").rowcount
+        return self.db.execute("DELETE FROM grants WHERE id = ?", (grant_id,)).rowcount
+
     def close(self) -> None:
         self.db.close()
