@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from luminaguard import __version__
-from luminaguard.cli import approvals, audit, doctor, mcp, run, sandbox, swarm, trust
+from luminaguard.cli import approvals, audit, doctor, init, mcp, run, sandbox, swarm, trust
 from luminaguard.cli.common import EXIT_ERROR, EXIT_USAGE, Parser
 from luminaguard.core.text import inert
 from luminaguard.errors import LuminaGuardError, UserError
@@ -33,6 +33,7 @@ GROUPS = (
     mcp.add_mcp,
     sandbox.add_pool,
     trust.add_trust,
+    init.add_init,
 )
 
 
