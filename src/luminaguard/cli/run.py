@@ -41,6 +41,11 @@ def add_run(sub: Any) -> None:
     run.add_argument(
         "--as", dest="as_", metavar="NAME", help="the principal approving at the prompt"
     )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="events as JSON lines on stdout, for scripts (the prompt, if any, uses stderr)",
+    )
     run.set_defaults(handler=cmd_run)
 
 
@@ -94,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         approver_name=args.approver or was.get("approver"),
         principal=args.as_,
         resume=args.resume,
+        as_json=args.json,
     )
 
 
@@ -109,6 +115,7 @@ def _run_agent(
     approver_name: str | None,
     principal: str | None = None,
     resume: str | None = None,
+    as_json: bool = False,
 ) -> int:
     import asyncio
 
@@ -117,10 +124,11 @@ def _run_agent(
     from luminaguard.policy.permissions import acting_principal
     from luminaguard.policy.policyfile import load_policy
     from luminaguard.ui.cards import render_card_text
-    from luminaguard.ui.terminal import TerminalReport
+    from luminaguard.ui.terminal import JsonReport, TerminalReport
 
     policy = load_policy(policy_path)
     principal = acting_principal(principal, policy.principals)
+    json_report = JsonReport() if as_json else None
     options = SessionOptions(
         workspace=workspace,
         spec=spec,
@@ -133,8 +141,9 @@ def _run_agent(
             settings.data_dir,
             policy.approval_timeout_s,
             render=render_card_text,
+            out=sys.stderr if as_json else None,
         ),
-        report=TerminalReport(),
+        report=json_report or TerminalReport(),
         details={
             "policy": str(policy_path.resolve()) if policy_path else None,
             "approver": approver_name,
@@ -144,9 +153,21 @@ def _run_agent(
     )
     session = Session(settings, options, task=task, resume=resume)
     verb = "resume" if resume else "run"
-    print(
-        f"▶ {verb} {session.run_id} in {session.workspace}  (model {session.spec or 'router'}, policy: {session.policy.source})"
-    )
+    if json_report is not None:
+        json_report.emit(
+            {
+                "event": "start",
+                "run_id": session.run_id,
+                "resume": bool(resume),
+                "workspace": str(session.workspace),
+                "model": session.spec,
+                "policy": session.policy.source,
+            }
+        )
+    else:
+        print(
+            f"▶ {verb} {session.run_id} in {session.workspace}  (model {session.spec or 'router'}, policy: {session.policy.source})"
+        )
     try:
         result = asyncio.run(session.run())
     except KeyboardInterrupt:
@@ -158,6 +179,21 @@ def _run_agent(
         return 130
     finally:
         session.close()
+    if json_report is not None:
+        json_report.emit(
+            {
+                "event": "summary",
+                "run_id": result.run_id,
+                "outcome": result.outcome,
+                "message": result.message,
+                "steps": result.steps,
+                "input_tokens": result.usage.input_tokens,
+                "output_tokens": result.usage.output_tokens,
+                "cost_usd": round(result.cost_usd, 6),
+                "journal": str(result.journal),
+            }
+        )
+        return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
     try:
         say(
             f"\n■ {result.outcome}: {result.message}"

@@ -218,13 +218,15 @@ def make_approver(
     timeout_s: float,
     *,
     render: CardRenderer,
+    out: TextIO | None = None,
 ) -> Approver:
     """The approver called ``name``: `prompt`, `inbox`, `none`, or (None) the prompt
-    when stdin is a terminal, else nobody. The prompt shows cards with ``render``."""
+    when stdin is a terminal, else nobody. The prompt shows cards with ``render``
+    on ``out`` (default: standard output)."""
     if name is None:
         name = "prompt" if sys.stdin.isatty() else "none"
     if name == "prompt":
-        return TerminalApprover(principal=principal, render=render)
+        return TerminalApprover(stdout=out, principal=principal, render=render)
     if name == "none":
         return Unattended()
     if name == "inbox":

@@ -3,11 +3,14 @@ each decision, what each action changed, and the end."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import json
 import sys
 from typing import Any, TextIO
 
 from luminaguard.core.risk import Assessment
-from luminaguard.core.text import inert, inert_data, wants_color
+from luminaguard.core.text import bounded, inert, inert_data, wants_color
 from luminaguard.messages import ToolCall, ToolResult
 from luminaguard.protocols import Decision
 from luminaguard.ui.cards import ICONS
@@ -186,3 +189,45 @@ def render_preview(data: dict[str, Any]) -> str:
             lines.append(f"   {name}:")
             lines.append(_indent(data[name], "     "))
     return "\n".join(lines) + "\n"
+
+
+JSON_STRING_LIMIT = 64 * 1024
+
+
+class JsonReport:
+    """Run events as JSON lines, one per event, for scripts (``run --json``):
+    ``{"event": NAME, ...}`` with each value as data (cards, calls, decisions,
+    results by their ``to_dict``). A closed reader never stops the run."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.closed = False
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        self.emit({"event": event, **data})
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        try:
+            # Long strings cut with their size and hash, as on a card.
+            line = json.dumps(record, default=_as_data, ensure_ascii=False)
+            if len(line) > JSON_STRING_LIMIT:
+                line = json.dumps(bounded(json.loads(line), JSON_STRING_LIMIT), ensure_ascii=False)
+            self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            silence(self.out)
+
+
+def _as_data(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, enum.Enum):
+        return getattr(value, "label", value.value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
