@@ -13,7 +13,18 @@ import sys
 from collections.abc import Sequence
 
 from luminaguard import __version__
-from luminaguard.cli import approvals, audit, doctor, init, mcp, run, sandbox, swarm, trust
+from luminaguard.cli import (
+    approvals,
+    audit,
+    completion,
+    doctor,
+    init,
+    mcp,
+    run,
+    sandbox,
+    swarm,
+    trust,
+)
 from luminaguard.cli.common import EXIT_ERROR, EXIT_USAGE, Parser
 from luminaguard.core.text import inert
 from luminaguard.errors import LuminaGuardError, UserError
@@ -34,6 +45,7 @@ GROUPS = (
     sandbox.add_pool,
     trust.add_trust,
     init.add_init,
+    completion.add_completion,
 )
 
 
