@@ -326,3 +326,38 @@ def test_git_inside_an_agents_sandbox_sees_its_worktrees_history(
     assert seen[1].startswith(f"## {item['branch']}")
     # The repository's own config (credentials in a remote URL) is masked.
     assert not any("git.example.com" in line for line in seen), seen
+
+
+def test_agents_are_capped_by_the_machine_and_a_missing_policy_is_one_error(
+    repo: Path, tmp_path: Path
+) -> None:
+    from luminaguard.cli.swarm import agent_capacity
+
+    most, why = agent_capacity()
+    assert 1 <= most <= (os.cpu_count() or 1) * 8 and "GiB free" in why
+    r = lg(
+        "swarm",
+        "run",
+        "--repo",
+        str(repo),
+        "--agents",
+        "100000",
+        "--until-empty",
+        "--approver",
+        "none",
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"--agents 100000 capped to {most}" in r.stderr
+    assert f"started {most} agent(s)" in r.stdout + r.stderr
+    missing = lg(
+        "swarm",
+        "run",
+        "--repo",
+        str(repo),
+        "--agents",
+        "2",
+        "--policy",
+        str(tmp_path / "nope.toml"),
+    )
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "does not exist" in missing.stderr

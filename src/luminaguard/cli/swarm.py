@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +114,20 @@ def cmd_swarm(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.agents < 1:
         raise UsageError("--agents must be at least 1")
+    if args.policy is not None:
+        from luminaguard.policy.policyfile import load_policy
+
+        load_policy(args.policy)  # a missing or bad file: one error now, not one per agent
+    agents = args.agents
+    most, why = agent_capacity()
+    if agents > most:
+        print(f"luminaguard: --agents {agents} capped to {most} ({why})", file=sys.stderr)
+        agents = most
     from luminaguard.swarm.coordinator import Coordinator
 
     coordinator = Coordinator(
         repo,
-        args.agents,
+        agents,
         until_empty=args.until_empty,
         policy=args.policy,
         approver=args.approver,
@@ -125,6 +136,27 @@ def cmd_swarm(args: argparse.Namespace) -> int:
         keep_worktrees=args.keep_worktrees,
     )
     return coordinator.run()
+
+
+AGENT_MEMORY_MB = 256
+"""What one agent process and its sandboxes take, about (the model's answer is awaited, not computed)."""
+AGENTS_PER_CPU = 8
+
+
+def agent_capacity() -> tuple[int, str]:
+    """How many agents this machine can run at once, and why that many."""
+    cpus = os.cpu_count() or 1
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        free_mb = pages // (1024 * 1024)
+    except (OSError, ValueError):
+        free_mb = 1024
+    most = max(1, min(cpus * AGENTS_PER_CPU, free_mb // AGENT_MEMORY_MB))
+    why = (
+        f"{cpus} CPU(s) at {AGENTS_PER_CPU} agents each, {free_mb / 1024:.1f} GiB free "
+        f"at {AGENT_MEMORY_MB} MiB each"
+    )
+    return most, why
 
 
 def _swarm_status(queue: Any) -> dict[str, Any]:
