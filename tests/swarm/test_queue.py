@@ -121,3 +121,53 @@ def test_ten_processes_claim_a_thousand_items_each_exactly_once(tmp_path: Path) 
         ).fetchone()[0]
         == 1000
     )
+
+
+def test_swarm_remove_retry_and_clear_from_the_cli(tmp_path: Path) -> None:
+    import subprocess
+
+    from luminaguard.swarm.queue import Queue
+    from tests.conftest import LUMINAGUARD
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "i"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True
+        )
+
+    def lg(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*LUMINAGUARD, "swarm", *args, "--repo", str(repo)], capture_output=True, text=True
+        )
+
+    assert lg("status").returncode == 0  # makes the queue
+    q = Queue(repo / ".luminaguard" / "swarm.db", max_attempts=1)
+    # Claimed highest priority first: failing, then running, then done; queued stays.
+    [queued] = q.add("t", priority=0)
+    [failing] = q.add("t", priority=3)
+    [running] = q.add("t", priority=2)
+    [done] = q.add("t", priority=1)
+    first = q.claim("test", 60)
+    assert first is not None and first.id == failing
+    assert q.fail(failing, first.token, "broke") == "failed"
+    second = q.claim("test", 60)
+    assert second is not None and second.id == running
+    third = q.claim("test", 60)
+    assert third is not None and third.id == done
+    q.complete(done, third.token)
+    states = q.states([queued, failing, running, done])
+    assert states == {queued: "queued", failing: "failed", running: "running", done: "done"}
+
+    r = lg("remove", running)
+    assert r.returncode == 2 and "running" in r.stderr and "nothing changed" in r.stderr
+    r = lg("retry", queued)
+    assert r.returncode == 2 and "not failed" in r.stderr
+    r = lg("remove", "deadbeef")
+    assert r.returncode == 2 and "no item deadbeef" in r.stderr
+    assert lg("retry", failing).stdout.strip() == "requeued 1 item(s)"
+    assert q.states([failing]) == {failing: "queued"}
+    assert lg("clear").stdout.strip() == "cleared 1 item(s)"  # the done one
+    assert lg("remove", queued, failing).stdout.strip() == "removed 2 item(s)"
+    assert q.states([queued, failing, running, done]) == {running: "running"}
+    q.close()

@@ -1,4 +1,4 @@
-"""`luminaguard swarm add|run|status`: many agents on a backlog."""
+"""`luminaguard swarm add|run|status|remove|retry|clear`: many agents on a backlog."""
 
 from __future__ import annotations
 
@@ -58,6 +58,19 @@ def add_swarm(sub: Any) -> None:
         default=5.0,
         help="seconds without a heartbeat before a worker is replaced",
     )
+    wremove = wsub.add_parser("remove", help="drop items that are not running")
+    wretry = wsub.add_parser("retry", help="put failed items back in the queue, attempts reset")
+    for p in (wremove, wretry):
+        p.add_argument("--repo", type=Path, default=Path("."))
+        p.add_argument("ids", nargs="+", metavar="ID", help="item ids (from `swarm status`)")
+    wclear = wsub.add_parser("clear", help="drop finished items (done and failed)")
+    wclear.add_argument("--repo", type=Path, default=Path("."))
+    wclear.add_argument(
+        "--state",
+        choices=["done", "failed", "queued"],
+        action="append",
+        help="only items in this state (repeatable; default: done and failed)",
+    )
     wstat = wsub.add_parser("status", help="items and agents")
     wstat.add_argument("--repo", type=Path, default=Path("."))
     wstat.add_argument("--json", action="store_true")
@@ -90,6 +103,12 @@ def cmd_swarm(args: argparse.Namespace) -> int:
             args.task, playbook=playbook, model=args.model, priority=args.priority, count=args.count
         )
         print("\n".join(ids))
+        return EXIT_OK
+    if args.swarm_command in ("remove", "retry"):
+        return _remove_or_retry(queue, args.swarm_command, args.ids)
+    if args.swarm_command == "clear":
+        gone = queue.clear(tuple(args.state or ("done", "failed")))
+        print(f"cleared {gone} item(s)")
         return EXIT_OK
     if args.swarm_command == "status":
         status = _swarm_status(queue)
@@ -136,6 +155,28 @@ def cmd_swarm(args: argparse.Namespace) -> int:
         keep_worktrees=args.keep_worktrees,
     )
     return coordinator.run()
+
+
+def _remove_or_retry(queue: Any, action: str, ids: list[str]) -> int:
+    """Remove or retry items, each or none: an unknown id, a running item (remove)
+    or one that has not failed (retry) is one error and nothing changes."""
+    states = queue.states(ids)
+    unknown = [i for i in ids if i not in states]
+    if unknown:
+        raise UsageError(
+            f"no item {', '.join(unknown)} in this queue (see `luminaguard swarm status`)"
+        )
+    if action == "remove":
+        wrong = [i for i in ids if states[i] == "running"]
+        why = "running (stop the swarm first, or wait)"
+    else:
+        wrong = [i for i in ids if states[i] != "failed"]
+        why = "not failed (only a failed item is retried)"
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)}: {why}; nothing changed")
+    done = queue.remove(ids) if action == "remove" else queue.retry(ids)
+    print(f"{'removed' if action == 'remove' else 'requeued'} {len(done)} item(s)")
+    return EXIT_OK
 
 
 AGENT_MEMORY_MB = 256

@@ -124,6 +124,50 @@ class Queue:
             raise
         return ids
 
+    def states(self, ids: list[str]) -> dict[str, str]:
+        """The state of each of ``ids`` that exists."""
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, state FROM items WHERE id IN ({marks})", ids)
+        return dict(rows.fetchall())
+
+    def remove(self, ids: list[str]) -> list[str]:
+        """Drop items that are not running (a running one is left); the ids dropped."""
+        return self._change(ids, "DELETE FROM items WHERE id = ? AND state != 'running'")
+
+    def retry(self, ids: list[str]) -> list[str]:
+        """Put failed items back in the queue with their attempts reset (the
+        reasons of the earlier attempts are kept); the ids requeued."""
+        now = time.time()
+        return self._change(
+            ids,
+            "UPDATE items SET state = 'queued', attempts = 0, updated = ? WHERE id = ? AND state = 'failed'",
+            lambda item_id: (now, item_id),
+        )
+
+    def clear(self, states: tuple[str, ...] = ("done", "failed")) -> int:
+        """Drop every item in ``states``; how many went."""
+        marks = ",".join("?" * len(states))
+        return self.db.execute(f"DELETE FROM items WHERE state IN ({marks})", states).rowcount
+
+    def _change(
+        self,
+        ids: list[str],
+        sql: str,
+        params: Any = None,
+    ) -> list[str]:
+        changed = []
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for item_id in ids:
+                cur = self.db.execute(sql, params(item_id) if params else (item_id,))
+                if cur.rowcount == 1:
+                    changed.append(item_id)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return changed
+
     def claim(self, owner: str, lease_s: float) -> Item | None:
         """Take the best queued item with a fresh lease, in one statement."""
         now = time.time()
