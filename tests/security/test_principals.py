@@ -57,3 +57,39 @@ def test_the_cli_refuses_an_unbound_as_with_one_sentence(tmp_path: Path) -> None
     assert done.returncode == 2, done.stderr
     assert f"you are the OS user {ME}" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_user_bound_to_a_principal_approves_at_the_prompt(
+    workspace: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import write_playbook
+
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {
+                "tool_calls": [
+                    {"name": "write_file", "arguments": {"path": "n.txt", "content": "x"}}
+                ]
+            },
+            {"content": "done"},
+        ],
+    )
+
+    def run(policy_text: str) -> subprocess.CompletedProcess[str]:
+        policy = tmp_path / "policy.toml"
+        policy.write_text(policy_text)
+        return subprocess.run(
+            [*LUMINAGUARD, "run", "t", "--workspace", str(workspace), "--playbook", str(pb),
+             "--policy", str(policy), "--approver", "prompt"],
+            input="y\n", capture_output=True, encoding="utf-8", timeout=120,
+        )  # fmt: skip
+
+    roles = '[roles.dev]\nmax_risk = "orange"\n'
+    bound = run(roles + f'[principals.alice]\nrole = "dev"\nusers = ["{ME}"]\n')
+    assert bound.returncode == 0, bound.stderr
+    assert "approved by alice" in bound.stdout and (workspace / "n.txt").exists()
+    (workspace / "n.txt").unlink()
+    unbound = run(roles + '[principals.alice]\nrole = "dev"\nusers = ["somebody-else"]\n')
+    assert f"{ME} is not a principal of the policy" in unbound.stderr
+    assert not (workspace / "n.txt").exists()

@@ -128,6 +128,13 @@ def _run_agent(
 
     policy = load_policy(policy_path)
     principal = acting_principal(principal, policy.principals)
+    if policy.principals and principal not in policy.principals and approver_name != "inbox":
+        print(
+            f"luminaguard: note: {principal} is not a principal of the policy, so an approval "
+            f"given at the prompt counts as a denial (bind this user with users = "
+            f'["{principal}"] under a [principals.NAME])',
+            file=sys.stderr,
+        )
     json_report = JsonReport() if as_json else None
     options = SessionOptions(
         workspace=workspace,
