@@ -48,6 +48,7 @@ def make_router(
     settings: Settings,
     metrics: Any,
     before_attempt: Callable[[str], None] | None = None,
+    notify: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Any:
     """Every model request goes through the router: one spec is a group of one."""
     from luminaguard.llm.registry import open_deployment, split_spec
@@ -59,13 +60,14 @@ def make_router(
         "metrics": metrics,
         "prices": prices,
         "before_attempt": before_attempt,
+        "notify": notify,
     }
     for name in [m for g in settings.router.groups.values() for m in g.models]:
         split_spec(name)
     if spec:
         split_spec(spec)
         factory(spec)  # fail now, with one clear error, on a bad spec or a missing key
-        return Router.single(spec, factory, **options)
+        return Router.single(spec, factory, settings.router, **options)
     if not settings.router.groups:
         raise UsageError(
             "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
@@ -143,7 +145,11 @@ class Session:
         # The router counts each request (retries and fallbacks too) against
         # the run's model-call limits, before it is made.
         self.provider = make_router(
-            spec, settings, self.metrics, model_call_limit(gate, options.report)
+            spec,
+            settings,
+            self.metrics,
+            model_call_limit(gate, options.report),
+            notify=options.report,
         )
         if resume:
             # The scripted provider replays by position: skip the turns already taken.

@@ -76,6 +76,8 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         before_attempt: Callable[[str], None] | None = None,
+        notify: Callable[[str, dict[str, Any]], None] | None = None,
+        waiting_after_s: float = 3.0,
     ) -> None:
         if not settings.groups:
             raise ConfigError("the router needs at least one group in [router.groups]")
@@ -87,6 +89,10 @@ class Router:
         # Called with a deployment's spec before each request to it: the run
         # counts model calls per provider there (its limits may raise).
         self.before_attempt = before_attempt
+        # Told of a request that has been waiting ``waiting_after_s`` and of each
+        # failed attempt (what failed, what comes next): a long wait is shown.
+        self.notify = notify or (lambda event, data: None)
+        self.waiting_after_s = waiting_after_s
         shared: dict[str, Deployment] = {}
         self.groups: dict[str, Group] = {}
         for name, g in settings.groups.items():
@@ -111,12 +117,19 @@ class Router:
             raise ConfigError(f"router default_group {self.default!r} is not a group")
 
     @classmethod
-    def single(cls, spec: str, factory: Factory, **options: Any) -> Router:
+    def single(
+        cls, spec: str, factory: Factory, base: RouterSettings | None = None, **options: Any
+    ) -> Router:
+        """A group of one model, with ``base``'s retries, back-off and cool-down."""
         from luminaguard.config import RouterGroup
 
-        return cls(
-            RouterSettings(groups={"default": RouterGroup(models=[spec])}), factory, **options
-        )
+        one = {
+            "groups": {"default": RouterGroup(models=[spec])},
+            "routes": {},
+            "default_group": None,
+        }
+        settings = (base or RouterSettings()).model_copy(update=one)
+        return cls(settings, factory, **options)
 
     def select(self, group: Group) -> Deployment | None:
         now = self.clock()
@@ -172,12 +185,20 @@ class Router:
                     self.before_attempt(d.spec)
                 request_id = uuid.uuid4().hex
                 started = self.clock()
+                attempt_of = f"attempt {attempt + 1}/{self.settings.retries + 1}"
+                waiting = asyncio.get_running_loop().call_later(
+                    self.waiting_after_s,
+                    self.notify,
+                    "model_waiting",
+                    {"spec": d.spec, "attempt": attempt_of, "after_s": self.waiting_after_s},
+                )
+                relay = None if on_text is None else _cancelling(waiting, on_text)
                 try:
                     turn = await d.provider.complete(
                         messages,
                         tools,
                         task_type=task_type,
-                        on_text=on_text,
+                        on_text=relay,
                         **({"max_tokens": max_tokens} if max_tokens is not None else {}),
                     )
                 except ContextTooLong as exc:
@@ -194,9 +215,22 @@ class Router:
                     self._failed(d)
                     self._record(d, task_type, started, None, exc, request_id)
                     errors.append(f"{d.spec}: {exc}")
-                    if attempt < self.settings.retries:
-                        await self.sleep(self._backoff(attempt, exc))
+                    again = attempt < self.settings.retries
+                    delay = self._backoff(attempt, exc) if again else 0.0
+                    self.notify(
+                        "model_retry",
+                        {
+                            "spec": d.spec,
+                            "attempt": attempt_of,
+                            "error": str(exc),
+                            "next": f"retrying in {delay:.1f} s" if again else "giving up on it",
+                        },
+                    )
+                    if again:
+                        await self.sleep(delay)
                     continue
+                finally:
+                    waiting.cancel()
                 cost = self._cost(d.spec, turn)
                 turn = replace(turn, provider=d.spec, request_id=request_id, cost_usd=cost)
                 self._record(d, task_type, started, turn, None, request_id)
@@ -231,3 +265,15 @@ class Router:
             turn=turn,
             error_type=type(exc).__name__ if exc is not None else None,
         )
+
+
+def _cancelling(
+    waiting: asyncio.TimerHandle, on_text: Callable[[str], None]
+) -> Callable[[str], None]:
+    """``on_text``, which first cancels the "still waiting" notice: it answers."""
+
+    def relay(text: str) -> None:
+        waiting.cancel()
+        on_text(text)
+
+    return relay

@@ -129,6 +129,12 @@ class TerminalReport:
             return
         self._say(f"{loud}MCP server {d['name']}: {d['tools']} tool(s), {d['mode']}\n")
 
+    def on_model_waiting(self, d: dict[str, Any]) -> None:
+        self._say(f"   ⏳ waiting for {d['spec']} ({d['attempt']}, {d['after_s']:g} s so far)…\n")
+
+    def on_model_retry(self, d: dict[str, Any]) -> None:
+        self._say(f"   ⚠ {d['spec']} failed ({d['attempt']}): {d['error']}; {d['next']}\n")
+
     def on_limited(self, d: dict[str, Any]) -> None:
         self._say(f"   ⏳ {d['message']}\n")
 
