@@ -13,12 +13,13 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from luminaguard.cli.common import EXIT_OK, say
 from luminaguard.errors import UsageError
+
+if TYPE_CHECKING:  # pydantic is imported by the handler, not by `luminaguard --help`
+    from pydantic import BaseModel
 
 POLICY_NAME = "policy.toml"
 
@@ -114,6 +115,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def scaffold(model: type[BaseModel], *, skip: frozenset[str] | set[str] = frozenset()) -> str:
     """Every key of ``model`` as a comment: its description, then ``# key = default``;
     nested sections as ``# [section]`` blocks."""
+    from pydantic import BaseModel
+
     top: list[str] = []
     sections: list[str] = []
     for name, field in model.model_fields.items():
@@ -128,6 +131,8 @@ def scaffold(model: type[BaseModel], *, skip: frozenset[str] | set[str] = frozen
 
 
 def _keys(model: type[BaseModel]) -> str:
+    from pydantic import BaseModel
+
     return "\n\n".join(
         _key(name, field)
         for name, field in model.model_fields.items()
