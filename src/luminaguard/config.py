@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from luminaguard.errors import ConfigError
 
@@ -273,6 +273,13 @@ class Settings(_Section):
     source: str = Field("defaults", exclude=True)
     """Where these settings came from (for messages)."""
 
+    @field_validator("data_dir")
+    @classmethod
+    def _a_directory(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a directory")
+        return value
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -327,7 +334,10 @@ def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def _data_dir_of(user: dict[str, Any], env: Mapping[str, str]) -> Path:
     raw = env.get(ENV_PREFIX + "DATA_DIR") or user.get("data_dir")
-    return Path(str(raw)).expanduser() if raw else default_data_dir()
+    path = Path(str(raw)).expanduser() if raw else default_data_dir()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"data_dir {path} is a file, not a directory")
+    return path
 
 
 def load_settings(
@@ -413,6 +423,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     kind: Literal["extra_forbidden"] | str = err["type"]
     if kind == "extra_forbidden":
         msg = f"unknown key {key}"
+    elif kind == "value_error":  # our own validators' sentences say what was given
+        msg = f"{key}: {err['msg'].removeprefix('Value error, ')}"
     else:
         msg = f"{key}: {err['msg']}"
         if "input" in err and not isinstance(err["input"], dict):

@@ -60,7 +60,7 @@ def open_deployment(
                 timeout_s=settings.timeout_s,
                 provider_name="ollama",
             )
-        base = env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        base = _url(env, "OPENAI_BASE_URL") or "https://api.openai.com/v1"
         key = env.get("OPENAI_API_KEY")
         if not key:
             if "OPENAI_BASE_URL" not in env:
@@ -78,11 +78,24 @@ def open_deployment(
         key = "not-needed"
     return AnthropicProvider(
         model,
-        base_url=env.get("ANTHROPIC_BASE_URL"),
+        base_url=_url(env, "ANTHROPIC_BASE_URL"),
         api_key=key,
         timeout_s=settings.timeout_s,
         max_tokens=settings.max_tokens,
     )
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """``$name`` if it is set: it must be an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    value = env.get(name)
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} is {value!r}, not an http:// or https:// URL")
+    return value
 
 
 def open_provider(spec: str, settings: LlmSettings | None = None) -> Provider:

@@ -236,7 +236,7 @@ class Router:
                 self._record(d, task_type, started, turn, None, request_id)
                 return turn
             queue.extend(group.fallbacks)
-        raise AllAttemptsFailed("every attempt failed: " + "; ".join(errors[-6:]))
+        raise AllAttemptsFailed("every attempt failed: " + _counted(errors[-6:]))
 
     def _cost(self, spec: str, turn: AssistantTurn) -> float:
         price = self.prices.get(spec)
@@ -277,3 +277,14 @@ def _cancelling(
         on_text(text)
 
     return relay
+
+
+def _counted(errors: list[str]) -> str:
+    """Errors in order, a run of the same one said once with its count."""
+    out: list[tuple[str, int]] = []
+    for e in errors:
+        if out and out[-1][0] == e:
+            out[-1] = (e, out[-1][1] + 1)
+        else:
+            out.append((e, 1))
+    return "; ".join(e if n == 1 else f"{e} ({n} times)" for e, n in out)

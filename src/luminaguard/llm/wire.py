@@ -183,7 +183,9 @@ def sdk_error(exc: Exception, sdk: ModuleType) -> ProviderError:
     if isinstance(exc, sdk.APITimeoutError):
         return ProviderTimeout(f"timed out: {exc}")
     if isinstance(exc, sdk.APIConnectionError):
-        return ProviderUnavailable(f"cannot connect: {exc}")
+        request = getattr(exc, "request", None)
+        where = f" to {request.url}" if request is not None else ""
+        return ProviderUnavailable(f"cannot connect{where}: {exc.__cause__ or exc}")
     if isinstance(exc, sdk.APIStatusError):
         return status_error(exc.status_code, str(exc), exc.response.headers.get("retry-after"))
     return ProviderError(str(exc))

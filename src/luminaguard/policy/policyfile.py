@@ -134,6 +134,8 @@ class Policy(BaseModel):
     @field_validator("auto_approve", "deny", mode="before")
     @classmethod
     def _levels(cls, value: object) -> object:
+        if isinstance(value, str):  # auto_approve = "green": one level
+            value = [value]
         if isinstance(value, list | tuple | set | frozenset):
             return frozenset(Risk.parse(v) if isinstance(v, str) else v for v in value)
         return value

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from luminaguard.errors import GitError
+from luminaguard.errors import GitError, UsageError
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "LuminaGuard",
@@ -86,12 +86,13 @@ def _drivers_off(repo: Path) -> list[str]:
 
 
 def require_repo(repo: Path) -> None:
+    # The person named the wrong directory: a usage error (exit 2), not a git failure.
     if not repo.is_dir():
-        raise GitError(f"{repo} is not a directory")
+        raise UsageError(f"{repo} is not a directory")
     if git(repo, "rev-parse", "--is-inside-work-tree", check=False) != "true":
-        raise GitError(f"{repo} is not a git repository")
+        raise UsageError(f"{repo} is not a git repository")
     if git(repo, "rev-parse", "--verify", "HEAD", check=False) == "":
-        raise GitError(f"{repo} has no commit yet; the swarm branches from one")
+        raise UsageError(f"{repo} has no commit yet; the swarm branches from one")
     # The queue and the worktrees live in .luminaguard/: keep git from listing them.
     exclude = git_common_dir(repo) / "info" / "exclude"
     lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
