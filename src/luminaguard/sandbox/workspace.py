@@ -276,7 +276,7 @@ class Transaction:
         self._token = secrets.token_hex(6)
         self._aside = f".luminaguard-commit-{self._token}"
         self._count = 0
-        self._aside_made = False
+        self._aside_fd: int | None = None
 
     # --- the changes -------------------------------------------------------
 
@@ -432,18 +432,20 @@ class Transaction:
 
     @contextlib.contextmanager
     def _aside_dir(self) -> Iterator[int]:
-        if not self._aside_made:
+        """The directory things are moved aside to: made at first use and held
+        open for the transaction (one descriptor, not a walk per file)."""
+        if self._aside_fd is None:
             with self.ws.directory(PurePosixPath(".")) as root:
                 os.mkdir(self._aside, 0o700, dir_fd=root)
-            self._aside_made = True
-        with self.ws.directory(PurePosixPath(self._aside)) as fd:
-            yield fd
+                self._aside_fd = os.open(self._aside, DIR_FLAGS, dir_fd=root)
+        yield self._aside_fd
 
     def _drop_aside(self) -> None:
-        if self._aside_made:
+        if self._aside_fd is not None:
+            os.close(self._aside_fd)
+            self._aside_fd = None
             with self.ws.directory(PurePosixPath(".")) as root:
                 shutil.rmtree(self._aside, dir_fd=root, ignore_errors=True)
-            self._aside_made = False
 
     def _unlink(self, path: str) -> None:
         parent, name = self.ws._split(path)
