@@ -34,3 +34,28 @@ def test_audit_list_is_newest_first_with_a_header_and_a_limit(data_dir: Path) ->
     assert [r["id"] for r in listed] == ["run-1", "run-2"]
     bad = lg("audit", "list", "--limit", "0")
     assert bad.returncode == 2 and "--limit must be at least 1" in bad.stderr
+
+
+def test_audit_show_says_each_calls_command_each_reason_and_what_changed(
+    workspace: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import write_playbook
+
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {"tool_calls": [{"name": "shell", "arguments": {"command": "echo hi > made.txt"}}]},
+            {"content": "done"},
+        ],
+    )
+    policy = tmp_path / "policy.toml"
+    policy.write_text('auto_approve = ["green", "yellow"]\n')
+    r = lg(
+        "run", "t", "--workspace", str(workspace), "--playbook", str(pb), "--policy", str(policy)
+    )
+    assert r.returncode == 0, r.stderr
+    run_id = json.loads(lg("audit", "list", "--json").stdout)[-1]["id"]
+    shown = lg("audit", "show", run_id).stdout
+    assert "shell 'echo hi > made.txt' [yellow]" in shown
+    assert "approved by policy" in shown and "yellow actions run without asking" in shown
+    assert "shell: ok (created made.txt)" in shown

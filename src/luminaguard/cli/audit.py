@@ -169,11 +169,23 @@ def _summary(rec: dict[str, Any]) -> str:
         calls = ", ".join(c["name"] for c in d.get("tool_calls", []))
         return (d.get("content") or "")[:60] + (f" → {calls}" if calls else "")
     if t == "tool_call":
-        return f"{d['call']['name']} [{d.get('risk')}]"
+        call = d["call"]
+        args = call.get("arguments") if isinstance(call.get("arguments"), dict) else {}
+        what = args.get("command") or args.get("path") or ""
+        shown = f" {str(what).splitlines()[0][:80]!r}" if what else ""
+        return f"{call['name']}{shown} [{d.get('risk')}]"
     if t == "decision":
-        return f"{'approved' if d.get('approved') else 'denied'} by {d.get('by')}"
+        verdict = "approved" if d.get("approved") else "denied"
+        return f"{verdict} by {d.get('by')}: {str(d.get('reason', ''))[:80]}"
     if t == "tool_result":
-        return f"{d.get('name')}: {'error' if d.get('is_error') else 'ok'}"
+        changes = (d.get("data") or {}).get("changes") or {}
+        changed = "; ".join(
+            f"{kind} {', '.join(map(str, paths[:5]))}{' …' if len(paths) > 5 else ''}"
+            for kind in ("created", "modified", "deleted")
+            if (paths := changes.get(kind))
+        )
+        state = "error" if d.get("is_error") else "ok"
+        return f"{d.get('name')}: {state}" + (f" ({changed})" if changed else "")
     if t in ("run_started", "user"):
         return str(d.get("task") or d.get("content", ""))[:60]
     if t == "run_finished":
