@@ -67,20 +67,12 @@ class Entry:
     @classmethod
     def parse(cls, text: str) -> Entry:
         text = text.strip()
-        if text.startswith("["):
-            host, _, port = text[1:].partition("]")
-            if port and not port.startswith(":"):
-                raise ValueError(f"bad entry {text!r}")
-            port = port[1:]
-        elif text.count(":") == 1:
-            host, _, port = text.partition(":")
-        else:
-            host, port = text, ""
+        host, port = _split(text)
         wildcard = host.startswith("*.")
         host = ("*." if wildcard else "") + normal_host(host[2:] if wildcard else host)
         if wildcard and is_address(host[2:]):
             raise ValueError(f"a wildcard cannot stand before an address: {text!r}")
-        if port in ("", None):
+        if not port:
             return cls(host)
         if port == "*":
             return cls(host, 0)
@@ -237,6 +229,9 @@ class EgressProxy:
         return self.socket_dir / "proxy.sock"
 
     async def __aenter__(self) -> EgressProxy:
+        # Read once, in a thread: it resolves the host name, which must not
+        # block the loop in the middle of a request.
+        await asyncio.to_thread(own_addresses)
         self._server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path))
         return self
 
@@ -371,21 +366,26 @@ def _split_hostport(text: str, default: int) -> tuple[str, int]:
     """A request's ``host[:port]``, normalised as the allow-list compares it (ValueError if bad)."""
     if "@" in text:
         raise ValueError("credentials in a proxy target")
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]")
-        if port and not port.startswith(":"):
-            raise ValueError(f"bad target {text!r}")
-        port = port[1:]
-    else:
-        host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    if not host:
-        host, port = text, ""
+    host, port = _split(text)
     if port and not port.isdigit():
         raise ValueError(f"bad port {port!r}")
     value = int(port) if port else default
     if not 0 < value < 65536:
         raise ValueError(f"bad port {port}")
     return normal_host(host), value
+
+
+def _split(text: str) -> tuple[str, str]:
+    """``host[:port]``, ``[v6][:port]`` or a bare IPv6 address: (host, port text)."""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        if port and not port.startswith(":"):
+            raise ValueError(f"bad host and port {text!r}")
+        return host, port[1:]
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, ""
 
 
 def _hostport(host: str, port: int) -> str:
