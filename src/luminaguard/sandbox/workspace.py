@@ -312,46 +312,30 @@ class Transaction:
     def write(self, path: str, data: bytes, mode: int | None = None) -> None:
         """Create or replace a file; a replaced one keeps its mode (unless
         ``mode`` says otherwise) and its owner, and is only moved aside."""
-        parent, name = self.ws._split(path)
-        with self.ws.directory(parent, create=True) as d:
-            old = self._existing(d, name, path)
+
+        def make(d: int, temp: str, old: os.stat_result | None) -> None:
             if old is not None and stat.S_ISLNK(old.st_mode):
                 raise WorkspacePathError(
                     f"{path} is a symlink, which host-side writes never follow or replace"
                 )
-            temp = self._temp_name()
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 fd = os.open(temp, flags, 0o600, dir_fd=d)
             except OSError as exc:
                 raise self.ws._error(path, exc) from exc
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    keep = stat.S_IMODE(old.st_mode) if old is not None else 0o644
-                    os.fchmod(f.fileno(), (keep if mode is None else mode) & 0o777)
-                    if old is not None and os.geteuid() == 0:
-                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
-                self._put_in_place(d, parent, temp, name, path, old)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp, dir_fd=d)
-                raise
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                keep = stat.S_IMODE(old.st_mode) if old is not None else 0o644
+                os.fchmod(f.fileno(), (keep if mode is None else mode) & 0o777)
+                if old is not None and os.geteuid() == 0:
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
+
+        self._place(path, make)
 
     def symlink(self, path: str, target: str) -> None:
         """Make ``path`` a symlink to ``target`` (a file or link there is moved aside)."""
-        parent, name = self.ws._split(path)
-        with self.ws.directory(parent, create=True) as d:
-            old = self._existing(d, name, path)
-            temp = self._temp_name()
-            try:
-                os.symlink(target, temp, dir_fd=d)
-                self._put_in_place(d, parent, temp, name, path, old)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp, dir_fd=d)
-                raise
+        self._place(path, lambda d, temp, old: os.symlink(target, temp, dir_fd=d))
 
     def chmod(self, path: str, mode: int) -> None:
         """Set the permission bits of ``path`` on its descriptor; a symlink is left alone."""
@@ -397,6 +381,22 @@ class Transaction:
         if stat.S_ISDIR(st.st_mode):
             raise ToolError(f"{path} is a directory")
         return st
+
+    def _place(self, path: str, make: Callable[[int, str, os.stat_result | None], None]) -> None:
+        """Make a new entry under a temporary name beside ``path`` (``make(dir,
+        temp, what is there now)``), then move what is there aside and rename
+        the new one into place; a failure anywhere leaves no temporary behind."""
+        parent, name = self.ws._split(path)
+        with self.ws.directory(parent, create=True) as d:
+            old = self._existing(d, name, path)
+            temp = self._temp_name()
+            try:
+                make(d, temp, old)
+                self._put_in_place(d, parent, temp, name, path, old)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=d)
+                raise
 
     def _put_in_place(
         self,
