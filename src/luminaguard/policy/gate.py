@@ -234,7 +234,8 @@ class ApprovalManager:
         self.record(
             "tool_call",
             {
-                "call": bounded(call.to_dict(), ARGUMENT_LIMIT),
+                # The card's arguments are bounded already: cut (and hashed) once.
+                "call": {**call.to_dict(), "arguments": card.arguments},
                 **card.assessment.to_dict(),
                 "card": card.to_dict(),
                 "card_hash": card.hash,
