@@ -131,7 +131,7 @@ def cmd_grants(args: argparse.Namespace) -> int:
         if g.hosts:
             scope.append("hosts " + ",".join(g.hosts))
         left = max(0.0, g.until - now) / 3600
-        say(
+        print(
             inert(
                 f"{g.id}  {g.tool} {what!r}  {', '.join(scope)}  "
                 f"{left:.1f} h left  ({g.created_by or 'unknown'})",
