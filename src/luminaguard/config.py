@@ -286,6 +286,11 @@ def default_data_dir() -> Path:
     return Path(base) / "luminaguard"
 
 
+def user_config_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/luminaguard`` (``~/.config/luminaguard``): the user's own config."""
+    return Path(env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")) / "luminaguard"
+
+
 def user_config_path(env: Mapping[str, str]) -> Path | None:
     """The user's own config: ``$LUMINAGUARD_CONFIG`` (which must exist), else
     ``$XDG_CONFIG_HOME/luminaguard/luminaguard.toml`` if there is one."""
@@ -295,8 +300,7 @@ def user_config_path(env: Mapping[str, str]) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{ENV_PREFIX}CONFIG names {path}, which does not exist")
         return path
-    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    path = Path(xdg) / "luminaguard" / CONFIG_NAME
+    path = user_config_dir(env) / CONFIG_NAME
     return path if path.is_file() else None
 
 

@@ -79,7 +79,7 @@ def add_init(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from luminaguard.config import CONFIG_NAME, Settings
+    from luminaguard.config import CONFIG_NAME, Settings, user_config_dir
     from luminaguard.policy.policyfile import Policy
 
     if args.workspace is not None:
@@ -87,7 +87,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.workspace} is not a directory")
         targets = {args.workspace / CONFIG_NAME: scaffold(Settings, skip={"data_dir", "source"})}
     else:
-        home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "luminaguard"
+        home = user_config_dir(os.environ)
         policy = home / POLICY_NAME
         config = scaffold(Settings, skip={"policy", "data_dir", "source"}) + CONFIG_EXAMPLES
         config = (
@@ -112,32 +112,33 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def scaffold(model: type[BaseModel], *, skip: frozenset[str] | set[str] = frozenset()) -> str:
+def scaffold(
+    model: type[BaseModel],
+    *,
+    skip: frozenset[str] | set[str] = frozenset(),
+    top_only: bool = False,
+) -> str:
     """Every key of ``model`` as a comment: its description, then ``# key = default``;
     nested sections as ``# [section]`` blocks."""
-    from pydantic import BaseModel
-
-    top: list[str] = []
-    sections: list[str] = []
-    for name, field in model.model_fields.items():
-        if name in skip:
-            continue
-        kind = field.annotation
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            sections.append(f"# [{name}]\n" + _keys(kind) + "\n")
-        else:
-            top.append(_key(name, field))
+    top = [
+        _key(n, f) for n, f in model.model_fields.items() if n not in skip and _section(f) is None
+    ]
+    sections = [
+        f"# [{name}]\n" + scaffold(kind, top_only=True) + "\n"
+        for name, field in model.model_fields.items()
+        if name not in skip and (kind := _section(field)) is not None
+    ]
+    if top_only:
+        return "\n\n".join(top)
     return "\n\n".join(top) + "\n\n" + "\n".join(sections)
 
 
-def _keys(model: type[BaseModel]) -> str:
+def _section(field: Any) -> type[BaseModel] | None:
+    """The model of a field that is itself a model (a ``[section]`` of its own)."""
     from pydantic import BaseModel
 
-    return "\n\n".join(
-        _key(name, field)
-        for name, field in model.model_fields.items()
-        if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel))
-    )
+    kind = field.annotation
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
 
 
 def _key(name: str, field: Any) -> str:
