@@ -87,3 +87,28 @@ def test_a_terminal_card_shows_a_bounded_number_of_lines_and_paths() -> None:
     assert f"{1000 - SHOWN_DIFF_LINES:,} more lines of this diff" in shown
     assert f"and {1000 - SHOWN_ITEMS:,} more deleted" in shown
     assert "run.sh  (executable, mode 755)" in shown, "an executable past the cut is hidden"
+
+
+def test_a_command_too_long_for_its_card_is_red() -> None:
+    from luminaguard.messages import ToolCall
+    from luminaguard.policy.gate import ARGUMENT_LIMIT, make_card
+    from luminaguard.protocols import Prepared
+
+    long = "echo " + "x" * (ARGUMENT_LIMIT + 10)
+    static = Assessment.of(Risk.YELLOW, "runs", "runs a command")
+    card = make_card(
+        ToolCall("c", "shell", {"command": long}),
+        static,
+        Prepared(ToolCall("c", "shell", {"command": long}), "command"),
+        {},
+    )
+    assert card.risk == Risk.RED
+    assert any(r.rule == "too-long" for r in card.assessment.reasons)
+    assert len(card.arguments["command"]) < ARGUMENT_LIMIT + 300
+    short = make_card(
+        ToolCall("c", "shell", {"command": "echo hi"}),
+        static,
+        Prepared(ToolCall("c", "shell", {"command": "echo hi"}), "command"),
+        {},
+    )
+    assert short.risk == Risk.YELLOW
