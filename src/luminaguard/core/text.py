@@ -11,7 +11,6 @@ have lines (output, diffs); in a name they are shown as ``\\n``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -51,6 +50,8 @@ def cut(text: str, limit: int, what: str = "characters") -> str:
     SHA-256, so what is shown still names exactly what it stands for."""
     if len(text) <= limit:
         return text
+    import hashlib  # only when something is cut: `luminaguard --help` does not pay for it
+
     head = text[:limit]
     if (nl := head.rfind("\n", limit // 2)) != -1:
         head = head[: nl + 1]
