@@ -71,9 +71,12 @@ def test_doctor_json_reports_each_check_with_a_reason() -> None:
         assert c["detail"]
     assert checks["python"]["status"] == "ok"
     assert r.returncode == (0 if checks["bubblewrap"]["status"] == "ok" else 1)
-    # Which host uid a sandbox's user is, said either way.
-    assert checks["sandbox user"]["status"] == ("warn" if os.geteuid() == 0 else "ok")
-    assert f"host uid {os.geteuid()}" in checks["sandbox user"]["detail"]
+    # Which host uid a sandbox's user is, said either way: never root.
+    from luminaguard.sandbox.hostuser import HOST_ID
+
+    assert checks["sandbox user"]["status"] == "ok"
+    expected = HOST_ID if os.geteuid() == 0 else os.geteuid()
+    assert f"host uid {expected}" in checks["sandbox user"]["detail"]
 
 
 def test_run_with_a_playbook_ends_by_printing_the_journal(workspace: Path, tmp_path: Path) -> None:

@@ -112,17 +112,41 @@ def check_userns() -> Check:
 
 
 def check_sandbox_user() -> Check:
-    """Which host uid the sandbox user (uid 1000 inside) is: the caller's own."""
+    """Which host uid the sandbox user (uid 1000 inside) is: the caller's own,
+    or under root an unprivileged one of its own (``sandbox.hostuser``)."""
     uid = os.geteuid()
-    if uid == 0:
+    if uid != 0:
+        return Check("sandbox user", OK, f"host uid {uid} (you), never root")
+    import pwd
+
+    from luminaguard.sandbox import hostuser
+
+    problem = hostuser.problem()
+    if problem is not None:
         return Check(
             "sandbox user",
             WARN,
-            "running as root, so the sandbox user is host uid 0: root-owned files bound "
-            "read-only into a sandbox look like its own (never writable, no capabilities); "
-            "run LuminaGuard as an unprivileged user to map it to that user instead",
+            f"running as root and {problem}, so the sandbox user is host uid 0: root-owned "
+            "files bound read-only into a sandbox look like its own (never writable, no "
+            "capabilities); run LuminaGuard as an unprivileged user to map it to that user",
         )
-    return Check("sandbox user", OK, f"host uid {uid} (you), never root")
+    try:
+        taken = pwd.getpwuid(hostuser.HOST_ID).pw_name
+    except KeyError:
+        taken = None
+    if taken is not None:
+        return Check(
+            "sandbox user",
+            WARN,
+            f"host uid {hostuser.HOST_ID}, which sandboxes run as under root, is the "
+            f"account {taken!r}: its processes could reach what sandboxes can",
+        )
+    return Check(
+        "sandbox user",
+        OK,
+        f"running as root: sandboxes run as unprivileged host uid {hostuser.HOST_ID}; "
+        "root's files are nobody's inside, the workspace is id-mapped to its owner",
+    )
 
 
 def check_seccomp() -> Check:

@@ -84,6 +84,9 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
                 )
             if _npm_script(staging, name) is None:
                 raise ConfigError(f"npx {package}: the installed package has no executable")
+            # Code, not a secret, and run by the sandbox user: under root that
+            # is another host user (``sandbox.hostuser``). mkdtemp made it 0700.
+            staging.chmod(0o755)
             shutil.rmtree(target, ignore_errors=True)
             # OSError: another process got a complete install there first.
             with contextlib.suppress(OSError):
@@ -92,6 +95,8 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
             shutil.rmtree(staging, ignore_errors=True)
         script = _npm_script(target, name)
         assert script is not None
+    elif target.stat().st_mode & 0o005 != 0o005:
+        target.chmod(0o755)  # installed before packages were made readable
     node = shutil.which("node")
     if node is None:
         raise ConfigError(f"npx {package}: node is not installed")

@@ -233,6 +233,9 @@ class EgressProxy:
         # block the loop in the middle of a request.
         await asyncio.to_thread(own_addresses)
         self._server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path))
+        # Open to whoever reaches it: its directory is the sandbox's alone (and
+        # under root the sandbox is another host user, see ``hostuser``).
+        self.socket_path.chmod(0o666)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

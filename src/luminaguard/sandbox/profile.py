@@ -124,6 +124,8 @@ class Layout:
     """Extra read-only binds, (host path, sandbox path)."""
     env: tuple[tuple[str, str], ...] = ()
     """Extra environment variables (on top of the clean allow-list)."""
+    helpers: str = ""
+    """Where bwrap finds the helper scripts (default: ``helpers_dir()``)."""
 
 
 def build_argv(
@@ -159,7 +161,7 @@ def build_argv(
         "--dev", "/dev",
         "--proc", "/proc",
         "--tmpfs", "/tmp",
-        "--ro-bind", helpers_dir(), HELPER_DIR,
+        "--ro-bind", layout.helpers or helpers_dir(), HELPER_DIR,
     ]  # fmt: skip
     for host, inside in layout.ro_binds:
         args += ["--ro-bind", host, inside]

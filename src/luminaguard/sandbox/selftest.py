@@ -3,7 +3,8 @@
 Run once per process, inside the spawn path, before the first sandbox starts.
 It checks, with a real sandbox, that a write outside the workspace does not
 land, that a host loopback port cannot be reached, that the seccomp filter is
-in force and that no capability is held. Any failure means no sandbox starts
+in force, that no capability is held and, run as root, that host root's files
+are not the sandbox user's (``hostuser``). Any failure means no sandbox starts
 (no silent fail-open): not a tool call, not a pooled sandbox, not an MCP server.
 """
 
@@ -24,6 +25,7 @@ echo escaped > {outside} 2>/dev/null
 echo escaped > /usr/.lg-selftest 2>/dev/null
 (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo NET-OPEN
 grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status
+stat -c usr-owner=%u /usr
 echo ok > inside
 """
 TIMEOUT_S = 30.0
@@ -31,7 +33,8 @@ TIMEOUT_S = 30.0
 
 def self_test(settings: SandboxSettings) -> str | None:
     """``None`` when the sandbox holds, else what is wrong, in one sentence."""
-    from luminaguard.sandbox.profile import Layout
+    from luminaguard.sandbox import hostuser
+    from luminaguard.sandbox.profile import SANDBOX_UID, Layout
     from luminaguard.sandbox.spawn import Spawn
 
     with tempfile.TemporaryDirectory(prefix="lg-selftest-") as tmp:
@@ -71,6 +74,8 @@ def self_test(settings: SandboxSettings) -> str | None:
                 reached = False
         finally:
             listener.close()
+        if hostuser.namespace() is not None and f"usr-owner={SANDBOX_UID}" in stdout.split():
+            return "host root's files are the sandbox user's own (it runs as host root)"
         if not (ws / "inside").exists():
             stderr = err.decode("utf-8", "replace").strip()[:200]
             return f"the workspace is not writable inside the sandbox (exit {proc.returncode}: {stderr})"

@@ -29,7 +29,7 @@ from typing import Literal
 
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import SandboxError
-from luminaguard.sandbox import seccomp
+from luminaguard.sandbox import hostuser, seccomp
 from luminaguard.sandbox.cgroups import Cgroup
 from luminaguard.sandbox.network import EgressProxy
 from luminaguard.sandbox.process import spawn_limited
@@ -78,12 +78,15 @@ class Spawn:
                 layout = replace(layout, proxy_dir=self._private_dir() / "net")
                 layout.proxy_dir.mkdir()  # type: ignore[union-attr]
             self.layout = layout
+            # As root: bwrap's view of the layout and the prefix that starts it
+            # as an unprivileged host user (``hostuser``).
+            self._bwrap_layout, self._prefix = hostuser.adapt(layout)
             data = {"passwd": PASSWD.encode(), "group": GROUP.encode()}
             data["seccomp"] = seccomp.filter_program()
             if fds == "inherit":
                 numbers = {name: _data_fd(blob) for name, blob in data.items()}
                 self._fds = list(numbers.values())
-                self.argv = build_argv(find_bwrap(), layout, numbers, command)
+                self.argv = self._bwrap_argv(numbers, command)
             else:
                 self.argv = self._opened_by_shell(data, command)
             self.env = sandbox_env(layout)
@@ -107,8 +110,11 @@ class Spawn:
             path = self._private_dir() / name
             path.write_bytes(data[name])
             files.append(str(path))
-        inner = build_argv(find_bwrap(), self.layout, FILE_FDS, command)
+        inner = self._bwrap_argv(FILE_FDS, command)
         return ["/bin/sh", "-c", OPENER, "sh", *files, *launcher, *inner]
+
+    def _bwrap_argv(self, fds: dict[str, int], command: Sequence[str]) -> list[str]:
+        return [*self._prefix, *build_argv(find_bwrap(), self._bwrap_layout, fds, command)]
 
     @property
     def proxy_dir(self) -> Path | None:
