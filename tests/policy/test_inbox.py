@@ -139,4 +139,7 @@ def test_a_run_waits_in_the_inbox_and_a_decision_from_the_cli_lets_it_go_on(
         run.kill()
     assert run.returncode == 0, out + err
     assert (workspace / "new.txt").read_text() == "hi"
+    # The run said where its card waited, and how to decide it.
+    assert f"waiting for approval of card #{item['id']} in the inbox" in out
+    assert f"luminaguard approvals decide {item['id']}" in out
     assert "approved by alice" in out

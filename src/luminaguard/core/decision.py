@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from luminaguard.core.card import DiffCard
 from luminaguard.core.grant import Grant
@@ -16,6 +18,9 @@ class ApprovalRequest:
 
     call: ToolCall
     card: DiffCard
+    notify: Callable[[str, dict[str, Any]], None] | None = field(default=None, compare=False)
+    """Told while the approver waits somewhere the run's output does not show
+    (``approval_waiting``: the inbox), so the person knows where to look."""
 
     @property
     def assessment(self) -> Assessment:

@@ -297,7 +297,7 @@ class ApprovalManager:
         decided = by_policy(self.policy, level, grant, rerun=rerun)
         if decided is not None:
             return decided
-        answer = await self.approver.decide(ApprovalRequest(call, card))
+        answer = await self.approver.decide(ApprovalRequest(call, card, notify=self.report))
         settled = settle(
             self.policy,
             call,

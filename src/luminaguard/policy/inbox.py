@@ -353,6 +353,11 @@ class InboxApprover:
 
     async def decide(self, request: ApprovalRequest) -> Decision:
         item_id = self.store.put(request.card)
+        if request.notify is not None:
+            request.notify(
+                "approval_waiting",
+                {"id": item_id, "call": request.call, "timeout_s": self.timeout_s},
+            )
         item = await self._answered(
             lambda: self.store.get(item_id), lambda: self.store.expire(item_id)
         )

@@ -63,6 +63,12 @@ MS_REC, MS_SLAVE = 0x4000, 0x8_0000
 OVERLAY_IDMAP_KERNEL = (5, 19)
 """overlayfs takes id-mapped layers from this kernel on."""
 
+GIT_TRUSTS_ANY_OWNER = (
+    ("GIT_CONFIG_COUNT", "1"),
+    ("GIT_CONFIG_KEY_0", "safe.directory"),
+    ("GIT_CONFIG_VALUE_0", "*"),
+)
+
 T = TypeVar("T")
 
 
@@ -282,6 +288,9 @@ def _adapted(ns: Namespace, layout: Layout) -> Layout:
             (str(ns.stage(Path(host), idmap=False)), inside) for host, inside in layout.ro_binds
         ),
         helpers=str(ns.stage(Path(helpers_dir()), idmap=False)),
+        # The repository of a worktree is bound as it is, so "nobody"'s: git
+        # inside would refuse it as of dubious ownership. Only its git.
+        env=(*layout.env, *GIT_TRUSTS_ANY_OWNER),
     )
 
 

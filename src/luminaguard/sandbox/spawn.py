@@ -89,7 +89,7 @@ class Spawn:
                 self.argv = self._bwrap_argv(numbers, command)
             else:
                 self.argv = self._opened_by_shell(data, command)
-            self.env = sandbox_env(layout)
+            self.env = sandbox_env(self._bwrap_layout)
         except BaseException:
             self.close()
             raise

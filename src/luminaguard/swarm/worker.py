@@ -173,6 +173,9 @@ class Worker:
         def report(event: str, data: dict[str, Any]) -> None:
             if event == "tool_call":
                 self.action = f"{data['call'].name} [{data['assessment'].risk.label}]"
+            elif event == "approval_waiting":
+                # Shown by `swarm status`: where the card waits.
+                self.action = f"waiting for approval #{data['id']} (luminaguard approvals)"
             terminal(event, data)
 
         options = SessionOptions(

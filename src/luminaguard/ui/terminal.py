@@ -132,6 +132,13 @@ class TerminalReport:
     def on_model_waiting(self, d: dict[str, Any]) -> None:
         self._say(f"   ⏳ waiting for {d['spec']} ({d['attempt']}, {d['after_s']:g} s so far)…\n")
 
+    def on_approval_waiting(self, d: dict[str, Any]) -> None:
+        self._say(
+            f"   ⏳ waiting for approval of card #{d['id']} in the inbox: open `luminaguard "
+            f"approvals` (or `luminaguard approvals decide {d['id']} approve|deny`); "
+            f"denied after {d['timeout_s']:g} s\n"
+        )
+
     def on_model_retry(self, d: dict[str, Any]) -> None:
         self._say(f"   ⚠ {d['spec']} failed ({d['attempt']}): {d['error']}; {d['next']}\n")
 
