@@ -153,3 +153,14 @@ def test_layouts_are_unchanged_when_not_root(
     monkeypatch.setattr(hostuser, "running_as_root", lambda: False)
     layout = Layout(workspace)
     assert hostuser.adapt(layout) == (layout, [])
+
+
+def test_a_missing_bind_is_an_error_never_a_fallback_to_root(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from luminaguard.errors import SandboxError
+
+    sb = BwrapSandbox(workspace, SandboxSettings(pool_size=0), ro_binds=[("/nonexistent/x", "/x")])
+    with pytest.raises(SandboxError, match="/nonexistent/x"):
+        asyncio.run(sb.exec(["/bin/true"]))
+    assert "WARNING" not in capsys.readouterr().err

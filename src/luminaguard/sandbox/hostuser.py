@@ -41,6 +41,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from luminaguard.errors import SandboxError
+
 if TYPE_CHECKING:
     from luminaguard.sandbox.profile import Layout
 
@@ -63,13 +65,11 @@ MS_REC, MS_SLAVE = 0x4000, 0x8_0000
 OVERLAY_IDMAP_KERNEL = (5, 19)
 """overlayfs takes id-mapped layers from this kernel on."""
 
-GIT_TRUSTS_ANY_OWNER = (
-    ("GIT_CONFIG_COUNT", "1"),
-    ("GIT_CONFIG_KEY_0", "safe.directory"),
-    ("GIT_CONFIG_VALUE_0", "*"),
-)
-
 T = TypeVar("T")
+
+
+class NoIdmap(OSError):
+    """The file system cannot be id-mapped (the kernel said so)."""
 
 
 def running_as_root() -> bool:
@@ -194,7 +194,10 @@ class Namespace:
                 attr = ctypes.create_string_buffer(
                     struct.pack("QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns), 32
                 )
-                self._call(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, attr, 32)
+                try:
+                    self._call(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, attr, 32)
+                except OSError as exc:
+                    raise NoIdmap(exc.errno, exc.strerror) from None
             self._call(SYS_MOVE_MOUNT, tree, b"", -100, bytes(target), MOVE_MOUNT_F_EMPTY_PATH)
         finally:
             os.close(tree)
@@ -265,10 +268,15 @@ def adapt(layout: Layout) -> tuple[Layout, list[str]]:
         return layout, []
     try:
         return _adapted(ns, layout), ns.prefix()
-    except OSError as exc:
+    except NoIdmap as exc:
         # A file system without id-mapped mounts (NFS, an old tmpfs...).
         _warn(f"{layout.workspace} cannot be id-mapped ({exc.strerror or exc})")
         return layout, []
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise SandboxError(
+            f"a path the sandbox needs cannot be bound into it:{where} {exc.strerror or exc}"
+        ) from None
 
 
 def _adapted(ns: Namespace, layout: Layout) -> Layout:
@@ -288,9 +296,6 @@ def _adapted(ns: Namespace, layout: Layout) -> Layout:
             (str(ns.stage(Path(host), idmap=False)), inside) for host, inside in layout.ro_binds
         ),
         helpers=str(ns.stage(Path(helpers_dir()), idmap=False)),
-        # The repository of a worktree is bound as it is, so "nobody"'s: git
-        # inside would refuse it as of dubious ownership. Only its git.
-        env=(*layout.env, *GIT_TRUSTS_ANY_OWNER),
     )
 
 

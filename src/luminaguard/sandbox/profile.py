@@ -46,6 +46,13 @@ SANDBOX_ENV = {
     # Keeps `python -m unittest` from littering the workspace with caches
     # that would show up as changes the person has to look at.
     "PYTHONDONTWRITEBYTECODE": "1",
+    # git in a sandbox works on repositories it does not own: a worktree's
+    # repository bound in (under root, "nobody"'s: see hostuser). The check
+    # protects a user from a stranger's repository config; in here there is
+    # nothing of the user's for that config to reach.
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "safe.directory",
+    "GIT_CONFIG_VALUE_0": "*",
 }
 PROXY_URL = "http://127.0.0.1:3128"
 PROXY_ENV = {
