@@ -70,3 +70,44 @@ def test_an_unknown_environment_key_and_a_non_git_swarm(workspace: Path) -> None
     r = lg("audit", "list", env={**os.environ, "LUMINAGUARD_SANDBOX__TIMEOT_S": "3"})
     one_sentence(r, "unknown key sandbox.timeot_s")
     one_sentence(lg("swarm", "status", "--repo", str(workspace)), "is not a git repository")
+
+
+def _user_servers(text: str) -> None:
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "luminaguard"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "luminaguard.toml").write_text(text)
+
+
+def test_an_mcp_url_that_is_not_an_mcp_server(workspace: Path) -> None:
+    import http.server
+    import threading
+
+    class Page(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/mcp"
+    try:
+        _user_servers(f'[mcp.servers.web]\nurl = "{url}"\n')
+        r = lg("mcp", "tools", "web", "--workspace", str(workspace))
+    finally:
+        server.shutdown()
+    one_sentence(r, f"MCP server web: {url} is not an MCP server", "legacy SSE: HTTP 404")
+
+
+def test_a_stdio_server_that_writes_garbage_fails_at_once(workspace: Path) -> None:
+    _user_servers(
+        '[mcp.servers.chatty]\ncommand = "/bin/sh"\n'
+        'args = ["-c", "echo Starting server on stdio...; sleep 60"]\n'
+    )
+    r = lg("mcp", "tools", "chatty", "--workspace", str(workspace))
+    # Not the 30 s `initialize` wait: the first line that is not JSON-RPC ends it.
+    one_sentence(r, "MCP server chatty is not an MCP server", "'Starting server on stdio...'")
+
+
+def test_a_server_command_that_does_not_exist(workspace: Path) -> None:
+    _user_servers('[mcp.servers.gone]\ncommand = "/opt/nowhere/mcp-server"\n')
+    r = lg("mcp", "tools", "gone", "--workspace", str(workspace))
+    one_sentence(r, "mcp.servers.gone: /opt/nowhere/mcp-server not found")

@@ -21,6 +21,7 @@
     │   │   └── ContextTooLong    the conversation does not fit the model's context
     │   └── AllAttemptsFailed     the router ran out of deployments and fallbacks
     ├── McpServerError            an MCP server could not be started, or failed
+    │   └── BadMcpServer          its config is wrong: no such command, or it does not speak MCP; also a UserError
     ├── McpAuthorizationError     an MCP server needs authorization that could not be obtained
     ├── QuotaExceeded             one of the policy's rate limits or quotas is used up
     ├── DeniedAndStop             a denial after which the run must end
@@ -139,6 +140,13 @@ class McpServerError(LuminaGuardError):
 
     refused = False
     """Set when an HTTP server answered `initialize` with an error (it may speak legacy SSE)."""
+    why = ""
+    """What went wrong, in a few words (for a message that combines several)."""
+
+
+class BadMcpServer(McpServerError, UserError):
+    """A server's config is wrong: its command is not there, or what it names
+    does not speak MCP (a mistake the user can fix)."""
 
 
 class McpAuthorizationError(LuminaGuardError):

@@ -27,11 +27,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
 from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.core.text import inert
 from luminaguard.errors import (
+    BadMcpServer,
     ConfigError,
     LuminaGuardError,
     McpAuthorizationError,
     McpServerError,
+    SandboxError,
     ToolError,
+    UserError,
 )
 from luminaguard.store import private_file
 
@@ -110,6 +113,7 @@ class McpServerHandle:
         self._runner: asyncio.Task[None] | None = None
         self._closing: asyncio.Event | None = None
         self._log: TextIO | None = None
+        self._ready: asyncio.Future[Any] | None = None
         self.starts = 0
         # Who answers a server's elicitation (None: declined), and the browser
         # half of OAuth for an HTTP server (None: a server that asks for
@@ -161,14 +165,18 @@ class McpServerHandle:
             try:
                 await self._start("sse")
             except McpServerError as second:
-                raise McpServerError(
-                    f"MCP server {self.name} refused Streamable HTTP ({first}) and legacy SSE ({second})"
+                if not second.why:
+                    raise
+                raise BadMcpServer(
+                    f"MCP server {self.name}: {self.cfg.url} is not an MCP server (Streamable "
+                    f"HTTP: {first.why or first}; legacy SSE: {second.why})"
                 ) from None
             self.transport = "sse"
 
     async def _start(self, transport: str) -> None:
         await self.close()
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ready = ready
         self._closing = asyncio.Event()
         self._runner = asyncio.create_task(
             self._run(ready, self._closing, transport), name=f"mcp:{self.name}"
@@ -281,8 +289,11 @@ class McpServerHandle:
                 elif ours:  # the config or the sandbox, said in our words already
                     message = f"MCP server {self.name} cannot start: {ours}"
                 else:
-                    message = f"MCP server {self.name} failed to start: {_describe(exc)} (see {self.log_path})"
-                failure = McpServerError(message)
+                    seen = "" if self.cfg.url else f" (see {self.log_path})"
+                    message = f"MCP server {self.name} failed to start: {_describe(exc)}{seen}"
+                mistake = isinstance(ours, UserError) and not isinstance(ours, SandboxError)
+                failure = (BadMcpServer if mistake else McpServerError)(message)
+                failure.why = _short(exc)
                 # An error answer to `initialize` (the SDK's stand-in for a 4xx
                 # status): the server is there but does not speak this transport.
                 failure.refused = (
@@ -303,6 +314,24 @@ class McpServerHandle:
 
     async def _notified(self, message: Any) -> None:
         from mcp import types
+
+        if isinstance(message, Exception) and not self.cfg.url:
+            # A stdout line that is not JSON-RPC: a stdio server must write
+            # nothing else there. Before `initialize` is answered, that is no
+            # MCP server, said at once (not after the 30 s wait).
+            line = _bad_line(message)
+            if self._log is not None:
+                self._log.write(f"--- not JSON-RPC on stdout: {line}\n")
+                self._log.flush()
+            ready = self._ready
+            if ready is not None and not ready.done():
+                ready.set_exception(
+                    BadMcpServer(
+                        f"MCP server {self.name} is not an MCP server: it wrote {line} on "
+                        f"stdout, where only JSON-RPC may go (see {self.log_path})"
+                    )
+                )
+            return
 
         if isinstance(message, types.ToolListChangedNotification):
             self.tools_changed = True
@@ -635,6 +664,32 @@ class McpServerHandle:
         return text, bool(getattr(result, "is_error", False)), data
 
 
+def _short(exc: BaseException) -> str:
+    """A failure in a few words: an HTTP status, an MCP error's message."""
+    from mcp.shared.exceptions import MCPError
+
+    # The SDK's HTTP client (httpx or its fork) says the status on `response`.
+    status = _first(exc, lambda e: hasattr(getattr(e, "response", None), "status_code"))
+    if status is not None:
+        response = status.response  # type: ignore[attr-defined]
+        return f"HTTP {response.status_code} {getattr(response, 'reason_phrase', '')}".strip()
+    error = _nested(exc, MCPError)
+    if error is not None:
+        return f"an error answer to `initialize` ({error})"
+    return ""
+
+
+def _bad_line(exc: Exception) -> str:
+    """The offending stdout line of a parse error, quoted and cut short."""
+    errors = getattr(exc, "errors", None)
+    text = str(exc)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            text = str(errors()[0].get("input", text))
+    text = inert(text.strip())
+    return repr(text if len(text) <= 80 else text[:80] + "…")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
@@ -646,12 +701,16 @@ def _nested(
 ) -> BaseException | None:
     """The first exception of ``kinds`` in ``exc``, the members of its task
     groups (the SDK's transports nest them) and its causes."""
-    if isinstance(exc, kinds):
+    return _first(exc, lambda e: isinstance(e, kinds))
+
+
+def _first(exc: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
+    if test(exc):
         return exc
     inner = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else []
     if exc.__cause__ is not None:
         inner.append(exc.__cause__)
-    return next(filter(None, (_nested(e, kinds) for e in inner)), None)
+    return next(filter(None, (_first(e, test) for e in inner)), None)
 
 
 class _Call:

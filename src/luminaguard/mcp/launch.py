@@ -235,6 +235,11 @@ def server_command(name: str, cfg: McpServer, *, cache: Path, workspace: Path) -
             raise ConfigError(f"mcp.servers.{name}: uvx without a package")
         requirements, command, rest = parsed
         argv = [str(resolve_uvx(requirements, command, cache)), *rest]
+    program = argv[0]
+    if cfg.cwd and "/" in program and not os.path.isabs(program):
+        program = os.path.join(cfg.cwd, program)
+    if shutil.which(program) is None:
+        raise ConfigError(f"mcp.servers.{name}: {argv[0]} not found (no such program)")
     if not cfg.sandbox:
         return ServerCommand(ProcessSpec(argv, dict(cfg.env)), cfg.cwd, sandboxed=False)
     from luminaguard.sandbox.network import NetworkMode
