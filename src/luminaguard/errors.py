@@ -8,7 +8,8 @@
     ├── SandboxError              a sandbox could not be started or used
     │   ├── SandboxUnavailable    no working backend on this machine (see `doctor`); also a UserError
     │   ├── CommitConflict        the workspace changed since the preview; nothing was applied
-    │   └── NetworkViolation      a command tried a host its network mode refuses
+    │   ├── NetworkViolation      a command tried a host its network mode refuses
+    │   └── NoIdmap               under root: the workspace's file system cannot be id-mapped
     ├── ToolError                 a tool call failed; the agent sees it as an observation
     │   ├── ToolArgumentError     arguments missing, malformed or of the wrong type
     │   └── WorkspacePathError    a path that would leave the workspace
@@ -85,6 +86,11 @@ class NetworkViolation(SandboxError):
         hosts = ", ".join(sorted({f"{a['host']}:{a['port']}" for a in attempts}))
         super().__init__(f"blocked network access to {hosts}")
         self.attempts = attempts
+
+
+class NoIdmap(SandboxError):
+    """Under root: the workspace's file system cannot be id-mapped (the kernel
+    said so), so the sandbox falls back to the mapping to host root."""
 
 
 class ToolError(LuminaGuardError):

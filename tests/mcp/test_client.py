@@ -201,7 +201,7 @@ def test_a_result_over_the_limit_is_cut_with_a_note(
         ("import time\ntime.sleep(60)\n", "did not answer `initialize`"),
         (
             "import sys, time\nsys.stdout.write('garbage, not JSON-RPC\\n' * 5); sys.stdout.flush(); time.sleep(60)\n",
-            "did not answer `initialize`|failed to start",
+            "is not an MCP server: it wrote 'garbage, not JSON-RPC",
         ),
         ("import sys\nsys.exit(3)\n", "failed to start"),
     ],

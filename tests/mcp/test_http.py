@@ -145,7 +145,10 @@ def test_a_url_that_speaks_neither_transport_is_one_error(
     async def scenario() -> None:
         h = web_handle(cfg, workspace, data_dir)
         try:
-            with pytest.raises(McpServerError, match=r"refused Streamable HTTP .* and legacy SSE"):
+            with pytest.raises(
+                McpServerError,
+                match=r"is not an MCP server \(Streamable HTTP: .*; legacy SSE: HTTP 404",
+            ):
                 await asyncio.wait_for(h.list_tools(), 30)
         finally:
             await h.close()

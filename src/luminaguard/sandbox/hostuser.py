@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from luminaguard.errors import SandboxError
+from luminaguard.errors import NoIdmap, SandboxError
 
 if TYPE_CHECKING:
     from luminaguard.sandbox.profile import Layout
@@ -66,10 +66,6 @@ OVERLAY_IDMAP_KERNEL = (5, 19)
 """overlayfs takes id-mapped layers from this kernel on."""
 
 T = TypeVar("T")
-
-
-class NoIdmap(OSError):
-    """The file system cannot be id-mapped (the kernel said so)."""
 
 
 def running_as_root() -> bool:
@@ -197,7 +193,7 @@ class Namespace:
                 try:
                     self._call(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, attr, 32)
                 except OSError as exc:
-                    raise NoIdmap(exc.errno, exc.strerror) from None
+                    raise NoIdmap(exc.strerror or str(exc)) from None
             self._call(SYS_MOVE_MOUNT, tree, b"", -100, bytes(target), MOVE_MOUNT_F_EMPTY_PATH)
         finally:
             os.close(tree)
@@ -270,7 +266,7 @@ def adapt(layout: Layout) -> tuple[Layout, list[str]]:
         return _adapted(ns, layout), ns.prefix()
     except NoIdmap as exc:
         # A file system without id-mapped mounts (NFS, an old tmpfs...).
-        _warn(f"{layout.workspace} cannot be id-mapped ({exc.strerror or exc})")
+        _warn(f"{layout.workspace} cannot be id-mapped ({exc})")
         return layout, []
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
