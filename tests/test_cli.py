@@ -527,6 +527,30 @@ def test_mcp_resources_and_prompts_are_listed_and_readable(mcp_workspace: Path) 
     assert "simple-prompt" in {p["name"] for p in prompts}
 
 
+def test_mcp_prompt_renders_a_prompt_with_its_arguments(mcp_workspace: Path) -> None:
+    listed = json.loads(lg("mcp", "prompts", "everything", "--json", cwd=mcp_workspace).stdout)
+    args_prompt = next(p for p in listed if any(a.get("required") for a in p.get("arguments", [])))
+    required = [a["name"] for a in args_prompt["arguments"] if a.get("required")]
+    values = [f"{name}=value-of-{name}" for name in required]
+    r = lg("mcp", "prompt", "everything", args_prompt["name"], *values, cwd=mcp_workspace)
+    assert r.returncode == 0, r.stderr
+    assert "[user]" in r.stdout
+    assert all(f"value-of-{name}" in r.stdout for name in required)  # the arguments went in
+    as_json = json.loads(
+        lg(
+            "mcp", "prompt", "everything", args_prompt["name"], *values, "--json", cwd=mcp_workspace
+        ).stdout
+    )
+    assert as_json["messages"][0]["role"] == "user"
+    # Mistakes are one sentence each, naming what the prompt takes.
+    r = lg("mcp", "prompt", "everything", args_prompt["name"], cwd=mcp_workspace)
+    assert r.returncode == 2 and f"missing: {required[0]}" in r.stderr, r.stderr
+    r = lg("mcp", "prompt", "everything", "no-such-prompt", cwd=mcp_workspace)
+    assert r.returncode == 2 and "its prompts: " in r.stderr and args_prompt["name"] in r.stderr
+    r = lg("mcp", "prompt", "everything", args_prompt["name"], "novalue", cwd=mcp_workspace)
+    assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+
+
 def test_a_broken_mcp_server_does_not_sink_the_run(workspace: Path, tmp_path: Path) -> None:
     (workspace / "luminaguard.toml").write_text(
         '[mcp.servers.broken]\ncommand = "/usr/bin/python3"\nargs = ["-c", "import sys; sys.exit(3)"]\n'

@@ -43,6 +43,12 @@ def add_mcp(sub: Any) -> None:
     workspace_arg(mprompts)
     mprompts.add_argument("server")
     mprompts.add_argument("--json", action="store_true")
+    mprompt = msub.add_parser("prompt", help="render one of a server's prompts")
+    workspace_arg(mprompt)
+    mprompt.add_argument("server")
+    mprompt.add_argument("name")
+    mprompt.add_argument("arguments", nargs="*", metavar="KEY=VALUE", help="the prompt's arguments")
+    mprompt.add_argument("--json", action="store_true")
     mcall = msub.add_parser(
         "call", help="call a tool and print the result (recorded in the audit journal)"
     )
@@ -130,6 +136,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         return _mcp_login(handle, args)
     if args.mcp_command in ("resources", "prompts", "read"):
         return _mcp_browse(handle, args)
+    if args.mcp_command == "prompt":
+        return _mcp_prompt(handle, args)
     if args.mcp_command == "tools":
 
         async def tools() -> list[Any]:
@@ -228,6 +236,52 @@ def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:
             (row.get("description") or "").splitlines()[0][:60] if row.get("description") else ""
         )
         say(f"{row.get('uri') or row.get('name'):<50} {about}")
+    return EXIT_OK
+
+
+def _mcp_prompt(handle: Any, args: argparse.Namespace) -> int:
+    """prompts/get, after checking the name and the arguments against the
+    server's own list (one sentence for a mistake, not the server's error)."""
+    import asyncio
+
+    given: dict[str, str] = {}
+    for pair in args.arguments:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"prompt arguments are KEY=VALUE, not {pair!r}")
+        given[key] = value
+
+    async def render() -> Any:
+        try:
+            prompts = {p.name: p for p in await handle.list_prompts()}
+            prompt = prompts.get(args.name)
+            if prompt is None:
+                known = ", ".join(sorted(prompts)) or "none"
+                raise UsageError(
+                    f"no prompt {args.name!r} on MCP server {args.server}; its prompts: {known}"
+                )
+            declared = {a.name: a for a in prompt.arguments or []}
+            unknown = sorted(set(given) - set(declared))
+            missing = [n for n, a in declared.items() if a.required and n not in given]
+            if unknown or missing:
+                wrong = [f"unknown: {', '.join(unknown)}"] if unknown else []
+                wrong += [f"missing: {', '.join(missing)}"] if missing else []
+                takes = ", ".join(
+                    f"{n}{'' if a.required else ' (optional)'}" for n, a in declared.items()
+                )
+                raise UsageError(
+                    f"prompt {args.name!r} of {args.server} takes {takes or 'no arguments'} "
+                    f"({'; '.join(wrong)})"
+                )
+            return await handle.get_prompt(args.name, given or None)
+        finally:
+            await handle.close()
+
+    result = asyncio.run(render())
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    else:
+        say(handle.render_prompt(result))
     return EXIT_OK
 
 

@@ -634,24 +634,7 @@ class McpServerHandle:
 
     def render(self, result: Any) -> tuple[str, bool, dict[str, Any]]:
         """A CallToolResult as (text for the model, is_error, data)."""
-        parts: list[str] = []
-        for block in getattr(result, "content", None) or []:
-            kind = getattr(block, "type", "")
-            if kind == "text":
-                parts.append(block.text)
-            elif kind == "image":
-                parts.append(
-                    f"[image {getattr(block, 'mime_type', '')}, {len(getattr(block, 'data', '') or '')} base64 characters]"
-                )
-            elif kind == "resource_link":
-                parts.append(f"[resource link {getattr(block, 'uri', '')}]")
-            elif kind == "resource":
-                res = getattr(block, "resource", None)
-                parts.append(
-                    getattr(res, "text", None) or f"[embedded resource {getattr(res, 'uri', '')}]"
-                )
-            else:
-                parts.append(f"[{kind} content]")
+        parts = [_block_text(block) for block in getattr(result, "content", None) or []]
         structured = getattr(result, "structured_content", None)
         if structured is not None and not parts:
             import json
@@ -662,6 +645,31 @@ class McpServerHandle:
         if structured is not None:
             data["structured"] = structured
         return text, bool(getattr(result, "is_error", False)), data
+
+    def render_prompt(self, result: Any) -> str:
+        """A prompts/get result as text: its description, then each message
+        under its role."""
+        parts = [f"# {result.description}"] if getattr(result, "description", None) else []
+        for message in result.messages:
+            parts.append(f"[{message.role}]\n{_block_text(message.content)}")
+        return self.cut("\n\n".join(parts))
+
+
+def _block_text(block: Any) -> str:
+    """One content block (of a tool result or a prompt message) as text;
+    binary parts are named, not dumped."""
+    kind = getattr(block, "type", "")
+    if kind == "text":
+        return str(block.text)
+    if kind in ("image", "audio"):
+        size = len(getattr(block, "data", "") or "")
+        return f"[{kind} {getattr(block, 'mime_type', '')}, {size} base64 characters]"
+    if kind == "resource_link":
+        return f"[resource link {getattr(block, 'uri', '')}]"
+    if kind == "resource":
+        res = getattr(block, "resource", None)
+        return getattr(res, "text", None) or f"[embedded resource {getattr(res, 'uri', '')}]"
+    return f"[{kind} content]"
 
 
 def _short(exc: BaseException) -> str:

@@ -32,7 +32,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +77,7 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
+            installed = _installing(f"npm package {package}", cache)
             out = subprocess.run(
                 [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent", package],
                 capture_output=True, encoding="utf-8", timeout=INSTALL_TIMEOUT_S, check=False,
@@ -84,6 +88,7 @@ def resolve_npx(package: str, cache: Path) -> list[str]:
                 )
             if _npm_script(staging, name) is None:
                 raise ConfigError(f"npx {package}: the installed package has no executable")
+            installed()
             # Code, not a secret, and run by the sandbox user: under root that
             # is another host user (``sandbox.hostuser``). mkdtemp made it 0700.
             staging.chmod(0o755)
@@ -143,7 +148,6 @@ def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
     an unmarked one is an interrupted install and is built again.
     """
     import fcntl
-    import sys
 
     key = re.sub(r"[^a-zA-Z0-9._-]+", "_", "+".join(requirements))
     target = cache / "uv" / key
@@ -157,6 +161,7 @@ def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
         if marker.exists() and script.exists():
             return script
         shutil.rmtree(target, ignore_errors=True)
+        installed = _installing(f"PyPI package {' '.join(requirements)}", cache)
         base = getattr(sys, "_base_executable", sys.executable)
         steps = [
             [base, "-m", "venv", str(target)],
@@ -178,7 +183,21 @@ def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
                 f"uvx {' '.join(requirements)}: the installed package has no command {command!r}"
             )
         marker.touch()
+        installed()
     return script
+
+
+def _installing(what: str, cache: Path) -> Callable[[], None]:
+    """Says on stderr that a first use installs something (seconds to minutes);
+    the function returned says how long it took."""
+    started = time.monotonic()
+    print(f"luminaguard: first use of {what}: installing it into {cache}…", file=sys.stderr)
+
+    def done() -> None:
+        took = time.monotonic() - started
+        print(f"luminaguard: {what} installed in {took:.1f} s", file=sys.stderr)
+
+    return done
 
 
 def _npm_script(prefix: Path, name: str) -> Path | None:
