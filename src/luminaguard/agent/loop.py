@@ -88,6 +88,8 @@ class Agent:
         self.metrics = metrics
         self.messages: list[Message] = [Message("system", system_prompt or SYSTEM_PROMPT)]
         self.steps = 0
+        self._turn_started = 0
+        """``steps`` when the chat's current turn began (0 for a run)."""
         self.tokens_in = 0
         self.tokens_out = 0
         self.cost_usd = 0.0
@@ -122,7 +124,20 @@ class Agent:
         )
         return await self._loop()
 
+    async def turn(self, text: str) -> RunEnded:
+        """One exchange of a chat: the person's message, then the model's steps
+        until it answers (or the turn ends otherwise). The run goes on: the
+        next message continues the same conversation and journal. The step
+        budget is per turn; tokens and cost count for the whole run."""
+        self.messages.append(Message("user", text))
+        self.recorder.record("user", {"content": text})
+        self._turn_started = self.steps
+        return await self._until_ended()
+
     async def _loop(self) -> RunResult:
+        return self.end(await self._until_ended())
+
+    async def _until_ended(self) -> RunEnded:
         try:
             calls, self.pending = self.pending, []
             for call in calls:
@@ -130,7 +145,10 @@ class Agent:
             while True:
                 await self.step()
         except RunEnded as end:
-            outcome = end
+            return end
+
+    def end(self, outcome: RunEnded) -> RunResult:
+        """Close the run's journal with ``outcome``."""
         self.recorder.finish(
             outcome.outcome,
             {
@@ -153,7 +171,8 @@ class Agent:
         )
 
     def _check_budgets(self) -> None:
-        why = over_budget(self.budgets, self.steps, self.tokens_in + self.tokens_out, self.cost_usd)
+        steps = self.steps - self._turn_started
+        why = over_budget(self.budgets, steps, self.tokens_in + self.tokens_out, self.cost_usd)
         if why is not None:
             raise LimitsExceeded(why)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luminaguard.agent.loop import Agent, Budgets, Report, RunResult, model_call_limit
+from luminaguard.agent.outcomes import Finished, RunEnded
 from luminaguard.audit.run import RunRecorder
 from luminaguard.config import McpServer, Settings
 from luminaguard.errors import ToolError, UsageError
@@ -231,6 +232,35 @@ class Session:
         return self.recorder.run_id
 
     async def run(self) -> RunResult:
+        await self._connect()
+        try:
+            return await self._run()
+        finally:
+            await self._disconnect()
+
+    async def chat(
+        self, ask: Callable[[], Awaitable[str | None]], *, told: Callable[[RunEnded], None]
+    ) -> RunResult:
+        """An interactive run: the task is the first message; after each turn
+        ``told`` hears how it ended, and ``ask`` gives the next message (None:
+        the person is done). One journal, every call through the same gate."""
+        await self._connect()
+        try:
+            text: str | None = self.task
+            outcome: RunEnded = Finished("")
+            while text is not None:
+                outcome = await self.agent.turn(text)
+                told(outcome)
+                text = await ask()
+            return self.agent.end(outcome)
+        finally:
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        for source in self.mcp:
+            await source.server.close()
+
+    async def _connect(self) -> None:
         for source in self.mcp:
             server = source.server
             note = (
@@ -257,11 +287,6 @@ class Session:
                 "mcp_server", {"name": server.name, "mode": note, "tools": len(source.tools)}
             )
         self.toolbox.refresh()
-        try:
-            return await self._run()
-        finally:
-            for source in self.mcp:
-                await source.server.close()
 
     async def _run(self) -> RunResult:
         return await (

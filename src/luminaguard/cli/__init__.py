@@ -33,6 +33,7 @@ from luminaguard.errors import LuminaGuardError, UserError
 GROUPS = (
     doctor.add_doctor,
     run.add_run,
+    run.add_chat,
     run.add_demo,
     audit.add_audit,
     sandbox.add_sandbox,

@@ -9,6 +9,7 @@ from typing import Any
 
 from luminaguard.cli.common import (
     EXIT_ERROR,
+    EXIT_OK,
     OUTCOME_EXIT,
     say,
     workspace_arg,
@@ -24,29 +25,42 @@ def add_run(sub: Any) -> None:
     run.add_argument(
         "--resume", metavar="RUN_ID", help="continue an interrupted run from its journal"
     )
-    workspace_arg(run)
-    run.add_argument("--model", help="PROVIDER/MODEL, e.g. scripted/playbook.json")
-    run.add_argument(
-        "--playbook", type=Path, help="replay this playbook (same as --model scripted/PATH)"
-    )
-    run.add_argument("--policy", type=Path, help="policy file (TOML)")
-    run.add_argument("--sandbox", help="sandbox backend (default from config: bwrap)")
-    run.add_argument("--max-steps", type=int, help="model turns before the run is stopped")
-    run.add_argument(
-        "--approver",
-        choices=["prompt", "inbox", "none"],
-        help="who answers approvals: the terminal prompt (default with a terminal), "
-        "the shared approval inbox (`luminaguard approvals`), or nobody (deny)",
-    )
-    run.add_argument(
-        "--as", dest="as_", metavar="NAME", help="the principal approving at the prompt"
-    )
+    _agent_arguments(run, steps="model turns before the run is stopped")
     run.add_argument(
         "--json",
         action="store_true",
         help="events as JSON lines on stdout, for scripts (the prompt, if any, uses stderr)",
     )
     run.set_defaults(handler=cmd_run)
+
+
+def add_chat(sub: Any) -> None:
+    """chat: an interactive session, follow-up messages in one run."""
+    chat = sub.add_parser(
+        "chat", help="an interactive session: follow-up messages in one run and journal"
+    )
+    _agent_arguments(chat, steps="model turns per message before that turn is stopped")
+    chat.set_defaults(handler=cmd_chat)
+
+
+def _agent_arguments(parser: Any, *, steps: str) -> None:
+    workspace_arg(parser)
+    parser.add_argument("--model", help="PROVIDER/MODEL, e.g. scripted/playbook.json")
+    parser.add_argument(
+        "--playbook", type=Path, help="replay this playbook (same as --model scripted/PATH)"
+    )
+    parser.add_argument("--policy", type=Path, help="policy file (TOML)")
+    parser.add_argument("--sandbox", help="sandbox backend (default from config: bwrap)")
+    parser.add_argument("--max-steps", type=int, help=steps)
+    parser.add_argument(
+        "--approver",
+        choices=["prompt", "inbox", "none"],
+        help="who answers approvals: the terminal prompt (default with a terminal), "
+        "the shared approval inbox (`luminaguard approvals`), or nobody (deny)",
+    )
+    parser.add_argument(
+        "--as", dest="as_", metavar="NAME", help="the principal approving at the prompt"
+    )
 
 
 def add_demo(sub: Any) -> None:
@@ -67,13 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError('no task: luminaguard run "TASK" (or --resume RUN_ID)')
     workspace = workspace_dir(args.workspace)
     settings = load_settings(workspace)
-    if args.model and args.playbook:
-        raise UsageError("give --model or --playbook, not both")
-    spec = f"scripted/{args.playbook}" if args.playbook else args.model or settings.model
-    if not spec and not settings.router.groups and not args.resume:
-        raise UsageError(
-            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
-        )
+    spec = _model_spec(args, settings, needed=not args.resume)
     # A resumed run keeps what it was started with, unless told otherwise.
     was: dict[str, Any] = {}
     if args.resume:
@@ -103,6 +111,107 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _model_spec(args: argparse.Namespace, settings: Any, *, needed: bool = True) -> str | None:
+    if args.model and args.playbook:
+        raise UsageError("give --model or --playbook, not both")
+    spec: str | None = (
+        f"scripted/{args.playbook}" if args.playbook else args.model or settings.model
+    )
+    if not spec and not settings.router.groups and needed:
+        raise UsageError(
+            "no model: pass --model PROVIDER/MODEL or --playbook FILE, or set model (or [router.groups]) in luminaguard.toml"
+        )
+    return spec
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    import asyncio
+    import threading
+
+    from luminaguard.agent.outcomes import RunEnded
+    from luminaguard.config import load_settings
+
+    workspace = workspace_dir(args.workspace)
+    settings = load_settings(workspace)
+    spec = _model_spec(args, settings)
+    max_steps = args.max_steps if args.max_steps is not None else settings.agent.max_steps
+    if max_steps < 1:
+        raise UsageError("--max-steps must be at least 1")
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("LuminaGuard chat: each message is a turn of one run; Ctrl-D or /exit ends it.")
+    first = _read_message(interactive)
+    if first is None:
+        return EXIT_OK
+    session = _session(
+        first,
+        settings=settings,
+        workspace=workspace,
+        spec=spec,
+        policy_path=args.policy or settings.policy,
+        backend=args.sandbox or settings.sandbox.backend,
+        max_steps=max_steps,
+        approver_name=args.approver,
+        principal=args.as_,
+    )
+    print(
+        f"▶ chat {session.run_id} in {session.workspace}  (model {session.spec or 'router'}, policy: {session.policy.source})"
+    )
+
+    def told(outcome: RunEnded) -> None:
+        if outcome.outcome != "finished":  # a finished turn's answer is on the screen
+            say(f"■ this turn ended: {outcome.outcome}: {outcome.message}")
+
+    async def ask() -> str | None:
+        # A daemon thread, not the executor: a read still waiting when the
+        # chat ends (Ctrl-C) must not hold the process open.
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str | None] = loop.create_future()
+
+        def settle(value: str | None, error: BaseException | None) -> None:
+            if not answer.done():
+                answer.set_exception(error) if error else answer.set_result(value)
+
+        def read() -> None:
+            try:
+                value = _read_message(interactive)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(settle, None, exc)
+                return
+            loop.call_soon_threadsafe(settle, value, None)
+
+        threading.Thread(target=read, name="chat-input", daemon=True).start()
+        return await answer
+
+    try:
+        result = asyncio.run(session.chat(ask, told=told))
+    except KeyboardInterrupt:
+        print(
+            f"luminaguard: chat {session.run_id} interrupted; its journal holds every step so far",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        session.close()
+    return _summary(result)
+
+
+def _read_message(interactive: bool) -> str | None:
+    """The person's next message; None at the end of input or on /exit."""
+    while True:
+        try:
+            line = input("you› ") if interactive else sys.stdin.readline()
+        except EOFError:
+            return None
+        if not interactive and not line:
+            return None
+        text = line.strip()
+        if text in ("/exit", "/quit"):
+            return None
+        if text:
+            return text
+
+
 def _run_agent(
     task: str,
     *,
@@ -119,46 +228,22 @@ def _run_agent(
 ) -> int:
     import asyncio
 
-    from luminaguard.agent.session import Session, SessionOptions
-    from luminaguard.policy.approver import make_approver
-    from luminaguard.policy.permissions import acting_principal
-    from luminaguard.policy.policyfile import load_policy
-    from luminaguard.ui.cards import render_card_text
-    from luminaguard.ui.terminal import JsonReport, TerminalReport
+    from luminaguard.ui.terminal import JsonReport
 
-    policy = load_policy(policy_path)
-    principal = acting_principal(principal, policy.principals)
-    if policy.principals and principal not in policy.principals and approver_name != "inbox":
-        print(
-            f"luminaguard: note: {principal} is not a principal of the policy, so an approval "
-            f"given at the prompt counts as a denial (bind this user with users = "
-            f'["{principal}"] under a [principals.NAME])',
-            file=sys.stderr,
-        )
     json_report = JsonReport() if as_json else None
-    options = SessionOptions(
+    session = _session(
+        task,
+        settings=settings,
         workspace=workspace,
         spec=spec,
-        policy=policy,
+        policy_path=policy_path,
         backend=backend,
         max_steps=max_steps,
-        approver=make_approver(
-            approver_name,
-            principal,
-            settings.data_dir,
-            policy.approval_timeout_s,
-            render=render_card_text,
-            out=sys.stderr if as_json else None,
-        ),
-        report=json_report or TerminalReport(),
-        details={
-            "policy": str(policy_path.resolve()) if policy_path else None,
-            "approver": approver_name,
-            "backend": backend,
-            "max_steps": max_steps,
-        },
+        approver_name=approver_name,
+        principal=principal,
+        resume=resume,
+        json_report=json_report,
     )
-    session = Session(settings, options, task=task, resume=resume)
     verb = "resume" if resume else "run"
     if json_report is not None:
         json_report.emit(
@@ -201,6 +286,11 @@ def _run_agent(
             }
         )
         return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
+    return _summary(result)
+
+
+def _summary(result: Any) -> int:
+    """The end of a run or a chat on the terminal; its exit code."""
     try:
         say(
             f"\n■ {result.outcome}: {result.message}"
@@ -218,6 +308,62 @@ def _run_agent(
 
         silence(sys.stdout)  # nobody reads the summary: the run's outcome still counts
     return OUTCOME_EXIT.get(result.outcome, EXIT_ERROR)
+
+
+def _session(
+    task: str,
+    *,
+    settings: Any,
+    workspace: Path,
+    spec: str | None,
+    policy_path: Path | None,
+    backend: str,
+    max_steps: int,
+    approver_name: str | None,
+    principal: str | None,
+    resume: str | None = None,
+    json_report: Any = None,
+) -> Any:
+    """The session of a run or a chat: its policy, approver and report."""
+    from luminaguard.agent.session import Session, SessionOptions
+    from luminaguard.policy.approver import make_approver
+    from luminaguard.policy.permissions import acting_principal
+    from luminaguard.policy.policyfile import load_policy
+    from luminaguard.ui.cards import render_card_text
+    from luminaguard.ui.terminal import TerminalReport
+
+    policy = load_policy(policy_path)
+    principal = acting_principal(principal, policy.principals)
+    if policy.principals and principal not in policy.principals and approver_name != "inbox":
+        print(
+            f"luminaguard: note: {principal} is not a principal of the policy, so an approval "
+            f"given at the prompt counts as a denial (bind this user with users = "
+            f'["{principal}"] under a [principals.NAME])',
+            file=sys.stderr,
+        )
+    options = SessionOptions(
+        workspace=workspace,
+        spec=spec,
+        policy=policy,
+        backend=backend,
+        max_steps=max_steps,
+        approver=make_approver(
+            approver_name,
+            principal,
+            settings.data_dir,
+            policy.approval_timeout_s,
+            render=render_card_text,
+            out=sys.stderr if json_report is not None else None,
+        ),
+        report=json_report or TerminalReport(),
+        details={
+            "policy": str(policy_path.resolve()) if policy_path else None,
+            "approver": approver_name,
+            "backend": backend,
+            "max_steps": max_steps,
+        },
+    )
+    return Session(settings, options, task=task, resume=resume)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
