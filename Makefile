@@ -16,24 +16,30 @@ endif
 
 install: $(STAMP)
 
+# pip's own lines are the progress: what it collects, builds and installs.
 $(STAMP): pyproject.toml
+	@echo "==> the virtual environment $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	-$(MAKE) --no-print-directory mcp-servers
+	@echo "==> LuminaGuard and its development tools, with pip (the first time: a minute or more)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> installed"
 
 # The reference MCP servers the tests use, from npm and PyPI (as `npx` and
 # `uvx` would fetch them), into .cache/mcp.
 # Best effort: without npm (or its registry) the MCP tests skip and say why.
-mcp-servers:
+# Each install says so and how long it took; installed ones cost nothing.
+mcp-servers: install
+	@echo "==> the reference MCP servers (npm and PyPI) the tests use, into .cache/mcp"
 	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_npx; [resolve_npx(p, Path('.cache/mcp')) for p in ('@modelcontextprotocol/server-everything', '@modelcontextprotocol/server-memory', '@modelcontextprotocol/server-filesystem')]"
-	test -x .cache/conformance/node_modules/.bin/conformance || npm install --prefix .cache/conformance --no-audit --no-fund --silent @modelcontextprotocol/conformance
+	test -x .cache/conformance/node_modules/.bin/conformance || { echo "installing npm package @modelcontextprotocol/conformance into .cache/conformance…"; npm install --prefix .cache/conformance --no-audit --no-fund --silent @modelcontextprotocol/conformance; }
 	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_uvx; [resolve_uvx([p], p, Path('.cache/mcp')) for p in ('mcp-server-time', 'mcp-server-git')]"
 
 demo: install
 	$(BIN)/luminaguard demo
 
 test: install
+	-$(MAKE) --no-print-directory mcp-servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -46,6 +52,7 @@ typecheck: install
 check: lint typecheck test
 
 bench: install
+	-$(MAKE) --no-print-directory mcp-servers
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/policy_bench.py
