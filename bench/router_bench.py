@@ -7,7 +7,8 @@ CLI start to the first provider request.
   cooling down, beside an empty Python call measured in the same run;
 - start-up: `luminaguard run --model openai/...` against the scripted server
   on loopback; the time from process start until the server sees the
-  request (median of several runs), beside `python -c pass`.
+  request (median of several runs), beside a bare Python POST (urllib) to the
+  same kind of server, the two taking turns.
 """
 
 from __future__ import annotations
@@ -47,65 +48,64 @@ def selection(n: int, samples: int = 20000) -> dict[str, Any]:
     return {"deployments": n, "select": percentiles(took), "baseline_empty_call": percentiles(base)}
 
 
+BARE_POST = """
+import json, sys, urllib.request
+body = json.dumps({"model": "bench", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+request = urllib.request.Request(sys.argv[1] + "/chat/completions", body.encode(),
+                                 {"Content-Type": "application/json", "Authorization": "Bearer k"})
+urllib.request.urlopen(request).read()
+"""
+
+
 def startup(runs: int = 7) -> dict[str, Any]:
-    first_seen: list[float] = []
+    """CLI start → the first request reaching a loopback OpenAI-compatible
+    endpoint, beside a bare Python POST to the same kind of endpoint (the
+    floor), taking turns."""
+    series: dict[str, list[float]] = {"cli": [], "bare": []}
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         ws.mkdir()
         for _ in range(runs):
-            server = ScriptedServer([{"content": "done"}]).start()
-            seen = threading.Event()
-            original = server.script.next
+            for name in series:
+                server = ScriptedServer([{"content": "done"}]).start()
+                seen = threading.Event()
+                original = server.script.next
 
-            def mark(
-                request: dict[str, Any], original: Any = original, seen: threading.Event = seen
-            ) -> dict[str, Any]:
-                seen.set()
-                return original(request)
+                def mark(
+                    request: dict[str, Any], original: Any = original, seen: threading.Event = seen
+                ) -> dict[str, Any]:
+                    seen.set()
+                    return original(request)
 
-            server.script.next = mark  # type: ignore[method-assign]
-            env = {
-                **os.environ,
-                "OPENAI_BASE_URL": server.base_url + "/v1",
-                "OPENAI_API_KEY": "k",
-                "XDG_STATE_HOME": tmp,
-            }
-            t = time.perf_counter()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "luminaguard",
-                    "run",
-                    "hi",
-                    "--workspace",
-                    str(ws),
-                    "--model",
-                    "openai/bench",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            seen.wait(60)
-            first_seen.append((time.perf_counter() - t) * 1000)
-            proc.wait(60)
-            server.stop()
-    base, sdk = [], []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        base.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import openai"], check=True)
-        sdk.append((time.perf_counter() - t) * 1000)
+                server.script.next = mark  # type: ignore[method-assign]
+                env = {
+                    **os.environ,
+                    "OPENAI_BASE_URL": server.base_url + "/v1",
+                    "OPENAI_API_KEY": "k",
+                    "XDG_STATE_HOME": tmp,
+                }
+                argv = (
+                    [sys.executable, "-m", "luminaguard", "run", "hi", "--workspace", str(ws),
+                     "--model", "openai/bench"]
+                    if name == "cli"
+                    else [sys.executable, "-c", BARE_POST, server.base_url + "/v1"]
+                )  # fmt: skip
+                t = time.perf_counter()
+                proc = subprocess.Popen(
+                    argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                seen.wait(60)
+                series[name].append((time.perf_counter() - t) * 1000)
+                proc.wait(60)
+                server.stop()
+    cli, bare = statistics.median(series["cli"]), statistics.median(series["bare"])
     return {
-        "cli_start_to_first_request_ms": {
-            "median": round(statistics.median(first_seen), 1),
-            **percentiles(first_seen),
+        "cli_start_to_first_request_ms": {"median": round(cli, 1), **percentiles(series["cli"])},
+        "baseline_bare_python_post_ms": {
+            "median": round(bare, 1),
+            **percentiles(series["bare"]),
         },
-        "baseline_python_ms": {"median": round(statistics.median(base), 1)},
-        "baseline_import_openai_sdk_ms": {"median": round(statistics.median(sdk), 1)},
+        "ratio_median": round(cli / bare, 2),
     }
 
 
@@ -133,8 +133,8 @@ def main() -> None:
     st = result["startup"]
     print(
         f"CLI start → first provider request: median {st['cli_start_to_first_request_ms']['median']} ms "
-        f"(p95 {st['cli_start_to_first_request_ms']['p95_ms']:.0f}); python -c pass median {st['baseline_python_ms']['median']} ms; "
-        f"python -c 'import openai' median {st['baseline_import_openai_sdk_ms']['median']} ms"
+        f"(p95 {st['cli_start_to_first_request_ms']['p95_ms']:.0f}); a bare Python POST: median "
+        f"{st['baseline_bare_python_post_ms']['median']} ms; ratio {st['ratio_median']}x"
     )
 
 

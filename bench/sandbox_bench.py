@@ -127,11 +127,10 @@ if __name__ == "__main__":
         print(json.dumps(result, indent=2))
     else:
         pool = result["pool"]
-        for name in ("baseline_subprocess", "cold", "warm"):
+        for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm"):
             print(series_line(name, pool[name]))
-        print(
-            f"ratios over baseline (p50): cold {pool['ratios_p50']['cold']}x, warm {pool['ratios_p50']['warm']}x"
-        )
+        ratios = ", ".join(f"{k} {v}x" for k, v in pool["ratios_p50"].items())
+        print(f"ratios over the baseline (p50): {ratios}")
         for r in result["preview"]:
             print(
                 f"preview, {r['files']:>6} files: exec p50 {r['exec']['p50_ms']:6.2f} ms, "

@@ -154,6 +154,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for name in ("baseline_subprocess", "cold", "warm"):
+        for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm"):
             print(series_line(name, result[name]))
+        ratios = ", ".join(f"{k} {v}x" for k, v in result["ratios_p50"].items())
+        print(f"ratios over the baseline (p50): {ratios}")
     return EXIT_OK

@@ -1,5 +1,5 @@
-"""Anthropic messages on the official ``anthropic`` SDK, streamed, with tool
-use. The SDK's own retries are off: the router is the only retry loop."""
+"""Anthropic messages, streamed, with tool use. The wire format is spoken
+directly (``wire.events``); no retries here: the router is the only retry loop."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from luminaguard.errors import ProviderError
 from luminaguard.llm.wire import (
     LoopClients,
     NameMap,
     anthropic_messages,
     anthropic_tools,
-    sdk_error,
+    events,
     tool_calls_from,
 )
 from luminaguard.messages import AssistantTurn, Message, ToolSpec, Usage
 
+API_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 STOP_REASONS = {
     "end_turn": "stop",
     "tool_use": "tool_calls",
@@ -40,18 +41,9 @@ class AnthropicProvider:
     ) -> None:
         self.model = model
         self.max_tokens = max_tokens
-        import anthropic
-
-        self._sdk = anthropic
-
-        # SDK retries off: the router is the only retry loop.
-        self._clients = LoopClients(
-            anthropic.AsyncAnthropic,
-            base_url=base_url,
-            api_key=api_key,
-            max_retries=0,
-            timeout=timeout_s,
-        )
+        self._url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/v1/messages"
+        self._headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
+        self._clients = LoopClients(timeout_s)
 
     async def complete(
         self,
@@ -80,29 +72,33 @@ class AnthropicProvider:
         blocks: dict[int, list[str]] = {}
         stop = "end_turn"
         tokens_in = tokens_out = 0
-        try:
-            stream = await self._clients.get().messages.create(**request)
-            async for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    tokens_in = event.message.usage.input_tokens or 0
-                elif kind == "content_block_start" and event.content_block.type == "tool_use":
-                    blocks[event.index] = [event.content_block.id, event.content_block.name, ""]
-                elif kind == "content_block_delta":
-                    ttft = ttft if ttft is not None else time.monotonic() - started
-                    if event.delta.type == "text_delta":
-                        text.append(event.delta.text)
-                        if on_text is not None:
-                            on_text(event.delta.text)
-                    elif event.delta.type == "input_json_delta":
-                        blocks.setdefault(event.index, ["", "", ""])[2] += event.delta.partial_json
-                elif kind == "message_delta":
-                    stop = event.delta.stop_reason or stop
-                    tokens_out = event.usage.output_tokens or tokens_out
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise sdk_error(exc, self._sdk) from exc
+        async for name, event in events(self._clients, self._url, self._headers, request):
+            kind = event.get("type", name)
+            if kind == "message_start":
+                tokens_in = ((event.get("message") or {}).get("usage") or {}).get(
+                    "input_tokens"
+                ) or 0
+            elif kind == "content_block_start":
+                block = event.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    blocks[int(event.get("index", 0))] = [
+                        block.get("id", ""),
+                        block.get("name", ""),
+                        "",
+                    ]
+            elif kind == "content_block_delta":
+                ttft = ttft if ttft is not None else time.monotonic() - started
+                delta = event.get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    text.append(delta.get("text", ""))
+                    if on_text is not None:
+                        on_text(delta.get("text", ""))
+                elif delta.get("type") == "input_json_delta":
+                    slot = blocks.setdefault(int(event.get("index", 0)), ["", "", ""])
+                    slot[2] += delta.get("partial_json", "")
+            elif kind == "message_delta":
+                stop = (event.get("delta") or {}).get("stop_reason") or stop
+                tokens_out = (event.get("usage") or {}).get("output_tokens") or tokens_out
         raw = [(b[0], b[1], b[2]) for _, b in sorted(blocks.items())]
         return AssistantTurn(
             content="".join(text) or None,

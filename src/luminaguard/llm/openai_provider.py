@@ -1,6 +1,7 @@
-"""OpenAI-compatible chat completions on the official ``openai`` SDK: OpenAI,
-Ollama, vLLM, llama.cpp server, LM Studio. Streaming, several tool calls per
-turn. The SDK's own retries are off: the router is the only retry loop."""
+"""OpenAI-compatible chat completions: OpenAI, Ollama, vLLM, llama.cpp
+server, LM Studio. Streaming, several tool calls per turn. The wire format is
+spoken directly (``wire.events``); no retries here: the router is the only
+retry loop."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from luminaguard.errors import ProviderError
 from luminaguard.llm.wire import (
     LoopClients,
     NameMap,
+    events,
     openai_messages,
     openai_tools,
-    sdk_error,
     tool_calls_from,
 )
 from luminaguard.messages import AssistantTurn, Message, ToolSpec, Usage
@@ -34,14 +34,9 @@ class OpenAIProvider:
     ) -> None:
         self.model = model
         self.name = provider_name
-        import openai
-
-        self._sdk = openai
-
-        # SDK retries off: the router is the only retry loop.
-        self._clients = LoopClients(
-            openai.AsyncOpenAI, base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s
-        )
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._clients = LoopClients(timeout_s)
 
     async def complete(
         self,
@@ -69,35 +64,26 @@ class OpenAIProvider:
         calls: dict[int, list[str]] = {}
         finish = "stop"
         usage = Usage()
-        try:
-            stream = await self._clients.get().chat.completions.create(**request)
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = Usage(
-                        chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0
-                    )
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        ttft = ttft if ttft is not None else time.monotonic() - started
-                        text.append(delta.content)
-                        if on_text is not None:
-                            on_text(delta.content)
-                    for tc in (delta.tool_calls if delta is not None else None) or []:
-                        ttft = ttft if ttft is not None else time.monotonic() - started
-                        slot = calls.setdefault(tc.index, ["", "", ""])
-                        if tc.id:
-                            slot[0] = tc.id
-                        if tc.function is not None and tc.function.name:
-                            slot[1] += tc.function.name
-                        if tc.function is not None and tc.function.arguments:
-                            slot[2] += tc.function.arguments
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise sdk_error(exc, self._sdk) from exc
+        async for _, chunk in events(self._clients, self._url, self._headers, request):
+            if chunk.get("usage"):
+                u = chunk["usage"]
+                usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    ttft = ttft if ttft is not None else time.monotonic() - started
+                    text.append(delta["content"])
+                    if on_text is not None:
+                        on_text(delta["content"])
+                for tc in delta.get("tool_calls") or []:
+                    ttft = ttft if ttft is not None else time.monotonic() - started
+                    slot = calls.setdefault(int(tc.get("index", 0)), ["", "", ""])
+                    function = tc.get("function") or {}
+                    slot[0] = tc.get("id") or slot[0]
+                    slot[1] += function.get("name") or ""
+                    slot[2] += function.get("arguments") or ""
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
         raw = [(c[0] or f"call_{i}", c[1], c[2]) for i, c in sorted(calls.items())]
         return AssistantTurn(
             content="".join(text) or None,

@@ -2,7 +2,12 @@
 
 Tool names are sanitised for the wire (OpenAI allows `[a-zA-Z0-9_-]{1,64}`):
 ``mcp:server/tool`` goes out as ``mcp__server__tool`` and comes back mapped.
-Provider errors are translated into ours here, in one place per SDK.
+
+Both formats are spoken directly, on one HTTP client (``events``): a POST of
+JSON answered by server-sent events. The vendors' SDKs are not used: importing
+them cost most of a second before the first request (``bench/cli_startup.py``).
+Errors (statuses, a dead connection, a timeout, an answer that is not an
+event stream) are translated into ours here, in one place.
 """
 
 from __future__ import annotations
@@ -10,8 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
-from types import ModuleType
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from luminaguard.errors import (
@@ -36,20 +40,90 @@ CONTEXT_HINTS = (
 
 
 class LoopClients:
-    """One SDK client per running event loop: an httpx client cannot cross loops."""
+    """One HTTP client per running event loop: an httpx client cannot cross loops."""
 
-    def __init__(self, make: Callable[..., Any], **options: Any) -> None:
-        self.make = make
-        self.options = options
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
         self.clients: dict[int, Any] = {}
 
     def get(self) -> Any:
         import asyncio
 
+        import httpx
+
         loop = id(asyncio.get_running_loop())
         if loop not in self.clients:
-            self.clients = {loop: self.make(**self.options)}
+            self.clients = {loop: httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))}
         return self.clients[loop]
+
+
+async def events(
+    clients: LoopClients, url: str, headers: dict[str, str], body: dict[str, Any]
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """POST ``body`` as JSON to ``url``; the answer's server-sent events as
+    (event name, data), every failure as one of our ``ProviderError``s."""
+    import httpx
+
+    try:
+        async with clients.get().stream("POST", url, json=body, headers=headers) as response:
+            if response.status_code >= 400:
+                text = (await response.aread()).decode("utf-8", "replace")
+                raise status_error(
+                    response.status_code, _error_message(text), response.headers.get("retry-after")
+                )
+            kind = response.headers.get("content-type", "").split(";")[0].strip()
+            if kind != "text/event-stream":
+                raise ProviderError(
+                    f"{url} answered {kind or 'without a content type'}, not a stream of "
+                    "events: is it an OpenAI- or Anthropic-compatible endpoint?"
+                )
+            name = ""
+            async for line in response.aiter_lines():
+                if not line:
+                    name = ""
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        parsed = json.loads(data)
+                    except json.JSONDecodeError:
+                        raise ProviderError(f"{url} sent an event that is not JSON") from None
+                    if not isinstance(parsed, dict):
+                        raise ProviderError(f"{url} sent an event that is not a JSON object")
+                    if name == "error" or ("error" in parsed and "choices" not in parsed):
+                        raise _stream_error(parsed)
+                    yield name, parsed
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(f"timed out waiting for {url}: {exc or type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"cannot connect to {url}: {exc or type(exc).__name__}") from exc
+
+
+def _error_message(text: str) -> str:
+    """The message of an error body (OpenAI's and Anthropic's shapes), else its text."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()[:300] or "no message"
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return text.strip()[:300]
+
+
+def _stream_error(data: dict[str, Any]) -> ProviderError:
+    """An error sent in the middle of a stream (Anthropic's `overloaded_error`...)."""
+    error = data.get("error", data)
+    kind = str(error.get("type", "")) if isinstance(error, dict) else ""
+    message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    if kind == "overloaded_error":
+        return ServerError(f"server overloaded: {message}")
+    if kind == "rate_limit_error":
+        return RateLimited(f"rate limited: {message}", None)
+    return ServerError(f"the server failed mid-answer: {message}")
 
 
 class NameMap:
@@ -176,19 +250,6 @@ def anthropic_tools(specs: Sequence[ToolSpec], names: NameMap) -> list[dict[str,
         {"name": names.wire(s.name), "description": s.description, "input_schema": s.parameters}
         for s in specs
     ]
-
-
-def sdk_error(exc: Exception, sdk: ModuleType) -> ProviderError:
-    """An ``openai`` or ``anthropic`` SDK error as ours: both SDKs share these classes' names."""
-    if isinstance(exc, sdk.APITimeoutError):
-        return ProviderTimeout(f"timed out: {exc}")
-    if isinstance(exc, sdk.APIConnectionError):
-        request = getattr(exc, "request", None)
-        where = f" to {request.url}" if request is not None else ""
-        return ProviderUnavailable(f"cannot connect{where}: {exc.__cause__ or exc}")
-    if isinstance(exc, sdk.APIStatusError):
-        return status_error(exc.status_code, str(exc), exc.response.headers.get("retry-after"))
-    return ProviderError(str(exc))
 
 
 def status_error(status: int, message: str, retry_after: str | None) -> ProviderError:

@@ -3,11 +3,19 @@
 All three are measured in the same run, on the same machine state:
 
 - ``baseline_subprocess``: ``subprocess.run(["/bin/true"])``;
-- ``cold``: a fresh bubblewrap sandbox per command (``launch``);
+- ``cold``: a fresh bubblewrap sandbox per command (``launch``), back to back;
+- ``cold_spaced``: the same after an idle gap (``GAP_S``, untimed), as real
+  tool calls come: some kernel costs (cgroup v1's RCU wait on joining) only
+  show when calls are spaced;
+- ``preview``: a copy-on-write preview of ``/bin/true`` on a 100-file
+  workspace (the overlay, the run and the effect scan), discarded untimed;
 - ``warm``: a command in an idle sandbox of the warm pool (acquire + exec).
 
-For ``warm`` each sample waits (untimed) for the pool to have an idle
-sandbox again, so it measures acquiring a ready one, not the refill.
+The baseline, cold, cold_spaced and preview samples take turns, so drift in
+the machine's speed lands on all alike. For ``warm`` each sample waits
+(untimed) for the pool to have an idle sandbox again, so it measures acquiring
+a ready one, not the refill; it runs last, so its background refills never
+overlap the other series.
 """
 
 from __future__ import annotations
@@ -22,52 +30,68 @@ from typing import Any
 from luminaguard.config import SandboxSettings
 from luminaguard.stats import percentiles
 
+GAP_S = 0.25
+PREVIEW_FILES = 100
+
 
 async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
     from luminaguard.sandbox.bwrap import BwrapSandbox, Layout, ensure_self_test, launch
     from luminaguard.sandbox.pool import WarmPool
+    from luminaguard.sandbox.preview import discard, run_preview
 
     await ensure_self_test(settings)
-    base: list[float] = []
-    cold: list[float] = []
-    warm: list[float] = []
+    series: dict[str, list[float]] = {
+        name: [] for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
+    }
+
+    def timed(name: str, started: float) -> None:
+        series[name].append((time.perf_counter() - started) * 1000)
+
     with tempfile.TemporaryDirectory(prefix="lg-bench-") as tmp:
-        ws = Path(tmp)
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        files = Path(tmp) / "files"
+        files.mkdir()
+        for i in range(PREVIEW_FILES):
+            (files / f"f{i}.txt").write_text(f"file {i}\n")
         layout = BwrapSandbox(ws, settings).layout
         pool = WarmPool(Layout(ws, "rw", layout.network), settings, size=1)
         try:
-            # One phase each, so the pool's background refills never overlap
-            # the baseline or the cold samples.
             for _ in range(n):
                 t = time.perf_counter()
                 subprocess.run(["/bin/true"], check=True)
-                base.append((time.perf_counter() - t) * 1000)
-            for _ in range(n):
+                timed("baseline_subprocess", t)
                 t = time.perf_counter()
                 result, _ = await launch(layout, settings, ["/bin/true"], stdin=None, timeout_s=30)
-                cold.append((time.perf_counter() - t) * 1000)
+                timed("cold", t)
                 assert result.exit_code == 0, result.stderr
+                await asyncio.sleep(GAP_S)
+                t = time.perf_counter()
+                result, _ = await launch(layout, settings, ["/bin/true"], stdin=None, timeout_s=30)
+                timed("cold_spaced", t)
+                t = time.perf_counter()
+                preview = await run_preview(files, settings, ["/bin/true"])
+                timed("preview", t)
+                assert preview.result.exit_code == 0, preview.result.stderr
+                discard(preview.handle)
             pool.fill()
             for _ in range(n):
                 await _until_idle(pool)
                 t = time.perf_counter()
                 result = await pool.run(["/bin/true"])
-                warm.append((time.perf_counter() - t) * 1000)
+                timed("warm", t)
                 assert result.exit_code == 0, result.stderr
         finally:
             stats = pool.stats_dict()
             pool.close()
-    out: dict[str, Any] = {
-        "baseline_subprocess": percentiles(base),
-        "cold": percentiles(cold),
-        "warm": percentiles(warm),
-        "pool": stats,
-    }
+    out: dict[str, Any] = {name: percentiles(samples) for name, samples in series.items()}
+    out["pool"] = stats
     b = out["baseline_subprocess"]["p50_ms"]
     out["ratios_p50"] = {
-        "cold": round(out["cold"]["p50_ms"] / b, 2),
-        "warm": round(out["warm"]["p50_ms"] / b, 2),
+        name: round(out[name]["p50_ms"] / b, 2)
+        for name in ("cold", "cold_spaced", "preview", "warm")
     }
+    out["preview_overhead_p50_ms"] = round(out["preview"]["p50_ms"] - out["cold"]["p50_ms"], 2)
     return out
 
 
