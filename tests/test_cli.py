@@ -710,3 +710,31 @@ def test_a_server_config_mistake_is_one_sentence_in_our_words(workspace: Path) -
     assert_clean_error(
         lg("mcp", "tools", "net", cwd=workspace), "mcp.servers.net.network: unknown network mode"
     )
+
+
+def test_an_mcp_servers_progress_is_shown_while_its_tool_runs(
+    mcp_workspace: Path, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('auto_approve = ["green", "yellow", "orange"]\n')
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {
+                "tool_calls": [
+                    {
+                        "name": "mcp:everything/trigger-long-running-operation",
+                        "arguments": {"duration": 2, "steps": 4},
+                    }
+                ]
+            },
+            {"content": "done"},
+        ],
+    )
+    r = lg(
+        "run", "t", "--workspace", str(mcp_workspace), "--playbook", str(pb), "--policy", str(policy)
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line for line in r.stdout.splitlines() if "⏳ mcp:everything/trigger-long" in line]
+    assert lines, r.stdout
+    assert lines[-1].strip().startswith("⏳ mcp:everything/trigger-long-running-operation 4/4")

@@ -224,6 +224,15 @@ class Session:
             elicit=functools.partial(options.approver.elicit, name, context=asked_by),
             sample=sample,
             authorization=authorization,
+            on_progress=lambda tool, done, total, message: options.report(
+                "tool_progress",
+                {
+                    "tool": f"mcp:{name}/{tool}",
+                    "progress": done,
+                    "total": total,
+                    "message": message,
+                },
+            ),
         )
         return McpTools(handle, open_world_read=self.policy.open_world_read)
 

@@ -86,6 +86,7 @@ class McpServerHandle:
         elicit: Elicit | None = None,
         sample: Sample | None = None,
         authorization: Authorization | None = None,
+        on_progress: Callable[[str, float, float | None, str | None], None] | None = None,
     ) -> None:
         if not cfg.command and not cfg.url:
             raise ConfigError(
@@ -119,6 +120,8 @@ class McpServerHandle:
         # half of OAuth for an HTTP server (None: a server that asks for
         # authorization fails with a clear error).
         self.elicit = elicit
+        self.on_progress = on_progress
+        """Told of each progress notification of a call: (tool, progress, total, message)."""
         self.authorization = authorization
         # Set by `notifications/tools/list_changed`; the tool source re-lists
         # before the model is next asked (a request cannot be made from
@@ -543,6 +546,8 @@ class McpServerHandle:
 
         async def progress(progress: float, total: float | None, message: str | None) -> None:
             call.hold() if self._serving else call.moved()
+            if self.on_progress is not None:
+                self.on_progress(tool, progress, total, message)
 
         self._calls.add(call)
         try:

@@ -7,6 +7,7 @@ import dataclasses
 import enum
 import json
 import sys
+import time
 from typing import Any, TextIO
 
 from luminaguard.core.risk import Assessment
@@ -50,6 +51,9 @@ def silence(out: TextIO) -> None:
     os.close(devnull)
 
 
+PROGRESS_EVERY_S = 1.0
+
+
 class TerminalReport:
     """Prints run events as they happen: model text, each call with its level,
     the Diff Card of what a policy or grant approved, each decision, results."""
@@ -58,6 +62,7 @@ class TerminalReport:
         self.out = out or sys.stdout
         self.show_cards = show_cards
         self.color = wants_color(self.out)
+        self._progress_at = float("-inf")
 
     def _say(self, text: str) -> None:
         """Write text that holds strings from outside (a model, a tool, a file
@@ -131,6 +136,17 @@ class TerminalReport:
 
     def on_model_waiting(self, d: dict[str, Any]) -> None:
         self._say(f"   ⏳ waiting for {d['spec']} ({d['attempt']}, {d['after_s']:g} s so far)…\n")
+
+    def on_tool_progress(self, d: dict[str, Any]) -> None:
+        # A server may send many: one line a second at most, and the last.
+        now = time.monotonic()
+        last = d["total"] is not None and d["progress"] >= d["total"]
+        if now - self._progress_at < PROGRESS_EVERY_S and not last:
+            return
+        self._progress_at = now
+        of = f"/{d['total']:g}" if d["total"] is not None else ""
+        about = f": {d['message']}" if d["message"] else ""
+        self._say(f"   ⏳ {d['tool']} {d['progress']:g}{of}{about}\n")
 
     def on_approval_waiting(self, d: dict[str, Any]) -> None:
         self._say(
