@@ -329,8 +329,7 @@ def _session(
     from luminaguard.policy.approver import make_approver
     from luminaguard.policy.permissions import acting_principal
     from luminaguard.policy.policyfile import load_policy
-    from luminaguard.ui.cards import render_card_text
-    from luminaguard.ui.terminal import TerminalReport
+    from luminaguard.ui.terminal import TerminalReport, render_card
 
     policy = load_policy(policy_path)
     principal = acting_principal(principal, policy.principals)
@@ -352,7 +351,7 @@ def _session(
             principal,
             settings.data_dir,
             policy.approval_timeout_s,
-            render=render_card_text,
+            render=render_card,
             out=sys.stderr if json_report is not None else None,
         ),
         report=json_report or TerminalReport(),

@@ -39,6 +39,9 @@ class Risk(IntEnum):
             raise ConfigError(f"unknown risk level {text!r}; known levels: {known}") from None
 
 
+ICONS = {Risk.GREEN: "🟢", Risk.YELLOW: "🟡", Risk.ORANGE: "🟠", Risk.RED: "🔴"}
+
+
 @dataclass(frozen=True)
 class Reason:
     """Why a rule put an action at a level."""

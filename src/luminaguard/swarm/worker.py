@@ -160,8 +160,7 @@ class Worker:
         from luminaguard.agent.session import Session, SessionOptions
         from luminaguard.config import load_settings
         from luminaguard.policy.approver import make_approver
-        from luminaguard.ui.cards import render_card_text
-        from luminaguard.ui.terminal import TerminalReport
+        from luminaguard.ui.terminal import TerminalReport, render_card
 
         # The worktree's config is trusted only as its repository's (`luminaguard trust REPO`).
         settings = load_settings(path, trusted_as=self.repo)
@@ -189,7 +188,7 @@ class Worker:
                 None,
                 settings.data_dir,
                 self.policy.approval_timeout_s,
-                render=render_card_text,
+                render=render_card,
             ),
             report=report,
             agent_name=self.agent_id,

@@ -18,10 +18,9 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from luminaguard.core.card import DiffCard
-from luminaguard.core.risk import Assessment, Reason, Risk
+from luminaguard.core.risk import ICONS, Assessment, Reason, Risk
 from luminaguard.core.text import inert, inert_data
 
-ICONS = {Risk.GREEN: "🟢", Risk.YELLOW: "🟡", Risk.ORANGE: "🟠", Risk.RED: "🔴"}
 COLOURS = {Risk.GREEN: "green", Risk.YELLOW: "yellow", Risk.ORANGE: "dark_orange", Risk.RED: "red"}
 KIND_LABELS = {
     "command": "Command",

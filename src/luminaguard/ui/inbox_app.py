@@ -15,8 +15,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Static
 
+from luminaguard.core.risk import ICONS
 from luminaguard.policy.inbox import InboxStore, Pending
-from luminaguard.ui.cards import ICONS, card_renderable, header
+from luminaguard.ui.cards import card_renderable, header
 
 
 class CardView(VerticalScroll):

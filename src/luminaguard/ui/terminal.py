@@ -10,11 +10,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from luminaguard.core.risk import Assessment
+from luminaguard.core.risk import ICONS, Assessment
 from luminaguard.core.text import bounded, inert, inert_data, wants_color
 from luminaguard.messages import ToolCall, ToolResult
 from luminaguard.protocols import Decision
-from luminaguard.ui.cards import ICONS
 
 EXCERPT_LINES = 12
 
@@ -52,6 +51,14 @@ def silence(out: TextIO) -> None:
 
 
 PROGRESS_EVERY_S = 1.0
+
+
+def render_card(card: Any, **options: Any) -> str:
+    """``ui.cards.render_card_text``, imported (with rich, ~60 ms) at the first
+    card, not before a run's first request."""
+    from luminaguard.ui.cards import render_card_text
+
+    return render_card_text(card, **options)
 
 
 class TerminalReport:
