@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import AsyncIterator, Sequence
+from types import ModuleType
 from typing import Any
 
 from luminaguard.errors import (
@@ -49,12 +51,28 @@ class LoopClients:
     def get(self) -> Any:
         import asyncio
 
-        import httpx
-
+        httpx = _httpx()
         loop = id(asyncio.get_running_loop())
         if loop not in self.clients:
             self.clients = {loop: httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))}
         return self.clients[loop]
+
+
+def _httpx() -> ModuleType:
+    """httpx without its command-line tool: ``import httpx`` loads that too
+    (click, rich, pygments: ~80 ms, before a run's first request) whenever
+    they are installed, and here they are (uvicorn, rich). We never run it."""
+    if "httpx" not in sys.modules:
+        cli = ModuleType("httpx._main")
+        cli.main = _no_cli  # type: ignore[attr-defined]
+        sys.modules.setdefault("httpx._main", cli)
+    import httpx
+
+    return httpx
+
+
+def _no_cli() -> None:
+    raise RuntimeError("httpx's command-line tool is not loaded in LuminaGuard")
 
 
 async def events(
@@ -62,7 +80,7 @@ async def events(
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """POST ``body`` as JSON to ``url``; the answer's server-sent events as
     (event name, data), every failure as one of our ``ProviderError``s."""
-    import httpx
+    httpx = _httpx()
 
     try:
         async with clients.get().stream("POST", url, json=body, headers=headers) as response:
