@@ -4,19 +4,23 @@ Listens on 127.0.0.1:3128 in the sandbox's own network namespace and relays
 each connection to the host-side egress proxy through the Unix socket bound
 in at /.luminaguard/net/proxy.sock; then runs the command and exits with its
 status. The command finds the proxy through HTTP_PROXY / HTTPS_PROXY.
+
+The command starts only once this listens, so its start-up is on every
+preview's path: the C modules ``_socket`` and ``_thread`` instead of
+``socket`` and ``threading`` (whose imports, enum and selectors among them,
+cost more than the interpreter itself).
 """
 
-import contextlib
+import _socket
+import _thread
 import os
-import socket
 import sys
-import threading
 
 SOCK = "/.luminaguard/net/proxy.sock"
 PORT = 3128
 
 
-def pump(src: socket.socket, dst: socket.socket) -> None:
+def pump(src: _socket.socket, dst: _socket.socket) -> None:
     try:
         while True:
             data = src.recv(65536)
@@ -27,34 +31,36 @@ def pump(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
+            try:  # noqa: SIM105 (contextlib costs an import here)
+                s.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
-def relay(client: socket.socket) -> None:
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def relay(client: _socket.socket) -> None:
+    upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         upstream.connect(SOCK)
     except OSError:
         client.close()
         return
-    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+    _thread.start_new_thread(pump, (upstream, client))
     pump(client, upstream)
 
 
-def serve(listener: socket.socket) -> None:
+def serve(listener: _socket.socket) -> None:
     while True:
-        client, _ = listener.accept()
-        threading.Thread(target=relay, args=(client,), daemon=True).start()
+        fd, _ = listener._accept()  # type: ignore[attr-defined]  # the C socket returns an fd
+        _thread.start_new_thread(relay, (_socket.socket(fileno=fd),))
 
 
 def main() -> None:
     argv = sys.argv[sys.argv.index("--") + 1 :]
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", PORT))
     listener.listen(64)
-    threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    _thread.start_new_thread(serve, (listener,))
     pid = os.fork()
     if pid == 0:
         listener.close()

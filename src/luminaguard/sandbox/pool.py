@@ -204,7 +204,9 @@ class WarmPool:
             )
 
     async def acquire(self) -> Warm:
-        """An idle sandbox, or a new one when none is idle; then refill."""
+        """An idle sandbox, or a new one when none is idle. The refill is the
+        caller's to start, once its command is done (``run``): spawning
+        beside a running command would slow it."""
         with self._lock:
             idle = self.idle.popleft() if self.idle else None
         if idle is None:
@@ -213,7 +215,6 @@ class WarmPool:
                 idle = await asyncio.get_running_loop().run_in_executor(None, self._spawn)
             finally:
                 self.stats.waiters -= 1
-        self.fill()
         return idle
 
     @staticmethod
@@ -247,6 +248,7 @@ class WarmPool:
                 self._destroy(warm)
             else:
                 self._executor.submit(self._destroy, warm)
+                self.fill()
 
     def close(self) -> None:
         atexit.unregister(self.close)
