@@ -212,38 +212,16 @@ def _read_message(interactive: bool) -> str | None:
             return text
 
 
-def _run_agent(
-    task: str,
-    *,
-    settings: Any,
-    workspace: Path,
-    spec: str | None,
-    policy_path: Path | None,
-    backend: str,
-    max_steps: int,
-    approver_name: str | None,
-    principal: str | None = None,
-    resume: str | None = None,
-    as_json: bool = False,
-) -> int:
+def _run_agent(task: str, *, as_json: bool = False, **how: Any) -> int:
+    """Run ``task`` to its end on the terminal (or as JSON lines); ``how`` is
+    the session's make-up (``_session``)."""
     import asyncio
 
     from luminaguard.ui.terminal import JsonReport
 
     json_report = JsonReport() if as_json else None
-    session = _session(
-        task,
-        settings=settings,
-        workspace=workspace,
-        spec=spec,
-        policy_path=policy_path,
-        backend=backend,
-        max_steps=max_steps,
-        approver_name=approver_name,
-        principal=principal,
-        resume=resume,
-        json_report=json_report,
-    )
+    session = _session(task, json_report=json_report, **how)
+    resume = how.get("resume")
     verb = "resume" if resume else "run"
     if json_report is not None:
         json_report.emit(
@@ -320,7 +298,7 @@ def _session(
     backend: str,
     max_steps: int,
     approver_name: str | None,
-    principal: str | None,
+    principal: str | None = None,
     resume: str | None = None,
     json_report: Any = None,
 ) -> Any:
