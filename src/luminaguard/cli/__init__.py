@@ -22,6 +22,7 @@ from luminaguard.cli import (
     mcp,
     run,
     sandbox,
+    serve,
     swarm,
     trust,
 )
@@ -44,6 +45,7 @@ GROUPS = (
     swarm.add_swarm,
     mcp.add_mcp,
     sandbox.add_pool,
+    serve.add_serve,
     trust.add_trust,
     init.add_init,
     completion.add_completion,

@@ -1,0 +1,1 @@
+"""`luminaguard serve`: the per-user local service (see ``web.py``)."""

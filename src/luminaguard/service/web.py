@@ -1,0 +1,350 @@
+"""The local service's web side: one inbox for every agent's approvals, and
+``/metrics``, on 127.0.0.1 only.
+
+Who may use it: whoever holds the per-install token (``token``: 0600 in the
+data dir, printed by `luminaguard serve` and `luminaguard open`). The page is
+opened once with ``/?token=T``; that sets an HttpOnly, SameSite=Strict cookie
+and redirects to a URL without the token. Without the token: 401; with a wrong
+one: 403. ``/metrics`` takes it as ``Authorization: Bearer T``.
+
+Every state-changing request (a POST) must carry the CSRF token of the page
+(derived from the install token, so it is never in a URL) and, when the
+browser sends one, an ``Origin`` of this very service. The Content-Security-Policy
+allows no script at all, and nothing from a card is HTML: the card is the same
+inert text the terminal shows (``ui.cards``), escaped.
+
+The store is the existing SQLite inbox, so a decision made here shows at once
+in `luminaguard approvals` and in the Textual view, and the reverse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import http.server
+import json
+import os
+import secrets
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from luminaguard.core.risk import ICONS
+from luminaguard.store import PRIVATE_FILE, private_dir
+
+COOKIE = "luminaguard_token"
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+COLOURS = {"green": "#1a7f37", "yellow": "#9a6700", "orange": "#bc4c00", "red": "#cf222e"}
+
+
+def token(data_dir: Path) -> str:
+    """This install's token: made once (0600, created so), then read."""
+    path = data_dir / "service-token"
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    private_dir(data_dir)
+    value = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:  # another process made it first
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+    return value
+
+
+def csrf_for(secret: str) -> str:
+    return hmac.new(secret.encode(), b"csrf", hashlib.sha256).hexdigest()
+
+
+class WebService:
+    """The HTTP server: `/` (the inbox), `POST /decide`, `/metrics`, `/healthz`."""
+
+    def __init__(self, data_dir: Path, *, port: int = 0, principal: str) -> None:
+        from luminaguard.policy.inbox import InboxStore
+
+        self.data_dir = data_dir
+        self.secret = token(data_dir)
+        self.csrf = csrf_for(self.secret)
+        self.principal = principal
+        self.store = InboxStore(data_dir / "inbox.db")
+        self.lock = threading.Lock()
+        self.started = time.time()
+        handler = type("Handler", (_Handler,), {"service": self})
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.origin}/?token={self.secret}"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self.lock:
+            self.store.close()
+
+    # --- what the handler asks --------------------------------------------
+
+    def pending(self) -> list[Any]:
+        with self.lock:
+            return self.store.pending()
+
+    def questions(self) -> int:
+        with self.lock:
+            return len(self.store.questions())
+
+    def decide(
+        self, item_id: int, *, approved: bool, reason: str, grant_hours: float | None
+    ) -> bool:
+        with self.lock:
+            return self.store.decide(
+                item_id,
+                approved=approved,
+                by=self.principal,
+                reason=reason,
+                grant_hours=grant_hours,
+            )
+
+    def metrics(self) -> str:
+        from luminaguard.llm.metrics import ProviderMetrics
+        from luminaguard.metrics import prometheus_text
+
+        store = ProviderMetrics(self.data_dir / "metrics.db")
+        try:
+            text = prometheus_text(store.rows())
+        finally:
+            store.close()
+        waiting = self.pending()
+        lines = [
+            "# HELP luminaguard_approvals_pending Cards waiting for a decision in the inbox.",
+            "# TYPE luminaguard_approvals_pending gauge",
+            f"luminaguard_approvals_pending {len(waiting)}",
+            "# HELP luminaguard_questions_pending MCP servers' questions waiting for an answer.",
+            "# TYPE luminaguard_questions_pending gauge",
+            f"luminaguard_questions_pending {self.questions()}",
+        ]
+        return text + "\n".join(lines) + "\n"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    service: WebService
+    server_version = "luminaguard"
+    sys_version = ""
+
+    def log_message(self, *args: object) -> None:  # no access log on stderr
+        pass
+
+    # --- authentication ---------------------------------------------------
+
+    def _cookie_token(self) -> str | None:
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE:
+                return value
+        return None
+
+    def _check(self, given: str | None) -> bool:
+        """401 without a token, 403 with a wrong one; True when it is right."""
+        if not given:
+            self._plain(401, "this LuminaGuard service needs its token: luminaguard open\n")
+            return False
+        if not hmac.compare_digest(given.encode(), self.service.secret.encode()):
+            self._plain(403, "wrong token\n")
+            return False
+        return True
+
+    # --- routes ----------------------------------------------------------
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        if url.path == "/healthz":
+            self._plain(200, "ok\n")
+        elif url.path == "/metrics":
+            auth = self.headers.get("Authorization") or ""
+            bearer = auth[7:] if auth.startswith("Bearer ") else None
+            if self._check(bearer):
+                self._send(200, self.service.metrics(), "text/plain; version=0.0.4")
+        elif url.path == "/":
+            if "token" in query:
+                # Into a cookie, and out of the address bar and the history.
+                if self._check(query["token"][0]):
+                    self.send_response(303)
+                    self.send_header(
+                        "Set-Cookie",
+                        f"{COOKIE}={self.service.secret}; HttpOnly; SameSite=Strict; Path=/",
+                    )
+                    self.send_header("Location", "/")
+                    self._security_headers()
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                return
+            if self._check(self._cookie_token()):
+                self._send(200, self._inbox_page(query.get("done", [""])[0]), "text/html")
+        else:
+            self._plain(404, "not found\n")
+
+    def do_POST(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != "/decide":
+            self._plain(404, "not found\n")
+            return
+        if not self._check(self._cookie_token()):
+            return
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != self.service.origin:
+            self._plain(403, "a request from another site\n")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 64 * 1024:
+            self._plain(413, "too large\n")
+            return
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        field = {k: v[0] for k, v in form.items()}
+        if not hmac.compare_digest(field.get("csrf", "").encode(), self.service.csrf.encode()):
+            self._plain(403, "missing or wrong CSRF token\n")
+            return
+        try:
+            item = int(field.get("id", ""))
+            hours = float(field["grant_hours"]) if field.get("grant_hours") else None
+        except ValueError:
+            self._plain(400, "bad id or grant hours\n")
+            return
+        verdict = field.get("verdict")
+        if verdict not in ("approve", "deny") or (hours is not None and verdict != "approve"):
+            self._plain(400, "verdict is approve or deny (a grant goes with approve)\n")
+            return
+        ok = self.service.decide(
+            item,
+            approved=verdict == "approve",
+            reason=field.get("reason", "")[:500],
+            grant_hours=hours,
+        )
+        done = f"{item}-{'approved' if verdict == 'approve' else 'denied'}" if ok else "gone"
+        self.send_response(303)
+        self.send_header("Location", f"/?done={urllib.parse.quote(done)}")
+        self._security_headers()
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # --- the page ---------------------------------------------------------
+
+    def _inbox_page(self, done: str) -> str:
+        from luminaguard.ui.cards import render_card_text
+
+        e = html.escape
+        items = self.service.pending()
+        asked = self.service.questions()
+        parts = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            "<title>LuminaGuard inbox</title><style>",
+            "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.75rem}",
+            "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#f6f8fa;"
+            "padding:.5rem;border-radius:6px}",
+            ".card{border-left:6px solid;padding:.25rem .75rem;margin:1rem 0}",
+            "form{display:inline-block;margin:.25rem .5rem .25rem 0}",
+            "input[type=text]{width:12rem}button{font-size:1rem;padding:.4rem .9rem}",
+            "</style></head><body>",
+            f"<h1>Approvals waiting: {len(items)}</h1>",
+        ]
+        if done:
+            parts.append(f"<p role='status'>{e(done)}</p>")
+        if asked:
+            parts.append(
+                f"<p>{asked} question(s) from MCP servers wait too: "
+                "<code>luminaguard approvals questions</code></p>"
+            )
+        for item in items:
+            level = item.card.risk.label
+            card = render_card_text(item.card, color=False, width=80)
+            csrf = e(self.service.csrf)
+            parts += [
+                f"<section class='card' id='card-{item.id}' style='border-color:{COLOURS[level]}'>",
+                f"<h2>{ICONS[item.card.risk]} #{item.id} {e(level.upper())} · {e(item.card.tool)}</h2>",
+                f"<p>agent {e(item.agent)} · run {e(item.run_id)} · step {item.step}<br>"
+                f"task: {e(item.task[:200])}</p>",
+                f"<pre>{e(card)}</pre>",
+                "<form method='post' action='/decide'>",
+                f"<input type='hidden' name='csrf' value='{csrf}'>",
+                f"<input type='hidden' name='id' value='{item.id}'>",
+                "<button name='verdict' value='approve'>Approve</button></form>",
+                "<form method='post' action='/decide'>",
+                f"<input type='hidden' name='csrf' value='{csrf}'>",
+                f"<input type='hidden' name='id' value='{item.id}'>",
+                "<input type='hidden' name='verdict' value='approve'>",
+                "<input type='hidden' name='grant_hours' value='8'>",
+                f"<button>Approve, and grant the same (up to {e(level)}) for 8 h</button></form>",
+                "<form method='post' action='/decide'>",
+                f"<input type='hidden' name='csrf' value='{csrf}'>",
+                f"<input type='hidden' name='id' value='{item.id}'>",
+                "<input type='text' name='reason' placeholder='why (optional)'>",
+                "<button name='verdict' value='deny'>Deny</button></form>",
+                "</section>",
+            ]
+        if not items:
+            parts.append("<p>Nothing waits. This page does not refresh itself: reload it.</p>")
+        parts.append("</body></html>")
+        return "".join(parts)
+
+    # --- responses --------------------------------------------------------
+
+    def _security_headers(self) -> None:
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Frame-Options", "DENY")
+
+    def _send(self, status: int, body: str, kind: str) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self._security_headers()
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _plain(self, status: int, text: str) -> None:
+        self._send(status, text, "text/plain")
+
+
+def write_state(data_dir: Path, service: WebService) -> Path:
+    """``service.json`` (0600): where the running service is, for --status/--stop/open."""
+    path = data_dir / "service.json"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"pid": os.getpid(), "port": service.port, "started": service.started}, f)
+    tmp.replace(path)
+    return path
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The running service's pid and port, or None when none runs (a stale file is removed)."""
+    path = data_dir / "service.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        pid = int(state["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    return dict(state)

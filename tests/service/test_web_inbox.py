@@ -1,0 +1,211 @@
+"""`luminaguard serve`: the web inbox and /metrics, over real HTTP on loopback,
+with the service a real process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.core.card import DiffCard
+from luminaguard.core.risk import Assessment, Risk
+from luminaguard.policy.inbox import InboxStore
+from luminaguard.service.web import csrf_for
+from tests.conftest import LUMINAGUARD, write_playbook
+from tests.test_cli import lg
+
+
+class Service:
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        parts = urllib.parse.urlsplit(url)
+        self.port = int(parts.port or 0)
+        self.token = urllib.parse.parse_qs(parts.query)["token"][0]
+
+    def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, body: str = ""
+    ) -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request(method, path, body=body or None, headers=headers or {})
+        response = conn.getresponse()
+        response.read_body = response.read().decode()  # type: ignore[attr-defined]
+        conn.close()
+        return response
+
+    def signed_in(self, method: str, path: str, **kw: object) -> http.client.HTTPResponse:
+        headers = {"Cookie": f"luminaguard_token={self.token}", **kw.pop("headers", {})}  # type: ignore[dict-item]
+        return self.request(method, path, headers=headers, **kw)  # type: ignore[arg-type]
+
+    def decide(self, item: int, verdict: str, **extra: str) -> http.client.HTTPResponse:
+        form = {"csrf": csrf_for(self.token), "id": str(item), "verdict": verdict, **extra}
+        return self.signed_in(
+            "POST",
+            "/decide",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=urllib.parse.urlencode(form),
+        )
+
+
+@pytest.fixture
+def service() -> Iterator[Service]:
+    proc = subprocess.Popen(
+        [*LUMINAGUARD, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/\?token=\S+)", line)
+        assert found, line + (proc.stderr.read() if proc.stderr else "")
+        yield Service(proc, found.group(1))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def data_dir() -> Path:
+    return Path(os.environ["XDG_STATE_HOME"]) / "luminaguard"
+
+
+def put_card(**effects: object) -> int:
+    card = DiffCard(
+        tool="shell",
+        arguments={"command": "rm '<script>alert(1)</script>'"},
+        assessment=Assessment.of(Risk.ORANGE, "deletes", "deletes a file"),
+        kind="command",
+        effects={"deleted": ["<script>alert(1)</script>\x1b]0;owned\x07.txt"], **effects},
+        context={"run_id": "r1", "agent": "agent <b>1</b>", "task": "tidy up", "step": 1},
+    )
+    store = InboxStore(data_dir() / "inbox.db")
+    try:
+        return store.put(card)
+    finally:
+        store.close()
+
+
+def test_the_page_needs_the_token_and_puts_it_in_a_cookie(service: Service) -> None:
+    assert service.request("GET", "/").status == 401
+    assert service.request("GET", "/?token=wrong").status == 403
+    assert service.request("GET", "/", headers={"Cookie": "luminaguard_token=wrong"}).status == 403
+    opened = service.request("GET", f"/?token={service.token}")
+    assert opened.status == 303 and opened.getheader("Location") == "/"  # the token leaves the URL
+    cookie = opened.getheader("Set-Cookie") or ""
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    page = service.signed_in("GET", "/")
+    assert page.status == 200
+    csp = page.getheader("Content-Security-Policy") or ""
+    assert "default-src 'none'" in csp and "script-src" not in csp  # no script may run at all
+
+
+def test_a_card_from_outside_is_shown_inert(service: Service) -> None:
+    put_card()
+    body = service.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
+    assert "Approvals waiting: 1" in body
+    assert "<script>" not in body and "<b>1</b>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "\x1b" not in body and "\x07" not in body
+
+
+def test_a_decision_needs_the_csrf_token_and_lands_in_the_shared_inbox(service: Service) -> None:
+    item = put_card()
+    no_csrf = service.signed_in(
+        "POST",
+        "/decide",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=f"id={item}&verdict=approve",
+    )
+    assert no_csrf.status == 403
+    other_site = service.signed_in(
+        "POST",
+        "/decide",
+        headers={
+            "Origin": "http://evil.example",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        body=urllib.parse.urlencode(
+            {"csrf": csrf_for(service.token), "id": item, "verdict": "approve"}
+        ),
+    )
+    assert other_site.status == 403
+    no_cookie = service.request(
+        "POST",
+        "/decide",
+        body=urllib.parse.urlencode({"csrf": csrf_for(service.token), "id": item}),
+    )
+    assert no_cookie.status == 401
+    assert json.loads(lg("approvals", "list", "--json").stdout)[0]["id"] == item  # still pending
+    denied = service.decide(item, "deny", reason="not today")
+    assert denied.status == 303
+    store = InboxStore(data_dir() / "inbox.db")
+    try:
+        decided = store.get(item)
+    finally:
+        store.close()
+    assert decided is not None and decided.status == "denied" and decided.reason == "not today"
+    assert json.loads(lg("approvals", "list", "--json").stdout) == []
+
+
+def test_metrics_need_the_bearer_token(service: Service) -> None:
+    put_card()
+    assert service.request("GET", "/metrics").status == 401
+    wrong = service.request("GET", "/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status == 403
+    ok = service.request("GET", "/metrics", headers={"Authorization": f"Bearer {service.token}"})
+    assert ok.status == 200
+    assert "luminaguard_approvals_pending 1" in ok.read_body  # type: ignore[attr-defined]
+
+
+def test_status_stop_and_open(service: Service) -> None:
+    status = lg("serve", "--status")
+    assert status.returncode == 0 and f"127.0.0.1:{service.port}" in status.stdout
+    opened = lg("open", "--no-browser")
+    assert opened.stdout.strip() == f"http://127.0.0.1:{service.port}/?token={service.token}"
+    assert lg("serve").returncode == 2  # one service per user
+    stopped = lg("serve", "--stop")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert service.proc.wait(10) == 0
+    assert lg("serve", "--status").returncode == 1
+    assert lg("open", "--no-browser").returncode == 2
+
+
+def test_a_run_waiting_in_the_inbox_goes_on_when_approved_from_the_page(
+    service: Service, workspace: Path, tmp_path: Path
+) -> None:
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {
+                "tool_calls": [
+                    {"name": "write_file", "arguments": {"path": "new.txt", "content": "hi"}}
+                ]
+            },
+            {"content": "done"},
+        ],
+    )
+    run = subprocess.Popen(
+        [*LUMINAGUARD, "run", "write it", "--workspace", str(workspace), "--playbook", str(pb),
+         "--approver", "inbox"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        found = None
+        while found is None and time.monotonic() < deadline:
+            page = service.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
+            found = re.search(r"id='card-(\d+)'", page)
+            time.sleep(0.1)
+        assert found, "the card never reached the web inbox"
+        assert service.decide(int(found.group(1)), "approve").status == 303
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, out + err
+    assert (workspace / "new.txt").read_text() == "hi"
+    assert "approved by" in out
