@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/router_bench.py
 	$(BIN)/python bench/swarm_bench.py
 	$(BIN)/python bench/mcp_bench.py
+	$(BIN)/python bench/service_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

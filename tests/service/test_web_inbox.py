@@ -209,3 +209,75 @@ def test_a_run_waiting_in_the_inbox_goes_on_when_approved_from_the_page(
     assert run.returncode == 0, out + err
     assert (workspace / "new.txt").read_text() == "hi"
     assert "approved by" in out
+
+
+def pool_stats() -> list[dict[str, object]]:
+    import socket
+
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(str(data_dir() / "service.sock"))
+    client.sendall(b'{"op": "stats"}\n')
+    answer = json.loads(client.makefile().readline())
+    client.close()
+    return list(answer["pools"])
+
+
+def test_sandbox_exec_acquires_from_the_services_warm_pool(
+    service: Service, workspace: Path
+) -> None:
+    (workspace / "f.txt").write_text("from the workspace\n")
+    sock = data_dir() / "service.sock"
+    assert sock.stat().st_mode & 0o777 == 0o600
+    for _ in range(3):
+        r = lg(
+            "sandbox", "exec", "--workspace", str(workspace), "--read-only", "--", "cat", "f.txt"
+        )
+        assert r.returncode == 0 and r.stdout == "from the workspace\n", r.stderr
+    [pool] = pool_stats()
+    assert pool["workspace"] == str(workspace.resolve())
+    # One pool outlived three CLI processes, and a warm sandbox was ready for the later ones.
+    assert pool["served"] == 3 and int(pool["served_idle"]) >= 1  # type: ignore[call-overload]
+    # Still confined: the workspace is read-only there, and an exit code passes through.
+    r = lg(
+        "sandbox",
+        "exec",
+        "--workspace",
+        str(workspace),
+        "--read-only",
+        "--",
+        "sh",
+        "-c",
+        "echo x > g; exit 3",
+    )
+    assert r.returncode == 3 and not (workspace / "g").exists()
+    metrics = service.request(
+        "GET", "/metrics", headers={"Authorization": f"Bearer {service.token}"}
+    )
+    assert "luminaguard_pool_served{workspace=" in metrics.read_body  # type: ignore[attr-defined]
+
+
+def test_the_pool_socket_refuses_another_user(service: Service) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to connect as another uid")
+    sock = data_dir() / "service.sock"
+    # Open the way on purpose (0700 dir, 0600 socket), so only the peer check stands.
+    parents = [sock.parent, *sock.parent.parents][:4]
+    modes = {p: p.stat().st_mode for p in parents}
+    try:
+        for p in parents:
+            p.chmod(modes[p] | 0o005)
+        sock.chmod(0o666)
+        probe = (
+            "import socket, sys; c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); "
+            'c.sendall(b\'{"op": "stats"}\\n\'); print(c.makefile().readline())'
+        )
+        r = subprocess.run(
+            ["/usr/bin/python3", "-I", "-c", probe, str(sock)],
+            user=65534, group=65534, extra_groups=[],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode & 0o7777)
+        sock.chmod(0o600)
+    assert "refused: another user" in r.stdout, r.stdout + r.stderr

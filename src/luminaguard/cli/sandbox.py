@@ -83,9 +83,24 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.sandbox_command == "preview":
         return _preview(cmd, workspace, settings, args)
     network = NetworkMode.parse(args.network or settings.sandbox.network)
+    backend = args.backend or settings.sandbox.backend
+    if args.read_only and network.kind == "none" and backend == "bwrap":
+        # What a warm pool serves: the local service's, when it runs.
+        from luminaguard.service.pools import exec_via_service
+
+        answer = exec_via_service(settings.data_dir, workspace, cmd, timeout_s=args.timeout)
+        if answer is not None:
+            sys.stdout.write(answer["stdout"])
+            sys.stderr.write(answer["stderr"])
+            if answer["timed_out"]:
+                print(
+                    f"luminaguard: command timed out after {answer['duration_s']:.1f} s",
+                    file=sys.stderr,
+                )
+            return int(answer["exit_code"])
     sandbox_settings = settings.sandbox.model_copy(update={"network": str(network), "pool_size": 0})
     sandbox = open_sandbox(
-        args.backend or settings.sandbox.backend,
+        backend,
         workspace,
         sandbox_settings,
         read_only=args.read_only,

@@ -87,13 +87,16 @@ def _serve(data_dir: Path, port: int) -> int:
     from luminaguard.config import load_settings
     from luminaguard.policy.permissions import acting_principal
     from luminaguard.policy.policyfile import load_policy
+    from luminaguard.service.pools import PoolService
     from luminaguard.service.web import WebService, write_state
 
     principal = acting_principal(None, load_policy(load_settings(Path.cwd()).policy).principals)
+    pools = PoolService(data_dir)
     try:
-        service = WebService(data_dir, port=port, principal=principal)
+        service = WebService(data_dir, port=port, principal=principal, pools=pools.stats)
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    pools.start()
     state = write_state(data_dir, service)
 
     def stop(signum: int, frame: object) -> None:
@@ -101,7 +104,10 @@ def _serve(data_dir: Path, port: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     print(f"luminaguard serve: the inbox and /metrics at {service.url}", flush=True)
-    print(f"  decisions are made as {principal}; stop with Ctrl-C or `luminaguard serve --stop`")
+    print(
+        f"  decisions are made as {principal}; warm pools for `sandbox exec --read-only` on "
+        f"{pools.path}; stop with Ctrl-C or `luminaguard serve --stop`"
+    )
     sys.stdout.flush()
     try:
         service.serve_forever()
@@ -110,6 +116,7 @@ def _serve(data_dir: Path, port: int) -> int:
     finally:
         state.unlink(missing_ok=True)
         service.shutdown()
+        pools.stop()
     return EXIT_OK
 
 

@@ -255,6 +255,10 @@ class BwrapSandbox:
     def list_dir(self, path: str) -> list[tuple[str, str, int]]:
         return self.ws.list_dir(path)
 
+    def pool_stats(self) -> dict[str, object] | None:
+        """The warm pool's counters, or None before it is first used."""
+        return self._pool.stats_dict() if self._pool is not None else None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

@@ -77,6 +77,10 @@ def _request(argv: Sequence[str]) -> bytes:
 class PoolStats:
     in_use: int = 0
     waiters: int = 0
+    served: int = 0
+    """Commands run, from an idle sandbox or (none idle) a new one."""
+    served_idle: int = 0
+    """Of those, the ones an idle sandbox was ready for."""
     spawned: int = 0
     failures: int = 0
     spawn_ms: list[float] = field(default_factory=list)
@@ -91,6 +95,8 @@ class PoolStats:
             "idle": idle,
             "in_use": self.in_use,
             "waiters": self.waiters,
+            "served": self.served,
+            "served_idle": self.served_idle,
             "spawned": self.spawned,
             "failures": self.failures,
             "spawn_ms": {
@@ -209,6 +215,8 @@ class WarmPool:
         beside a running command would slow it."""
         with self._lock:
             idle = self.idle.popleft() if self.idle else None
+        self.stats.served += 1
+        self.stats.served_idle += idle is not None
         if idle is None:
             self.stats.waiters += 1
             try:

@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,21 @@ def csrf_for(secret: str) -> str:
 class WebService:
     """The HTTP server: `/` (the inbox), `POST /decide`, `/metrics`, `/healthz`."""
 
-    def __init__(self, data_dir: Path, *, port: int = 0, principal: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        principal: str,
+        pools: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         from luminaguard.policy.inbox import InboxStore
 
         self.data_dir = data_dir
         self.secret = token(data_dir)
         self.csrf = csrf_for(self.secret)
         self.principal = principal
+        self.pools = pools or list
         self.store = InboxStore(data_dir / "inbox.db")
         self.lock = threading.Lock()
         self.started = time.time()
@@ -140,6 +149,19 @@ class WebService:
             "# TYPE luminaguard_questions_pending gauge",
             f"luminaguard_questions_pending {self.questions()}",
         ]
+        pools = self.pools()
+        for name, about in (
+            ("idle", "Warm sandboxes ready, per workspace."),
+            ("served", "Commands the service's warm pool ran, per workspace."),
+            ("served_idle", "Of those, the ones a ready sandbox was waiting for."),
+        ):
+            lines += [
+                f"# HELP luminaguard_pool_{name} {about}",
+                f"# TYPE luminaguard_pool_{name} {'gauge' if name == 'idle' else 'counter'}",
+            ]
+            for row in pools:
+                label = json.dumps(str(row["workspace"]))
+                lines.append(f"luminaguard_pool_{name}{{workspace={label}}} {row[name]}")
         return text + "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,89 @@
+"""`sandbox exec --read-only` through the running local service (its warm
+pool) against the same command run standalone (a cold sandbox), the whole CLI
+included, beside a plain subprocess and `python -c pass`; the series take turns.
+
+    python bench/service_bench.py [--n 15] [--json]
+
+The service is started for the run, on a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from luminaguard.stats import percentiles, series_line
+
+CLI = [sys.executable, "-m", "luminaguard"]
+
+
+def main(n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "XDG_STATE_HOME": tmp, "XDG_CONFIG_HOME": tmp}
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        service = subprocess.Popen(
+            [*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        try:
+            assert service.stdout is not None
+            assert re.search(r"http://127\.0\.0\.1:\d+/", service.stdout.readline())
+            series: dict[str, list[float]] = {
+                "baseline_subprocess": [],
+                "baseline_python": [],
+                "cli_exec_standalone": [],
+                "cli_exec_via_service": [],
+            }
+            commands = {
+                "baseline_subprocess": ["/bin/true"],
+                "baseline_python": [sys.executable, "-c", "pass"],
+                "cli_exec_standalone": [*CLI, "sandbox", "exec", "--workspace", str(ws), "--", "/bin/true"],
+                "cli_exec_via_service": [
+                    *CLI, "sandbox", "exec", "--workspace", str(ws), "--read-only", "--", "/bin/true",
+                ],
+            }  # fmt: skip
+            subprocess.run(
+                commands["cli_exec_via_service"], env=env, check=True
+            )  # the pool is made
+            for _ in range(n):
+                for name, argv in commands.items():
+                    t = time.perf_counter()
+                    subprocess.run(argv, env=env, check=True)
+                    series[name].append((time.perf_counter() - t) * 1000)
+        finally:
+            service.terminate()
+            service.wait(30)
+    out: dict[str, Any] = {name: percentiles(s) for name, s in series.items()}
+    out["ratio_p50_via_service_over_standalone"] = round(
+        out["cli_exec_via_service"]["p50_ms"] / out["cli_exec_standalone"]["p50_ms"], 2
+    )
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = main(args.n)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name in (
+            "baseline_subprocess",
+            "baseline_python",
+            "cli_exec_standalone",
+            "cli_exec_via_service",
+        ):
+            print(series_line(name, result[name]))
+        print(
+            f"via the service / standalone (p50): {result['ratio_p50_via_service_over_standalone']}x"
+        )

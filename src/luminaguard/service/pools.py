@@ -1,0 +1,210 @@
+"""Warm pools that outlive a command: the service keeps a sandbox (and its
+warm pool) per workspace, and runs clients' commands in them over a Unix
+socket.
+
+The socket is ``<data_dir>/service.sock``: 0600 in the 0700 data directory,
+and every connection's peer uid (``SO_PEERCRED``) must be ours, or it is
+refused with one line. One request per connection, one JSON line each way:
+
+    {"op": "exec", "workspace": DIR, "argv": [...], "timeout_s": S, "stdin": TEXT}
+    → {"exit_code": N, "stdout": ..., "stderr": ..., "duration_s": ..., "timed_out": ..., "truncated": ...}
+    {"op": "stats"} → {"pools": [{"workspace": DIR, "idle": N, "served": N, ...}]}
+
+What is served here is what a warm pool serves: commands with the workspace
+read-only and no network (GREEN commands; `sandbox exec --read-only`). The
+workspace's settings are read by the service from that workspace, as the
+client would (its own config may only narrow the user's unless trusted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import struct
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from luminaguard.errors import LuminaGuardError
+
+SOCKET_NAME = "service.sock"
+MAX_REQUEST = 1024 * 1024
+WORKSPACES = 4
+"""Workspaces kept warm at once; the least recently used one is let go."""
+
+
+def peer_uid(sock: socket.socket) -> int:
+    _pid, uid, _gid = struct.unpack(
+        "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    )
+    return int(uid)
+
+
+class PoolService:
+    """The socket server, on a thread with its own event loop."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / SOCKET_NAME
+        self.sandboxes: OrderedDict[str, Any] = OrderedDict()
+        self.refused = 0
+        self._made = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pools", daemon=True)
+
+    def start(self) -> None:
+        self.path.unlink(missing_ok=True)  # left by a service that was killed
+        self._thread.start()
+        old = os.umask(0o177)  # the socket is created 0600: no window
+        try:
+            self._server = asyncio.run_coroutine_threadsafe(
+                asyncio.start_unix_server(self._handle, path=str(self.path), limit=MAX_REQUEST),
+                self._loop,
+            ).result()
+        finally:
+            os.umask(old)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for sandbox in self.sandboxes.values():
+                sandbox.close()
+            self.sandboxes.clear()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self.path.unlink(missing_ok=True)
+
+    def stats(self) -> list[dict[str, Any]]:
+        rows = []
+        for workspace, sandbox in list(self.sandboxes.items()):
+            stats = sandbox.pool_stats()
+            if stats is not None:
+                rows.append({"workspace": workspace, **stats})
+        return rows
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            if peer_uid(sock) != os.getuid():
+                self.refused += 1
+                await self._reply(writer, {"error": "refused: another user's connection"})
+                return
+            try:
+                line = await reader.readline()
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+            except (ValueError, asyncio.LimitOverrunError):
+                await self._reply(writer, {"error": "a request is one JSON object on one line"})
+                return
+            await self._reply(writer, await self._serve(request))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _serve(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "stats":
+            return {"pools": self.stats()}
+        if op != "exec":
+            return {"error": f"unknown op {op!r}; known: exec, stats"}
+        argv = request.get("argv")
+        workspace = request.get("workspace")
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(a, str) for a in argv)
+            or not isinstance(workspace, str)
+        ):
+            return {"error": "exec needs `argv` (strings) and `workspace`"}
+        try:
+            sandbox = await asyncio.to_thread(self._sandbox, workspace)
+            result = await sandbox.exec(
+                argv,
+                stdin=request.get("stdin"),
+                timeout_s=request.get("timeout_s"),
+                read_only=True,
+                offline=True,
+            )
+        except LuminaGuardError as exc:
+            return {"error": str(exc)}
+        return {
+            "exit_code": result.exit_code,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "duration_s": result.duration_s,
+            "timed_out": result.timed_out,
+            "truncated": result.truncated,
+        }
+
+    def _sandbox(self, workspace: str) -> Any:
+        """The workspace's sandbox, kept warm (made on first use)."""
+        key = str(Path(workspace).resolve())
+        with self._made:
+            return self._sandbox_for(key)
+
+    def _sandbox_for(self, key: str) -> Any:
+        from luminaguard.config import load_settings
+        from luminaguard.sandbox.bwrap import BwrapSandbox
+
+        sandbox = self.sandboxes.get(key)
+        if sandbox is None:
+            settings = load_settings(Path(key))
+            sandbox_settings = settings.sandbox
+            if sandbox_settings.pool_size < 1:
+                sandbox_settings = sandbox_settings.model_copy(update={"pool_size": 1})
+            sandbox = BwrapSandbox(Path(key), sandbox_settings)
+            self.sandboxes[key] = sandbox
+            while len(self.sandboxes) > WORKSPACES:
+                _, oldest = self.sandboxes.popitem(last=False)
+                oldest.close()
+        self.sandboxes.move_to_end(key)
+        return sandbox
+
+    @staticmethod
+    async def _reply(writer: asyncio.StreamWriter, data: dict[str, Any]) -> None:
+        writer.write(json.dumps(data).encode() + b"\n")
+        await writer.drain()
+
+
+def exec_via_service(
+    data_dir: Path, workspace: Path, argv: list[str], *, timeout_s: float | None
+) -> dict[str, Any] | None:
+    """Run ``argv`` (workspace read-only, no network) in the running service's
+    warm pool; None when no service listens (the caller runs it itself)."""
+    path = data_dir / SOCKET_NAME
+    if not path.exists():
+        return None
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            client.connect(str(path))
+        except OSError:
+            return None  # a socket left by a service that is gone
+        request = {"op": "exec", "workspace": str(workspace), "argv": argv, "timeout_s": timeout_s}
+        client.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        client.close()
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise LuminaGuardError("the local service answered something that is not JSON") from None
+    if "error" in answer:
+        raise LuminaGuardError(f"the local service: {answer['error']}")
+    return dict(answer)
