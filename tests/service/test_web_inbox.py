@@ -281,3 +281,27 @@ def test_the_pool_socket_refuses_another_user(service: Service) -> None:
             p.chmod(mode & 0o7777)
         sock.chmod(0o600)
     assert "refused: another user" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_service_starts_again_after_kill_9_and_no_approval_is_lost(service: Service) -> None:
+    import signal
+
+    item = put_card()
+    service.proc.send_signal(signal.SIGKILL)
+    service.proc.wait(10)
+    assert lg("serve", "--status").returncode == 1  # its leftovers are seen for what they are
+    again = subprocess.Popen(
+        [*LUMINAGUARD, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert again.stdout is not None
+        found = re.search(r"(http://127\.0\.0\.1:\d+/\?token=\S+)", again.stdout.readline())
+        assert found, again.stderr.read() if again.stderr else ""
+        restarted = Service(again, found.group(1))
+        assert restarted.token == service.token  # the install's token, not a new one
+        assert f"id='card-{item}'" in restarted.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
+        assert restarted.decide(item, "approve").status == 303
+        assert pool_stats() == []  # the socket is the new service's
+    finally:
+        again.terminate()
+        again.wait(10)

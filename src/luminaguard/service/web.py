@@ -331,7 +331,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _security_headers(self) -> None:
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: with no-referrer a browser sends
+        # `Origin: null` on the page's own POSTs, which the Origin check refuses.
+        self.send_header("Referrer-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Frame-Options", "DENY")
 

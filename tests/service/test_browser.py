@@ -1,0 +1,139 @@
+"""The web inbox in a real browser: Playwright driving Debian's chromium
+(its own browser download cannot be fetched here). Two agents wait; one card
+is approved and the other denied with a reason, from the page; both runs go
+on. A card full of HTML and escape sequences is inert. On a phone-sized
+screen the inbox is usable (a screenshot is kept in the test's directory)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LUMINAGUARD, write_playbook
+from tests.service.test_web_inbox import Service, put_card, service  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)")
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def inbox_run(workspace: Path, playbook: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*LUMINAGUARD, "run", "write it", "--workspace", str(workspace), "--playbook",
+         str(playbook), "--approver", "inbox"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_two_agents_wait_and_the_page_decides_both(
+    service: Service,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    runs = []
+    for name in ("a", "b"):
+        ws = tmp_path / name
+        ws.mkdir()
+        pb = write_playbook(
+            tmp_path / f"{name}.json",
+            [
+                {
+                    "tool_calls": [
+                        {
+                            "name": "write_file",
+                            "arguments": {"path": f"{name}.txt", "content": name},
+                        }
+                    ]
+                },
+                {"content": "done"},
+            ],
+        )
+        runs.append((ws, inbox_run(ws, pb)))
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
+        deadline = time.monotonic() + 60
+        while page.locator("section.card").count() < 2:
+            assert time.monotonic() < deadline, page.content()
+            time.sleep(0.2)
+            page.reload()
+        with page.expect_navigation():
+            page.locator("section.card").first.get_by_role(
+                "button", name="Approve", exact=True
+            ).click()
+        assert "Approvals waiting: 1" in page.content(), page.content()
+        card = page.locator("section.card").first
+        card.get_by_placeholder("why (optional)").fill("not this one")
+        with page.expect_navigation():
+            card.get_by_role("button", name="Deny").click()
+        assert "Approvals waiting: 0" in page.content()
+        outputs = [run.communicate(timeout=60) for _, run in runs]
+    finally:
+        for _, run in runs:
+            run.kill()
+    written = [(ws / f"{ws.name}.txt").exists() for ws, _ in runs]
+    assert sorted(written) == [False, True], outputs  # one approved, one denied
+    assert all(run.returncode == 0 for _, run in runs), outputs
+    assert any("denied by" in out and "not this one" in out for out, _ in outputs), outputs
+
+
+def test_a_card_of_html_and_escapes_is_inert_and_the_phone_view_works(
+    service: Service,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    put_card()
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
+    assert page.locator("script").count() == 0 and page.locator("b").count() == 0
+    assert "<script>alert(1)</script>" in page.inner_text("pre")  # shown as text
+    assert alerts == []
+    approve = page.get_by_role("button", name="Approve", exact=True)
+    box = approve.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390  # reachable without side-scrolling
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+    page.screenshot(path=str(tmp_path / "inbox-phone.png"), full_page=True)
+
+
+def test_the_page_refuses_a_browser_without_the_token(
+    service: Service,  # noqa: F811
+    browser: Any,
+) -> None:
+    page = browser.new_page()
+    response = page.goto(f"http://127.0.0.1:{service.port}/")
+    assert response is not None and response.status == 401
+    response = page.goto(f"http://127.0.0.1:{service.port}/?token=guess")
+    assert response is not None and response.status == 403
