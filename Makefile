@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/swarm_bench.py
 	$(BIN)/python bench/mcp_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/inbox_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -117,7 +117,9 @@ def test_a_card_of_html_and_escapes_is_inert_and_the_phone_view_works(
     alerts: list[str] = []
     page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
     page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
-    assert page.locator("script").count() == 0 and page.locator("b").count() == 0
+    scripts = page.locator("script")
+    assert scripts.count() == 1 and scripts.get_attribute("src") == "/live.js"
+    assert page.locator("b").count() == 0
     assert "<script>alert(1)</script>" in page.inner_text("pre")  # shown as text
     assert alerts == []
     approve = page.get_by_role("button", name="Approve", exact=True)
@@ -137,3 +139,15 @@ def test_the_page_refuses_a_browser_without_the_token(
     assert response is not None and response.status == 401
     response = page.goto(f"http://127.0.0.1:{service.port}/?token=guess")
     assert response is not None and response.status == 403
+
+
+def test_a_new_card_appears_on_an_open_page_without_a_reload(
+    service: Service,  # noqa: F811
+    browser: Any,
+) -> None:
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
+    assert page.locator("section.card").count() == 0
+    page.wait_for_timeout(300)  # the page's event stream is open
+    item = put_card()
+    page.wait_for_selector(f"#card-{item}", timeout=10_000)

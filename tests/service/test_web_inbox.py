@@ -101,13 +101,16 @@ def test_the_page_needs_the_token_and_puts_it_in_a_cookie(service: Service) -> N
     page = service.signed_in("GET", "/")
     assert page.status == 200
     csp = page.getheader("Content-Security-Policy") or ""
-    assert "default-src 'none'" in csp and "script-src" not in csp  # no script may run at all
+    # Only our own script file may run: nothing inline, nothing from elsewhere.
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp
+    assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
 
 
 def test_a_card_from_outside_is_shown_inert(service: Service) -> None:
     put_card()
     body = service.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
     assert "Approvals waiting: 1" in body
+    assert body.count("<script") == 1 and "<script src='/live.js' defer>" in body  # ours only
     assert "<script>" not in body and "<b>1</b>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "\x1b" not in body and "\x07" not in body

@@ -38,9 +38,21 @@ from luminaguard.store import PRIVATE_FILE, private_dir
 
 COOKIE = "luminaguard_token"
 CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+LIVE_JS = """\
+// The inbox reloads itself when it changes (a card comes or goes), unless
+// the person is typing a reason. Served as a file: the CSP allows no inline script.
+const events = new EventSource("/events");
+events.onmessage = () => {
+  const typing = document.activeElement && document.activeElement.tagName === "INPUT";
+  if (!typing) location.reload();
+};
+"""
+WATCH_S = 0.1
+"""How often /events looks at the inbox for a change."""
+KEEPALIVE_S = 15.0
 COLOURS = {"green": "#1a7f37", "yellow": "#9a6700", "orange": "#bc4c00", "red": "#cf222e"}
 
 
@@ -86,6 +98,7 @@ class WebService:
         self.pools = pools or list
         self.store = InboxStore(data_dir / "inbox.db")
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
         self.started = time.time()
         handler = type("Handler", (_Handler,), {"service": self})
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -104,6 +117,7 @@ class WebService:
         self.httpd.serve_forever(poll_interval=0.2)
 
     def shutdown(self) -> None:
+        self.stopping.set()  # ends the /events streams
         self.httpd.shutdown()
         self.httpd.server_close()
         with self.lock:
@@ -118,6 +132,17 @@ class WebService:
     def questions(self) -> int:
         with self.lock:
             return len(self.store.questions())
+
+    def version(self) -> tuple[int, ...]:
+        """What the page shows, in a few numbers: it changes when a card or a
+        question comes or goes."""
+        with self.lock:
+            pending = self.store.pending()
+            return (
+                len(pending),
+                max((p.id for p in pending), default=0),
+                len(self.store.questions()),
+            )
 
     def decide(
         self, item_id: int, *, approved: bool, reason: str, grant_hours: float | None
@@ -199,6 +224,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(url.query)
         if url.path == "/healthz":
             self._plain(200, "ok\n")
+        elif url.path == "/live.js":
+            self._send(200, LIVE_JS, "text/javascript")
+        elif url.path == "/events":
+            if self._check(self._cookie_token()):
+                self._events()
         elif url.path == "/metrics":
             auth = self.headers.get("Authorization") or ""
             bearer = auth[7:] if auth.startswith("Bearer ") else None
@@ -266,6 +296,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _events(self) -> None:
+        """Server-sent events: one `changed` each time the inbox changes,
+        until the page goes away."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self._security_headers()
+        self.end_headers()
+        seen = self.service.version()
+        quiet = time.monotonic()
+        try:
+            while not self.service.stopping.is_set():
+                time.sleep(WATCH_S)
+                now = self.service.version()
+                if now != seen:
+                    seen = now
+                    self.wfile.write(b"data: changed\n\n")
+                    self.wfile.flush()
+                    quiet = time.monotonic()
+                elif time.monotonic() - quiet > KEEPALIVE_S:
+                    self.wfile.write(b": still here\n\n")
+                    self.wfile.flush()
+                    quiet = time.monotonic()
+        except OSError:
+            pass  # the page went away
+
     # --- the page ---------------------------------------------------------
 
     def _inbox_page(self, done: str) -> str:
@@ -277,7 +332,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [
             "<!doctype html><html><head><meta charset='utf-8'>",
             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-            "<title>LuminaGuard inbox</title><style>",
+            "<title>LuminaGuard inbox</title><script src='/live.js' defer></script><style>",
             "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.75rem}",
             "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#f6f8fa;"
             "padding:.5rem;border-radius:6px}",
@@ -322,7 +377,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "</section>",
             ]
         if not items:
-            parts.append("<p>Nothing waits. This page does not refresh itself: reload it.</p>")
+            parts.append("<p>Nothing waits. New cards appear here as they come.</p>")
         parts.append("</body></html>")
         return "".join(parts)
 

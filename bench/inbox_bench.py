@@ -1,0 +1,87 @@
+"""How soon a card made by a run reaches the web inbox: from the card's insert
+into the inbox to the `changed` event the open page gets (which reloads it),
+beside the insert itself, measured in the same run.
+
+    python bench/inbox_bench.py [--n 20] [--json]
+
+The service is started for the run, on a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from luminaguard.stats import percentiles, series_line
+
+
+def main(n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(XDG_STATE_HOME=tmp, XDG_CONFIG_HOME=tmp)
+        from luminaguard.core.card import DiffCard
+        from luminaguard.core.risk import Assessment, Risk
+        from luminaguard.policy.inbox import InboxStore
+
+        service = subprocess.Popen(
+            [sys.executable, "-m", "luminaguard", "serve"], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert service.stdout is not None
+            url = re.search(r"http://\S+", service.stdout.readline())
+            assert url
+            parts = urllib.parse.urlsplit(url.group(0))
+            token = urllib.parse.parse_qs(parts.query)["token"][0]
+            conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=30)
+            conn.request("GET", "/events", headers={"Cookie": f"luminaguard_token={token}"})
+            events = conn.getresponse()
+
+            def changed() -> None:
+                while events.readline().strip() != b"data: changed":
+                    pass
+
+            store = InboxStore(Path(tmp) / "luminaguard" / "inbox.db")
+            card = DiffCard(
+                tool="write_file",
+                arguments={"path": "x", "content": "y"},
+                assessment=Assessment.of(Risk.YELLOW, "creates", "creates a file"),
+                kind="file",
+            )
+            insert, seen = [], []
+            time.sleep(0.3)  # the stream is open
+            for _ in range(n):
+                t = time.perf_counter()
+                item = store.put(card)
+                insert.append((time.perf_counter() - t) * 1000)
+                changed()
+                seen.append((time.perf_counter() - t) * 1000)
+                store.decide(item, approved=False, by="bench")
+                changed()
+            store.close()
+            conn.close()
+        finally:
+            service.terminate()
+            service.wait(30)
+    return {"card_to_page_event": percentiles(seen), "baseline_insert": percentiles(insert)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = main(args.n)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(series_line("card_to_page_event", result["card_to_page_event"]))
+        print(series_line("baseline_insert", result["baseline_insert"]))
