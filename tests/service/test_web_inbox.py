@@ -308,3 +308,23 @@ def test_the_service_starts_again_after_kill_9_and_no_approval_is_lost(service: 
     finally:
         again.terminate()
         again.wait(10)
+
+
+def test_runs_and_a_journal_with_its_verification(
+    service: Service, workspace: Path, tmp_path: Path
+) -> None:
+    pb = write_playbook(tmp_path / "p.json", [{"content": "all <b>done</b> \x1b[31mred"}])
+    r = lg("run", "say it", "--workspace", str(workspace), "--playbook", str(pb))
+    assert r.returncode == 0, r.stderr
+    [run] = json.loads(lg("audit", "list", "--json").stdout)
+    runs = service.signed_in("GET", "/runs").read_body  # type: ignore[attr-defined]
+    assert f"/runs/{run['id']}" in runs and "finished" in runs
+    page = service.signed_in("GET", f"/runs/{run['id']}").read_body  # type: ignore[attr-defined]
+    assert "the journal verifies" in page
+    assert "<b>done</b>" not in page and "&lt;b&gt;done&lt;/b&gt;" in page and "\x1b" not in page
+    journal = Path(run["path"])
+    journal.write_text(journal.read_text().replace("say it", "say IT"))  # tampered
+    page = service.signed_in("GET", f"/runs/{run['id']}").read_body  # type: ignore[attr-defined]
+    assert "does not verify" in page
+    assert service.signed_in("GET", "/runs/..%2F..%2Fetc%2Fpasswd").status == 404
+    assert service.request("GET", f"/runs/{run['id']}").status == 401

@@ -234,6 +234,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             bearer = auth[7:] if auth.startswith("Bearer ") else None
             if self._check(bearer):
                 self._send(200, self.service.metrics(), "text/plain; version=0.0.4")
+        elif url.path == "/runs" or url.path.startswith("/runs/"):
+            if self._check(self._cookie_token()):
+                run_id = (
+                    urllib.parse.unquote(url.path[len("/runs/") :]) if url.path != "/runs" else ""
+                )
+                page = self._run_page(run_id) if run_id else self._runs_page()
+                if page is None:
+                    self._plain(404, "no such run\n")
+                else:
+                    self._send(200, page, "text/html")
         elif url.path == "/":
             if "token" in query:
                 # Into a cookie, and out of the address bar and the history.
@@ -321,7 +331,80 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass  # the page went away
 
-    # --- the page ---------------------------------------------------------
+    # --- the pages ---------------------------------------------------------
+
+    def _head(self, title: str) -> list[str]:
+        return [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>{html.escape(title)}</title><style>",
+            "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.75rem}",
+            "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#f6f8fa;"
+            "padding:.5rem;border-radius:6px}",
+            "td{padding:.15rem .5rem;vertical-align:top}nav a{margin-right:1rem}",
+            "</style></head><body><nav><a href='/'>Inbox</a><a href='/runs'>Runs</a></nav>",
+        ]
+
+    def _runs_page(self) -> str:
+        """Every run, newest first, with its status."""
+        from luminaguard.audit.index import RunIndex
+        from luminaguard.audit.run import status_of
+
+        e = html.escape
+        index = RunIndex(self.service.data_dir / "index.db")
+        try:
+            runs = list(reversed(index.list()))[:200]
+        finally:
+            index.close()
+        parts = [*self._head("LuminaGuard runs"), f"<h1>Runs ({len(runs)} newest)</h1><table>"]
+        for run in runs:
+            status = status_of(self.service.data_dir, run)
+            link = "/runs/" + urllib.parse.quote(str(run["id"]), safe="")
+            parts.append(
+                f"<tr><td><a href='{e(link)}'>{e(str(run['id']))}</a></td>"
+                f"<td>{e(str(run['started'])[:19])}</td><td>{e(status)}</td>"
+                f"<td>{e(str(run['task'])[:120])}</td></tr>"
+            )
+        parts.append("</table></body></html>")
+        return "".join(parts)
+
+    def _run_page(self, run_id: str) -> str | None:
+        """One run's journal, record by record, and whether it verifies. The
+        journal's path comes from the index, never from the address."""
+        from luminaguard.audit.index import RunIndex
+        from luminaguard.audit.journal import read_records, verify
+        from luminaguard.core.text import cut, inert
+
+        index = RunIndex(self.service.data_dir / "index.db")
+        try:
+            run = index.get(run_id)
+        finally:
+            index.close()
+        if run is None:
+            return None
+        path = Path(run["path"])
+        problems = [str(p) for p in verify(path, run["records"], run["head"])]
+        e = html.escape
+        verdict = (
+            "<p>✔ the journal verifies (hash chain and signatures)</p>"
+            if not problems
+            else "<p>✘ the journal does not verify:</p><pre>" + e("\n".join(problems)) + "</pre>"
+        )
+        parts = [
+            *self._head(f"run {run_id}"),
+            f"<h1>Run {e(run_id)}</h1><p>{e(str(run['task'])[:500])}</p>",
+            f"<p>started {e(str(run['started'])[:19])} · outcome {e(str(run['outcome'] or 'running'))}</p>",
+            verdict,
+            "<table>",
+        ]
+        for rec in read_records(path):
+            data = json.dumps(rec.get("data", {}), ensure_ascii=False, default=str)
+            parts.append(
+                f"<tr><td>{e(str(rec.get('seq', '')))}</td><td>{e(str(rec.get('type', '')))}</td>"
+                f"<td><pre>{e(inert(cut(data, 2000)))}</pre></td></tr>"
+            )
+        parts.append("</table></body></html>")
+        return "".join(parts)
 
     def _inbox_page(self, done: str) -> str:
         from luminaguard.ui.cards import render_card_text
@@ -330,16 +413,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         items = self.service.pending()
         asked = self.service.questions()
         parts = [
-            "<!doctype html><html><head><meta charset='utf-8'>",
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-            "<title>LuminaGuard inbox</title><script src='/live.js' defer></script><style>",
-            "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.75rem}",
-            "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#f6f8fa;"
-            "padding:.5rem;border-radius:6px}",
+            *self._head("LuminaGuard inbox"),
+            "<script src='/live.js' defer></script><style>",
             ".card{border-left:6px solid;padding:.25rem .75rem;margin:1rem 0}",
             "form{display:inline-block;margin:.25rem .5rem .25rem 0}",
             "input[type=text]{width:12rem}button{font-size:1rem;padding:.4rem .9rem}",
-            "</style></head><body>",
+            "</style>",
             f"<h1>Approvals waiting: {len(items)}</h1>",
         ]
         if done:
