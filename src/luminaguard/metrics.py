@@ -10,6 +10,7 @@ the `luminaguard_` prefix.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -86,9 +87,11 @@ def _histogram(
 ) -> HistogramMetricFamily:
     h = HistogramMetricFamily(name, doc, labels=labels)
     for key, values in sorted(series.items()):
-        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in bounds]
-        buckets.append(("+Inf", float(len(values))))
-        h.add_metric(list(key), buckets, sum_value=float(sum(values)))
+        ordered = sorted(values)
+        # Cumulative counts: how many values are <= each bound.
+        buckets = [(str(b), float(bisect.bisect_right(ordered, b))) for b in bounds]
+        buckets.append(("+Inf", float(len(ordered))))
+        h.add_metric(list(key), buckets, sum_value=float(sum(ordered)))
     return h
 
 

@@ -110,6 +110,9 @@ def test_a_card_from_outside_is_shown_inert(service: Service) -> None:
     put_card()
     body = service.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
     assert "Approvals waiting: 1" in body
+    # The grant's scope, in words, before it is made.
+    assert "Approve, and grant shell exactly `rm &#x27;&lt;script&gt;" in body
+    assert "up to orange for 8 h" in body
     assert body.count("<script") == 1 and "<script src='/live.js' defer>" in body  # ours only
     assert "<script>" not in body and "<b>1</b>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body

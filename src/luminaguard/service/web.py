@@ -407,6 +407,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return "".join(parts)
 
     def _inbox_page(self, done: str) -> str:
+        from luminaguard.core.grant import new_grant
         from luminaguard.ui.cards import render_card_text
 
         e = html.escape
@@ -447,7 +448,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 f"<input type='hidden' name='id' value='{item.id}'>",
                 "<input type='hidden' name='verdict' value='approve'>",
                 "<input type='hidden' name='grant_hours' value='8'>",
-                f"<button>Approve, and grant the same (up to {e(level)}) for 8 h</button></form>",
+                f"<button>Approve, and grant {e(new_grant(item.card, 8).scope_text())} "
+                "for 8 h</button></form>",
                 "<form method='post' action='/decide'>",
                 f"<input type='hidden' name='csrf' value='{csrf}'>",
                 f"<input type='hidden' name='id' value='{item.id}'>",
