@@ -151,3 +151,47 @@ def test_a_new_card_appears_on_an_open_page_without_a_reload(
     page.wait_for_timeout(300)  # the page's event stream is open
     item = put_card()
     page.wait_for_selector(f"#card-{item}", timeout=10_000)
+
+
+def test_a_running_runs_page_follows_its_journal(
+    service: Service,  # noqa: F811
+    browser: Any,
+    workspace: Path,
+    tmp_path: Path,
+) -> None:
+    import json
+    import re
+
+    from tests.test_cli import lg
+
+    pb = write_playbook(
+        tmp_path / "p.json",
+        [
+            {
+                "tool_calls": [
+                    {"name": "write_file", "arguments": {"path": "n.txt", "content": "n"}}
+                ]
+            },
+            {"content": "done"},
+        ],
+    )
+    run = inbox_run(workspace, pb)
+    try:
+        deadline = time.monotonic() + 60
+        card = None
+        while card is None:
+            assert time.monotonic() < deadline, "the card never reached the inbox"
+            page_text = service.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
+            card = re.search(r"id='card-(\d+)'", page_text)
+            time.sleep(0.1)
+        [listed] = json.loads(lg("audit", "list", "--json").stdout)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
+        page.goto(f"http://127.0.0.1:{service.port}/runs/{listed['id']}")
+        assert "run_finished" not in page.content()
+        page.wait_for_timeout(300)  # its event stream is open
+        service.decide(int(card.group(1)), "approve")
+        page.wait_for_selector("text=run_finished", timeout=20_000)  # no reload by hand
+        run.communicate(timeout=60)
+    finally:
+        run.kill()

@@ -42,9 +42,10 @@ CSP = (
     "img-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 LIVE_JS = """\
-// The inbox reloads itself when it changes (a card comes or goes), unless
-// the person is typing a reason. Served as a file: the CSP allows no inline script.
-const events = new EventSource("/events");
+// A page reloads itself when what it shows changes (a card comes or goes, a
+// run's journal grows), unless the person is typing a reason. Served as a
+// file: the CSP allows no inline script.
+const events = new EventSource("/events?page=" + encodeURIComponent(location.pathname));
 events.onmessage = () => {
   const typing = document.activeElement && document.activeElement.tagName === "INPUT";
   if (!typing) location.reload();
@@ -133,9 +134,12 @@ class WebService:
         with self.lock:
             return len(self.store.questions())
 
-    def version(self) -> tuple[int, ...]:
-        """What the page shows, in a few numbers: it changes when a card or a
-        question comes or goes."""
+    def version(self, page: str = "/") -> tuple[int, ...]:
+        """What ``page`` shows, in a few numbers: for the inbox, they change
+        when a card or a question comes or goes; for a run, when its journal
+        grows."""
+        if page.startswith("/runs/"):
+            return self._journal_size(urllib.parse.unquote(page[len("/runs/") :]))
         with self.lock:
             pending = self.store.pending()
             return (
@@ -143,6 +147,21 @@ class WebService:
                 max((p.id for p in pending), default=0),
                 len(self.store.questions()),
             )
+
+    def _journal_size(self, run_id: str) -> tuple[int, ...]:
+        from luminaguard.audit.index import RunIndex
+
+        index = RunIndex(self.data_dir / "index.db")
+        try:
+            run = index.get(run_id)
+        finally:
+            index.close()
+        if run is None:
+            return (0,)
+        try:
+            return (Path(run["path"]).stat().st_size, 1 if run["outcome"] else 0)
+        except OSError:
+            return (0,)
 
     def decide(
         self, item_id: int, *, approved: bool, reason: str, grant_hours: float | None
@@ -228,7 +247,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, LIVE_JS, "text/javascript")
         elif url.path == "/events":
             if self._check(self._cookie_token()):
-                self._events()
+                self._events(query.get("page", ["/"])[0])
         elif url.path == "/metrics":
             auth = self.headers.get("Authorization") or ""
             bearer = auth[7:] if auth.startswith("Bearer ") else None
@@ -306,19 +325,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _events(self) -> None:
-        """Server-sent events: one `changed` each time the inbox changes,
-        until the page goes away."""
+    def _events(self, page: str) -> None:
+        """Server-sent events: one `changed` each time what ``page`` shows
+        changes, until the page goes away."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self._security_headers()
         self.end_headers()
-        seen = self.service.version()
+        seen = self.service.version(page)
         quiet = time.monotonic()
         try:
             while not self.service.stopping.is_set():
                 time.sleep(WATCH_S)
-                now = self.service.version()
+                now = self.service.version(page)
                 if now != seen:
                     seen = now
                     self.wfile.write(b"data: changed\n\n")
@@ -390,8 +409,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not problems
             else "<p>✘ the journal does not verify:</p><pre>" + e("\n".join(problems)) + "</pre>"
         )
+        live = ["<script src='/live.js' defer></script>"] if not run["outcome"] else []
         parts = [
             *self._head(f"run {run_id}"),
+            *live,
             f"<h1>Run {e(run_id)}</h1><p>{e(str(run['task'])[:500])}</p>",
             f"<p>started {e(str(run['started'])[:19])} · outcome {e(str(run['outcome'] or 'running'))}</p>",
             verdict,
