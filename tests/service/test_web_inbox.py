@@ -342,3 +342,50 @@ def test_runs_and_a_journal_with_its_verification(
     assert "does not verify" in page
     assert service.signed_in("GET", "/runs/..%2F..%2Fetc%2Fpasswd").status == 404
     assert service.request("GET", f"/runs/{run['id']}").status == 401
+
+
+def test_an_mcp_servers_question_is_answered_from_the_page(service: Service) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "title": "Your <i>name</i>"},
+            "count": {"type": "integer", "minimum": 1, "maximum": 10},
+            "colour": {"type": "string", "enum": ["red", "green"]},
+            "sure": {"type": "boolean"},
+        },
+        "required": ["name"],
+    }
+    store = InboxStore(data_dir() / "inbox.db")
+    try:
+        item = store.ask(
+            {"run_id": "r1", "agent": "a"}, "everything", "Who <b>are</b> you?", schema
+        )
+    finally:
+        store.close()
+    page = service.signed_in("GET", "/").read_body  # type: ignore[attr-defined]
+    assert f"id='question-{item}'" in page
+    assert "Who &lt;b&gt;are&lt;/b&gt; you?" in page and "Your &lt;i&gt;name&lt;/i&gt;" in page
+    assert "<option value='green'>" in page and "type='checkbox' name='f.sure'" in page
+
+    def answer(**fields: str) -> http.client.HTTPResponse:
+        form = {"csrf": csrf_for(service.token), "id": str(item), "booleans": "sure", **fields}
+        return service.signed_in(
+            "POST", "/answer",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=urllib.parse.urlencode(form),
+        )  # fmt: skip
+
+    wrong = answer(action="accept", **{"f.name": "Ada", "f.count": "50"})
+    assert wrong.status == 400 and "count" in wrong.read_body  # type: ignore[attr-defined]
+    assert answer(action="accept", **{"f.count": "3"}).status == 400  # name is required
+    done = answer(action="accept", **{"f.name": "Ada", "f.count": "3", "f.colour": "green"})
+    assert done.status == 303
+    store = InboxStore(data_dir() / "inbox.db")
+    try:
+        q = store.question(item)
+    finally:
+        store.close()
+    assert q is not None and q.status == "accept"
+    assert q.answer == {"name": "Ada", "count": 3, "colour": "green", "sure": False}
+    no_csrf = service.signed_in("POST", "/answer", body=f"id={item}&action=decline")
+    assert no_csrf.status == 403

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.core.risk import ICONS
+from luminaguard.core.text import inert
 from luminaguard.store import PRIVATE_FILE, private_dir
 
 COOKIE = "luminaguard_token"
@@ -45,7 +46,9 @@ LIVE_JS = """\
 // A page reloads itself when what it shows changes (a card comes or goes, a
 // run's journal grows), unless the person is typing a reason. Served as a
 // file: the CSP allows no inline script.
-const events = new EventSource("/events?page=" + encodeURIComponent(location.pathname));
+const seen = document.documentElement.dataset.version || "";
+const events = new EventSource(
+  "/events?page=" + encodeURIComponent(location.pathname) + "&seen=" + encodeURIComponent(seen));
 events.onmessage = () => {
   const typing = document.activeElement && document.activeElement.tagName === "INPUT";
   if (!typing) location.reload();
@@ -133,6 +136,27 @@ class WebService:
     def questions(self) -> int:
         with self.lock:
             return len(self.store.questions())
+
+    def question_list(self) -> list[Any]:
+        with self.lock:
+            return self.store.questions()
+
+    def answer(self, item_id: int, action: str, fields: dict[str, str]) -> str | None:
+        """Answer a question: None when done, else what is wrong (one sentence)."""
+        from luminaguard.policy.inbox import answer_content
+
+        with self.lock:
+            question = self.store.question(item_id)
+            if question is None or question.status != "pending":
+                return f"no question {item_id} waiting"
+            content = None
+            if action == "accept":
+                try:
+                    content = answer_content(question.schema, fields)
+                except ValueError as exc:
+                    return str(exc)
+            self.store.answer(item_id, action=action, content=content, by=self.principal)
+            return None
 
     def version(self, page: str = "/") -> tuple[int, ...]:
         """What ``page`` shows, in a few numbers: for the inbox, they change
@@ -247,7 +271,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, LIVE_JS, "text/javascript")
         elif url.path == "/events":
             if self._check(self._cookie_token()):
-                self._events(query.get("page", ["/"])[0])
+                self._events(query.get("page", ["/"])[0], query.get("seen", [""])[0])
         elif url.path == "/metrics":
             auth = self.headers.get("Authorization") or ""
             bearer = auth[7:] if auth.startswith("Bearer ") else None
@@ -284,7 +308,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         url = urllib.parse.urlsplit(self.path)
-        if url.path != "/decide":
+        if url.path not in ("/decide", "/answer"):
             self._plain(404, "not found\n")
             return
         if not self._check(self._cookie_token()):
@@ -301,6 +325,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         field = {k: v[0] for k, v in form.items()}
         if not hmac.compare_digest(field.get("csrf", "").encode(), self.service.csrf.encode()):
             self._plain(403, "missing or wrong CSRF token\n")
+            return
+        if url.path == "/answer":
+            self._answer(field)
             return
         try:
             item = int(field.get("id", ""))
@@ -325,14 +352,39 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _events(self, page: str) -> None:
+    def _answer(self, field: dict[str, str]) -> None:
+        """An MCP server's question answered from the page: the form's fields
+        are the ``f.NAME`` entries, checked against the server's schema."""
+        action = field.get("action", "")
+        if action not in ("accept", "decline", "cancel") or not field.get("id", "").isdigit():
+            self._plain(400, "an answer needs an id and accept, decline or cancel\n")
+            return
+        given = {k[2:]: v for k, v in field.items() if k.startswith("f.") and v != ""}
+        # A checkbox left unticked sends nothing: it is a no.
+        for name in field.get("booleans", "").split(","):
+            if name:
+                given[name] = "yes" if given.get(name) else "no"
+        wrong = self.service.answer(int(field["id"]), action, given)
+        if wrong is not None:
+            self._plain(400, wrong + "\n")
+            return
+        self.send_response(303)
+        self.send_header("Location", f"/?done={urllib.parse.quote('question-' + action)}")
+        self._security_headers()
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _events(self, page: str, rendered: str) -> None:
         """Server-sent events: one `changed` each time what ``page`` shows
-        changes, until the page goes away."""
+        changes (from what it showed when it was ``rendered``), until the page
+        goes away."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self._security_headers()
         self.end_headers()
         seen = self.service.version(page)
+        if rendered and rendered != _version_text(seen):
+            seen = ()  # it changed while the page loaded: say so at once
         quiet = time.monotonic()
         try:
             while not self.service.stopping.is_set():
@@ -352,9 +404,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # --- the pages ---------------------------------------------------------
 
-    def _head(self, title: str) -> list[str]:
+    def _head(self, title: str, version: tuple[int, ...] = ()) -> list[str]:
+        """The top of a page. ``version`` is what the page shows as it was
+        *before* it was rendered: its event stream starts from there, so a
+        change that lands while the page loads is not missed."""
         return [
-            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<!doctype html><html data-version='{_version_text(version)}'>",
+            "<head><meta charset='utf-8'>",
             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             f"<title>{html.escape(title)}</title><style>",
             "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.75rem}",
@@ -401,6 +457,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             index.close()
         if run is None:
             return None
+        version = self.service.version(f"/runs/{run_id}")
         path = Path(run["path"])
         problems = [str(p) for p in verify(path, run["records"], run["head"])]
         e = html.escape
@@ -411,7 +468,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         live = ["<script src='/live.js' defer></script>"] if not run["outcome"] else []
         parts = [
-            *self._head(f"run {run_id}"),
+            *self._head(f"run {run_id}", version),
             *live,
             f"<h1>Run {e(run_id)}</h1><p>{e(str(run['task'])[:500])}</p>",
             f"<p>started {e(str(run['started'])[:19])} · outcome {e(str(run['outcome'] or 'running'))}</p>",
@@ -432,24 +489,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         from luminaguard.ui.cards import render_card_text
 
         e = html.escape
+        version = self.service.version("/")
         items = self.service.pending()
-        asked = self.service.questions()
+        questions = self.service.question_list()
         parts = [
-            *self._head("LuminaGuard inbox"),
+            *self._head("LuminaGuard inbox", version),
             "<script src='/live.js' defer></script><style>",
             ".card{border-left:6px solid;padding:.25rem .75rem;margin:1rem 0}",
             "form{display:inline-block;margin:.25rem .5rem .25rem 0}",
             "input[type=text]{width:12rem}button{font-size:1rem;padding:.4rem .9rem}",
             "</style>",
             f"<h1>Approvals waiting: {len(items)}</h1>",
+            f"<p>Questions from MCP servers: {len(questions)}</p>" if questions else "",
         ]
         if done:
             parts.append(f"<p role='status'>{e(done)}</p>")
-        if asked:
-            parts.append(
-                f"<p>{asked} question(s) from MCP servers wait too: "
-                "<code>luminaguard approvals questions</code></p>"
-            )
+        for q in questions:
+            parts += self._question_form(q)
         for item in items:
             level = item.card.risk.label
             card = render_card_text(item.card, color=False, width=80)
@@ -483,6 +539,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts.append("</body></html>")
         return "".join(parts)
 
+    def _question_form(self, q: Any) -> list[str]:
+        """An MCP server's question as a form: one input per field of its schema."""
+        e = html.escape
+        csrf = e(self.service.csrf)
+        props: dict[str, Any] = q.schema.get("properties") or {}
+        required = set(q.schema.get("required") or [])
+        booleans = [n for n, p in props.items() if p.get("type") == "boolean"]
+        out = [
+            f"<section class='question' id='question-{q.id}'>",
+            f"<h2>❓ #{q.id} {e(q.server)} asks</h2><p>agent {e(q.agent)} · run {e(q.run_id)}</p>",
+            f"<pre>{e(inert(q.message))}</pre><form method='post' action='/answer'>",
+            f"<input type='hidden' name='csrf' value='{csrf}'>",
+            f"<input type='hidden' name='id' value='{q.id}'>",
+            f"<input type='hidden' name='booleans' value='{e(','.join(booleans))}'>",
+        ]
+        for name, prop in props.items():
+            label = e(str(prop.get("title") or name)) + (" *" if name in required else "")
+            about = (
+                f" <small>{e(str(prop.get('description', '')))}</small>"
+                if prop.get("description")
+                else ""
+            )
+            field = f"f.{e(name)}"
+            if prop.get("type") == "boolean":
+                widget = f"<input type='checkbox' name='{field}' value='yes'>"
+            elif prop.get("enum"):
+                options = "".join(
+                    f"<option value='{e(str(v))}'>{e(str(v))}</option>" for v in prop["enum"]
+                )
+                widget = f"<select name='{field}'><option value=''></option>{options}</select>"
+            else:
+                widget = f"<input type='text' name='{field}'>"
+            out.append(f"<p><label>{label} {widget}</label>{about}</p>")
+        out += [
+            "<button name='action' value='accept'>Answer</button>",
+            "<button name='action' value='decline'>Decline</button>",
+            "<button name='action' value='cancel'>Cancel</button></form></section>",
+        ]
+        return out
+
     # --- responses --------------------------------------------------------
 
     def _security_headers(self) -> None:
@@ -505,6 +601,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _plain(self, status: int, text: str) -> None:
         self._send(status, text, "text/plain")
+
+
+def _version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(n) for n in version)
 
 
 def write_state(data_dir: Path, service: WebService) -> Path:
