@@ -100,6 +100,9 @@ def test_the_page_needs_the_token_and_puts_it_in_a_cookie(service: Service) -> N
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     page = service.signed_in("GET", "/")
     assert page.status == 200
+    # Another name pointed at 127.0.0.1 (DNS rebinding) is not this service.
+    rebound = service.signed_in("GET", "/", headers={"Host": f"evil.example:{service.port}"})
+    assert rebound.status == 421
     csp = page.getheader("Content-Security-Policy") or ""
     # Only our own script file may run: nothing inline, nothing from elsewhere.
     assert "default-src 'none'" in csp and "script-src 'self';" in csp

@@ -262,7 +262,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # --- routes ----------------------------------------------------------
 
+    def _our_host(self) -> bool:
+        """A request for this service by name: a page elsewhere whose name
+        was pointed at 127.0.0.1 (DNS rebinding) sends its own name."""
+        port = self.service.port
+        if self.headers.get("Host") in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            return True
+        self._plain(421, "not this service's address\n")
+        return False
+
     def do_GET(self) -> None:
+        if not self._our_host():
+            return
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         if url.path == "/healthz":
@@ -307,6 +318,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._plain(404, "not found\n")
 
     def do_POST(self) -> None:
+        if not self._our_host():
+            return
         url = urllib.parse.urlsplit(self.path)
         if url.path not in ("/decide", "/answer"):
             self._plain(404, "not found\n")
