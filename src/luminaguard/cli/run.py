@@ -126,10 +126,10 @@ def _model_spec(args: argparse.Namespace, settings: Any, *, needed: bool = True)
 
 def cmd_chat(args: argparse.Namespace) -> int:
     import asyncio
-    import threading
 
     from luminaguard.agent.outcomes import RunEnded
     from luminaguard.config import load_settings
+    from luminaguard.policy.approver import on_daemon_thread
 
     workspace = workspace_dir(args.workspace)
     settings = load_settings(workspace)
@@ -163,25 +163,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             say(f"■ this turn ended: {outcome.outcome}: {outcome.message}")
 
     async def ask() -> str | None:
-        # A daemon thread, not the executor: a read still waiting when the
-        # chat ends (Ctrl-C) must not hold the process open.
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[str | None] = loop.create_future()
-
-        def settle(value: str | None, error: BaseException | None) -> None:
-            if not answer.done():
-                answer.set_exception(error) if error else answer.set_result(value)
-
-        def read() -> None:
-            try:
-                value = _read_message(interactive)
-            except BaseException as exc:
-                loop.call_soon_threadsafe(settle, None, exc)
-                return
-            loop.call_soon_threadsafe(settle, value, None)
-
-        threading.Thread(target=read, name="chat-input", daemon=True).start()
-        return await answer
+        # Not the executor: a read still waiting when the chat ends (Ctrl-C)
+        # must not hold the process open.
+        return await on_daemon_thread(lambda: _read_message(interactive))
 
     try:
         result = asyncio.run(session.chat(ask, told=told))

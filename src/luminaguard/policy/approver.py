@@ -57,6 +57,35 @@ class Unattended:
         return "decline", None
 
 
+def on_daemon_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    """``work()`` (reading the terminal: it blocks) on a thread, its answer as
+    a future of the running loop. The thread is a daemon: left blocked on a
+    read when the loop is done with it, it cannot keep the process from ending."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            value = work()
+        except BaseException as exc:  # handed to the waiting task
+            loop.call_soon_threadsafe(_settle, answer, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, answer, value, None)
+
+    threading.Thread(target=run, name="lg-prompt", daemon=True).start()
+    return answer
+
+
+def _settle(answer: asyncio.Future[T], value: T | None, exc: BaseException | None) -> None:
+    """The first answer counts (the reader's, or a Ctrl-C's)."""
+    if answer.done():
+        return
+    if exc is not None:
+        answer.set_exception(exc)
+    else:
+        answer.set_result(value)  # type: ignore[arg-type]
+
+
 class TerminalApprover:
     """A plain prompt: y approve, g approve with a grant, n deny (with a reason), q deny and end the run."""
 
@@ -83,33 +112,14 @@ class TerminalApprover:
         return await self._interruptible(lambda: self._ask(request), interrupted)
 
     async def _interruptible(self, ask: Callable[[], T], interrupted: T) -> T:
-        """Ask on a thread (reading the terminal blocks); one Ctrl-C answers
-        ``interrupted`` at once. The thread is a daemon: left blocked on a
-        read, it cannot keep the process from ending."""
+        """Ask on a thread (``on_daemon_thread``); one Ctrl-C answers
+        ``interrupted`` at once."""
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[T] = loop.create_future()
-
-        def settle(value: T | None, exc: BaseException | None) -> None:
-            if answer.done():
-                return
-            if exc is not None:
-                answer.set_exception(exc)
-            else:
-                answer.set_result(value)  # type: ignore[arg-type]
-
-        def work() -> None:
-            try:
-                value = ask()
-            except BaseException as exc:  # handed to the waiting task
-                loop.call_soon_threadsafe(settle, None, exc)
-            else:
-                loop.call_soon_threadsafe(settle, value, None)
-
-        threading.Thread(target=work, name="lg-prompt", daemon=True).start()
+        answer = on_daemon_thread(ask)
         previous = signal.getsignal(signal.SIGINT)
         hooked = False
         try:
-            loop.add_signal_handler(signal.SIGINT, settle, interrupted, None)
+            loop.add_signal_handler(signal.SIGINT, _settle, answer, interrupted, None)
             hooked = True
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread: Ctrl-C keeps its usual meaning
