@@ -85,6 +85,10 @@ def test_two_agents_wait_and_the_page_decides_both(
         # The page updates itself as the two cards arrive (waited for with a
         # locator: the CSP refuses Playwright's evaluated functions, rightly).
         page.locator("section.card").nth(1).wait_for(timeout=60_000)
+        # A card that landed while the page was loading reloads it once more
+        # (its event stream says so within WATCH_S): let that settle first.
+        page.wait_for_timeout(500)
+        page.locator("section.card").nth(1).wait_for()
         with page.expect_navigation():
             page.locator("section.card").first.get_by_role(
                 "button", name="Approve", exact=True

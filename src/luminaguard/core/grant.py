@@ -116,6 +116,11 @@ class Grant:
         )
 
 
+GRANT_HOURS = 8.0
+"""How long a grant given with an approval lasts, at the prompt, in the
+Textual inbox or on the web page."""
+
+
 def new_grant(
     card: DiffCard, hours: float, pattern: str | None = None, now: float | None = None
 ) -> Grant:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO, TypeVar
 
 from luminaguard.core.card import DiffCard
-from luminaguard.core.grant import new_grant
+from luminaguard.core.grant import GRANT_HOURS, new_grant
 from luminaguard.core.risk import Risk
 from luminaguard.core.text import wants_color
 from luminaguard.errors import UsageError
@@ -96,7 +96,7 @@ class TerminalApprover:
         *,
         render: CardRenderer,
         principal: str | None = None,
-        grant_hours: float = 8.0,
+        grant_hours: float = GRANT_HOURS,
     ) -> None:
         self.render = render
         self.stdin = stdin or sys.stdin

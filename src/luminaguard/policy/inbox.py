@@ -280,6 +280,25 @@ class InboxStore:
         ).fetchone()
         return _question(row) if row else None
 
+    def waiting(self) -> tuple[int, int, int]:
+        """Cards pending, the newest pending card's id, questions pending: one
+        query, no card read (a page polls this to see whether it changed)."""
+        row = self.db.execute(
+            "SELECT (SELECT COUNT(*) FROM pending WHERE status = 'pending'),"
+            " (SELECT COALESCE(MAX(id), 0) FROM pending WHERE status = 'pending'),"
+            " (SELECT COUNT(*) FROM questions WHERE status = 'pending')"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def snapshot(self) -> tuple[tuple[int, int, int], list[Pending], list[Question]]:
+        """``waiting()``, the pending cards and the questions, read in one
+        transaction: what a page shows and the version it says it shows agree."""
+        self.db.execute("BEGIN")
+        try:
+            return self.waiting(), self.pending(), self.questions()
+        finally:
+            self.db.execute("COMMIT")
+
     def questions(self) -> list[Question]:
         rows = self.db.execute(
             f"SELECT {QUESTION_COLUMNS} FROM questions WHERE status = 'pending' ORDER BY created, id"

@@ -19,6 +19,7 @@ in `luminaguard approvals` and in the Textual view, and the reverse.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import html
@@ -29,7 +30,7 @@ import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,17 +130,9 @@ class WebService:
 
     # --- what the handler asks --------------------------------------------
 
-    def pending(self) -> list[Any]:
+    def snapshot(self) -> tuple[tuple[int, int, int], list[Any], list[Any]]:
         with self.lock:
-            return self.store.pending()
-
-    def questions(self) -> int:
-        with self.lock:
-            return len(self.store.questions())
-
-    def question_list(self) -> list[Any]:
-        with self.lock:
-            return self.store.questions()
+            return self.store.snapshot()
 
     def answer(self, item_id: int, action: str, fields: dict[str, str]) -> str | None:
         """Answer a question: None when done, else what is wrong (one sentence)."""
@@ -158,34 +151,34 @@ class WebService:
             self.store.answer(item_id, action=action, content=content, by=self.principal)
             return None
 
-    def version(self, page: str = "/") -> tuple[int, ...]:
+    def version(self, page: str = "/", index: Any = None) -> tuple[int, ...]:
         """What ``page`` shows, in a few numbers: for the inbox, they change
         when a card or a question comes or goes; for a run, when its journal
-        grows."""
-        if page.startswith("/runs/"):
-            return self._journal_size(urllib.parse.unquote(page[len("/runs/") :]))
-        with self.lock:
-            pending = self.store.pending()
-            return (
-                len(pending),
-                max((p.id for p in pending), default=0),
-                len(self.store.questions()),
-            )
-
-    def _journal_size(self, run_id: str) -> tuple[int, ...]:
-        from luminaguard.audit.index import RunIndex
-
-        index = RunIndex(self.data_dir / "index.db")
-        try:
-            run = index.get(run_id)
-        finally:
-            index.close()
+        grows or it ends. ``index``: an open run index to ask (an event
+        stream keeps one, rather than opening it at every look)."""
+        if not page.startswith("/runs/"):
+            with self.lock:
+                return self.store.waiting()
+        if index is None:
+            with self.run_index() as index:
+                return self.version(page, index)
+        run = index.get(urllib.parse.unquote(page[len("/runs/") :]))
         if run is None:
             return (0,)
         try:
             return (Path(run["path"]).stat().st_size, 1 if run["outcome"] else 0)
         except OSError:
             return (0,)
+
+    @contextlib.contextmanager
+    def run_index(self) -> Iterator[Any]:
+        from luminaguard.audit.index import RunIndex
+
+        index = RunIndex(self.data_dir / "index.db")
+        try:
+            yield index
+        finally:
+            index.close()
 
     def decide(
         self, item_id: int, *, approved: bool, reason: str, grant_hours: float | None
@@ -208,14 +201,15 @@ class WebService:
             text = prometheus_text(store.rows())
         finally:
             store.close()
-        waiting = self.pending()
+        with self.lock:
+            cards, _, questions = self.store.waiting()
         lines = [
             "# HELP luminaguard_approvals_pending Cards waiting for a decision in the inbox.",
             "# TYPE luminaguard_approvals_pending gauge",
-            f"luminaguard_approvals_pending {len(waiting)}",
+            f"luminaguard_approvals_pending {cards}",
             "# HELP luminaguard_questions_pending MCP servers' questions waiting for an answer.",
             "# TYPE luminaguard_questions_pending gauge",
-            f"luminaguard_questions_pending {self.questions()}",
+            f"luminaguard_questions_pending {questions}",
         ]
         pools = self.pools()
         for name, about in (
@@ -302,15 +296,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if "token" in query:
                 # Into a cookie, and out of the address bar and the history.
                 if self._check(query["token"][0]):
-                    self.send_response(303)
-                    self.send_header(
-                        "Set-Cookie",
-                        f"{COOKIE}={self.service.secret}; HttpOnly; SameSite=Strict; Path=/",
-                    )
-                    self.send_header("Location", "/")
-                    self._security_headers()
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    cookie = f"{COOKIE}={self.service.secret}; HttpOnly; SameSite=Strict; Path=/"
+                    self._redirect("/", cookie=cookie)
                 return
             if self._check(self._cookie_token()):
                 self._send(200, self._inbox_page(query.get("done", [""])[0]), "text/html")
@@ -359,11 +346,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             grant_hours=hours,
         )
         done = f"{item}-{'approved' if verdict == 'approve' else 'denied'}" if ok else "gone"
-        self.send_response(303)
-        self.send_header("Location", f"/?done={urllib.parse.quote(done)}")
-        self._security_headers()
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._redirect(f"/?done={urllib.parse.quote(done)}")
 
     def _answer(self, field: dict[str, str]) -> None:
         """An MCP server's question answered from the page: the form's fields
@@ -381,11 +364,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if wrong is not None:
             self._plain(400, wrong + "\n")
             return
-        self.send_response(303)
-        self.send_header("Location", f"/?done={urllib.parse.quote('question-' + action)}")
-        self._security_headers()
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._redirect(f"/?done={urllib.parse.quote('question-' + action)}")
 
     def _events(self, page: str, rendered: str) -> None:
         """Server-sent events: one `changed` each time what ``page`` shows
@@ -395,14 +374,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self._security_headers()
         self.end_headers()
-        seen = self.service.version(page)
-        if rendered and rendered != _version_text(seen):
-            seen = ()  # it changed while the page loaded: say so at once
+        with self.service.run_index() as index:
+            seen = self.service.version(page, index)
+            if rendered and rendered != _version_text(seen):
+                seen = ()  # it changed while the page loaded: say so at once
+            self._follow(page, index, seen)
+
+    def _follow(self, page: str, index: Any, seen: tuple[int, ...]) -> None:
         quiet = time.monotonic()
         try:
             while not self.service.stopping.is_set():
                 time.sleep(WATCH_S)
-                now = self.service.version(page)
+                now = self.service.version(page, index)
                 if now != seen:
                     seen = now
                     self.wfile.write(b"data: changed\n\n")
@@ -435,15 +418,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _runs_page(self) -> str:
         """Every run, newest first, with its status."""
-        from luminaguard.audit.index import RunIndex
         from luminaguard.audit.run import status_of
 
         e = html.escape
-        index = RunIndex(self.service.data_dir / "index.db")
-        try:
+        with self.service.run_index() as index:
             runs = list(reversed(index.list()))[:200]
-        finally:
-            index.close()
         parts = [*self._head("LuminaGuard runs"), f"<h1>Runs ({len(runs)} newest)</h1><table>"]
         for run in runs:
             status = status_of(self.service.data_dir, run)
@@ -459,18 +438,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _run_page(self, run_id: str) -> str | None:
         """One run's journal, record by record, and whether it verifies. The
         journal's path comes from the index, never from the address."""
-        from luminaguard.audit.index import RunIndex
         from luminaguard.audit.journal import read_records, verify
-        from luminaguard.core.text import cut, inert
+        from luminaguard.core.text import cut
 
-        index = RunIndex(self.service.data_dir / "index.db")
-        try:
+        with self.service.run_index() as index:
             run = index.get(run_id)
-        finally:
-            index.close()
+            version = self.service.version(f"/runs/{run_id}", index)
         if run is None:
             return None
-        version = self.service.version(f"/runs/{run_id}")
         path = Path(run["path"])
         problems = [str(p) for p in verify(path, run["records"], run["head"])]
         e = html.escape
@@ -498,13 +473,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return "".join(parts)
 
     def _inbox_page(self, done: str) -> str:
-        from luminaguard.core.grant import new_grant
+        from luminaguard.core.grant import GRANT_HOURS, new_grant
         from luminaguard.ui.cards import render_card_text
 
         e = html.escape
-        version = self.service.version("/")
-        items = self.service.pending()
-        questions = self.service.question_list()
+        version, items, questions = self.service.snapshot()
         parts = [
             *self._head("LuminaGuard inbox", version),
             "<script src='/live.js' defer></script><style>",
@@ -522,27 +495,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for item in items:
             level = item.card.risk.label
             card = render_card_text(item.card, color=False, width=80)
-            csrf = e(self.service.csrf)
+            decide = self._form("/decide", item.id)
+            grant = new_grant(item.card, GRANT_HOURS).scope_text()
             parts += [
                 f"<section class='card' id='card-{item.id}' style='border-color:{COLOURS[level]}'>",
                 f"<h2>{ICONS[item.card.risk]} #{item.id} {e(level.upper())} · {e(item.card.tool)}</h2>",
                 f"<p>agent {e(item.agent)} · run {e(item.run_id)} · step {item.step}<br>"
                 f"task: {e(item.task[:200])}</p>",
                 f"<pre>{e(card)}</pre>",
-                "<form method='post' action='/decide'>",
-                f"<input type='hidden' name='csrf' value='{csrf}'>",
-                f"<input type='hidden' name='id' value='{item.id}'>",
+                decide,
                 "<button name='verdict' value='approve'>Approve</button></form>",
-                "<form method='post' action='/decide'>",
-                f"<input type='hidden' name='csrf' value='{csrf}'>",
-                f"<input type='hidden' name='id' value='{item.id}'>",
+                decide,
                 "<input type='hidden' name='verdict' value='approve'>",
-                "<input type='hidden' name='grant_hours' value='8'>",
-                f"<button>Approve, and grant {e(new_grant(item.card, 8).scope_text())} "
-                "for 8 h</button></form>",
-                "<form method='post' action='/decide'>",
-                f"<input type='hidden' name='csrf' value='{csrf}'>",
-                f"<input type='hidden' name='id' value='{item.id}'>",
+                f"<input type='hidden' name='grant_hours' value='{GRANT_HOURS:g}'>",
+                f"<button>Approve, and grant {e(grant)} for {GRANT_HOURS:g} h</button></form>",
+                decide,
                 "<input type='text' name='reason' placeholder='why (optional)'>",
                 "<button name='verdict' value='deny'>Deny</button></form>",
                 "</section>",
@@ -552,19 +519,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts.append("</body></html>")
         return "".join(parts)
 
+    def _form(self, action: str, item_id: int) -> str:
+        """The start of a form that changes something: it carries the CSRF token."""
+        return (
+            f"<form method='post' action='{action}'>"
+            f"<input type='hidden' name='csrf' value='{html.escape(self.service.csrf)}'>"
+            f"<input type='hidden' name='id' value='{item_id}'>"
+        )
+
     def _question_form(self, q: Any) -> list[str]:
         """An MCP server's question as a form: one input per field of its schema."""
         e = html.escape
-        csrf = e(self.service.csrf)
         props: dict[str, Any] = q.schema.get("properties") or {}
         required = set(q.schema.get("required") or [])
         booleans = [n for n, p in props.items() if p.get("type") == "boolean"]
         out = [
             f"<section class='question' id='question-{q.id}'>",
             f"<h2>❓ #{q.id} {e(q.server)} asks</h2><p>agent {e(q.agent)} · run {e(q.run_id)}</p>",
-            f"<pre>{e(inert(q.message))}</pre><form method='post' action='/answer'>",
-            f"<input type='hidden' name='csrf' value='{csrf}'>",
-            f"<input type='hidden' name='id' value='{q.id}'>",
+            f"<pre>{e(inert(q.message))}</pre>",
+            self._form("/answer", q.id),
             f"<input type='hidden' name='booleans' value='{e(','.join(booleans))}'>",
         ]
         for name, prop in props.items():
@@ -602,6 +575,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Referrer-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Frame-Options", "DENY")
+
+    def _redirect(self, location: str, *, cookie: str | None = None) -> None:
+        self.send_response(303)
+        if cookie is not None:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Location", location)
+        self._security_headers()
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status: int, body: str, kind: str) -> None:
         data = body.encode("utf-8")

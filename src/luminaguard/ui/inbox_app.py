@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Static
 
+from luminaguard.core.grant import GRANT_HOURS
 from luminaguard.core.risk import ICONS
 from luminaguard.policy.inbox import InboxStore, Pending
 from luminaguard.ui.cards import card_renderable, header
@@ -56,7 +57,12 @@ class InboxApp(App[None]):
     ]
 
     def __init__(
-        self, store: InboxStore, principal: str, *, grant_hours: float = 8.0, refresh_s: float = 0.5
+        self,
+        store: InboxStore,
+        principal: str,
+        *,
+        grant_hours: float = GRANT_HOURS,
+        refresh_s: float = 0.5,
     ) -> None:
         super().__init__()
         self.store = store
