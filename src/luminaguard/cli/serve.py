@@ -35,10 +35,10 @@ def add_serve(sub: Any) -> None:
     opener.set_defaults(handler=cmd_open)
 
 
-def _data_dir() -> Path:
+def _settings() -> Any:
     from luminaguard.config import load_settings
 
-    return Path(load_settings(Path.cwd()).data_dir)
+    return load_settings(Path.cwd())
 
 
 def _answering(port: int) -> bool:
@@ -52,7 +52,8 @@ def _answering(port: int) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     from luminaguard.service.web import read_state
 
-    data_dir = _data_dir()
+    settings = _settings()
+    data_dir = Path(settings.data_dir)
     state = read_state(data_dir)
     if args.status:
         if state is None or not _answering(int(state["port"])):
@@ -80,17 +81,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"the service already runs (pid {state['pid']}, port {state['port']}): "
             "luminaguard serve --stop first"
         )
-    return _serve(data_dir, args.port)
+    return _serve(settings, args.port)
 
 
-def _serve(data_dir: Path, port: int) -> int:
-    from luminaguard.config import load_settings
+def _serve(settings: Any, port: int) -> int:
     from luminaguard.policy.permissions import acting_principal
     from luminaguard.policy.policyfile import load_policy
     from luminaguard.service.pools import PoolService
     from luminaguard.service.web import WebService, write_state
 
-    principal = acting_principal(None, load_policy(load_settings(Path.cwd()).policy).principals)
+    data_dir = Path(settings.data_dir)
+    principal = acting_principal(None, load_policy(settings.policy).principals)
     pools = PoolService(data_dir)
     try:
         service = WebService(data_dir, port=port, principal=principal, pools=pools.stats)
@@ -123,7 +124,7 @@ def _serve(data_dir: Path, port: int) -> int:
 def cmd_open(args: argparse.Namespace) -> int:
     from luminaguard.service.web import read_state, token
 
-    data_dir = _data_dir()
+    data_dir = Path(_settings().data_dir)
     state = read_state(data_dir)
     if state is None:
         raise UsageError("the service does not run: start it with `luminaguard serve`")
