@@ -86,6 +86,8 @@ def test_a_terminal_card_shows_a_bounded_number_of_lines_and_paths() -> None:
     assert len(shown.splitlines()) < SHOWN_DIFF_LINES + 2 * SHOWN_ITEMS + 40
     assert f"{1000 - SHOWN_DIFF_LINES:,} more lines of this diff" in shown
     assert f"and {1000 - SHOWN_ITEMS:,} more deleted" in shown
+    # 301 created: the first SHOWN_ITEMS and the executable are listed, the rest counted.
+    assert f"and {301 - SHOWN_ITEMS - 1:,} more created" in shown, "created files vanish unsaid"
     assert "run.sh  (executable, mode 755)" in shown, "an executable past the cut is hidden"
 
 
