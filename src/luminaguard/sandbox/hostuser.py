@@ -74,7 +74,6 @@ def running_as_root() -> bool:
 
 @dataclass(frozen=True)
 class Staged:
-    source: Path
     identity: tuple[int, int]
     """(st_dev, st_ino) of the source when it was staged: a directory replaced
     since (a worktree made again) is staged again."""
@@ -124,16 +123,15 @@ class Namespace:
         return box[0]
 
     def _call(self, number: int, *args: object) -> int:
-        result = self._libc.syscall(number, *args)
+        return self._check(self._libc.syscall(number, *args))
+
+    @staticmethod
+    def _check(result: int) -> int:
+        """A libc call's result, or its errno raised (they return -1 on failure)."""
         if result < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
         return int(result)
-
-    def _check(self, result: int) -> None:
-        if result != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
 
     def _create(self) -> int:
         self._check(self._libc.unshare(CLONE_FS | CLONE_NEWNS))
@@ -173,7 +171,7 @@ class Namespace:
             self._in_thread(
                 lambda: self._mount(source, target, userns, is_dir=os.path.isdir(source))
             )
-            self._staged[key] = Staged(source, (st.st_dev, st.st_ino), target)
+            self._staged[key] = Staged((st.st_dev, st.st_ino), target)
             return target
 
     def _mount(self, source: Path, target: Path, userns: int, *, is_dir: bool) -> None:

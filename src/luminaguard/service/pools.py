@@ -50,7 +50,6 @@ class PoolService:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / SOCKET_NAME
         self.sandboxes: OrderedDict[str, Any] = OrderedDict()
-        self.refused = 0
         self._made = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
@@ -94,7 +93,6 @@ class PoolService:
         try:
             sock = writer.get_extra_info("socket")
             if peer_uid(sock) != os.getuid():
-                self.refused += 1
                 await self._reply(writer, {"error": "refused: another user's connection"})
                 return
             try:
