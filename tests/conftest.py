@@ -84,6 +84,29 @@ def trust_config(workspace: Path, data_dir: Path | None = None) -> None:
     trust(workspace / "luminaguard.toml", data_dir or user_data_dir())
 
 
+SANDBOX_BACKENDS = ("bwrap", "gvisor")
+"""Every real backend: the escape and contract suites run against each."""
+
+
+def require_backend(name: str) -> None:
+    """The backend runs here, or the test is ``missing`` it (a failure in CI)."""
+    from luminaguard.errors import SandboxUnavailable
+    from luminaguard.sandbox import backend_class
+
+    try:
+        backend_class(name).check_available()
+    except SandboxUnavailable as exc:
+        missing(str(exc))
+    if name == "gvisor" and os.geteuid() != 0:
+        missing("gvisor previews need LuminaGuard to run as root (`luminaguard doctor`)")
+
+
+@pytest.fixture(params=SANDBOX_BACKENDS)
+def sandbox_backend(request: pytest.FixtureRequest) -> str:
+    require_backend(request.param)
+    return str(request.param)
+
+
 def missing(reason: str) -> None:
     """A prerequisite is missing: skip locally, but fail in CI, where the
     project's own setup must have installed it (a test never turns into a skip there)."""

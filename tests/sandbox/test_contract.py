@@ -24,6 +24,7 @@ from luminaguard.errors import CommitConflict, SandboxError, ToolError, Workspac
 from luminaguard.protocols import ProcessSpec, Sandbox
 from luminaguard.sandbox.bwrap import BwrapSandbox
 from luminaguard.sandbox.memory import MemorySandbox
+from tests.conftest import SANDBOX_BACKENDS, require_backend
 
 
 class Ops(Protocol):
@@ -103,14 +104,25 @@ class Kit:
 
 
 SETTINGS = SandboxSettings(timeout_s=30, pool_size=0)
+
+
+def _gvisor(ws: Path) -> Sandbox:
+    from luminaguard.sandbox.gvisor import GvisorSandbox
+
+    return GvisorSandbox(ws, SETTINGS)
+
+
 KITS = {
     "bwrap": Kit(lambda ws: BwrapSandbox(ws, SETTINGS), ShellOps()),
+    "gvisor": Kit(_gvisor, ShellOps()),
     "memory": Kit(lambda ws: MemorySandbox(ws, SETTINGS), MemoryOps()),
 }
 
 
 @pytest.fixture(params=sorted(KITS))
 def kit(request: pytest.FixtureRequest) -> Kit:
+    if request.param in SANDBOX_BACKENDS:
+        require_backend(request.param)
     return KITS[request.param]
 
 

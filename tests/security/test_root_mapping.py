@@ -12,7 +12,7 @@ import pytest
 
 from luminaguard.config import SandboxSettings
 from luminaguard.protocols import ProcessSpec
-from luminaguard.sandbox import hostuser
+from luminaguard.sandbox import backend_class, hostuser
 from luminaguard.sandbox.bwrap import BwrapSandbox
 from luminaguard.sandbox.profile import Layout
 from luminaguard.sandbox.selftest import self_test
@@ -47,15 +47,24 @@ def workspace(tmp_path: Path) -> Path:
     return ws
 
 
-def sandbox(ws: Path, host: Path) -> BwrapSandbox:
-    return BwrapSandbox(ws, SandboxSettings(pool_size=0), ro_binds=[(str(host), "/host")])
+def sandbox(ws: Path, host: Path, backend: str) -> BwrapSandbox:
+    """A sandbox of ``backend`` (bwrap, or gvisor: a subclass) with ``host`` at /host."""
+    cls = backend_class(backend)
+    sb: BwrapSandbox = cls(ws, SandboxSettings(pool_size=0), ro_binds=[(str(host), "/host")])
+    return sb
+
+
+INSIDE_UID = {"bwrap": "1000", "gvisor": "0"}
+"""The sandbox user: gVisor's is its own root, with no capabilities (host HOST_ID)."""
 
 
 def test_a_root_only_host_file_bound_into_a_sandbox_is_not_readable(
-    workspace: Path, secret_dir: Path
+    workspace: Path, secret_dir: Path, sandbox_backend: str
 ) -> None:
     result = asyncio.run(
-        sandbox(workspace, secret_dir).exec(["/bin/sh", "-c", "cat /host/public; cat /host/secret"])
+        sandbox(workspace, secret_dir, sandbox_backend).exec(
+            ["/bin/sh", "-c", "cat /host/public; cat /host/secret"]
+        )
     )
     assert "public" in result.stdout  # world-readable files still are
     assert SECRET not in result.stdout
@@ -63,10 +72,10 @@ def test_a_root_only_host_file_bound_into_a_sandbox_is_not_readable(
 
 
 def test_root_owned_system_files_are_nobodys_not_the_sandbox_users(
-    workspace: Path, secret_dir: Path
+    workspace: Path, secret_dir: Path, sandbox_backend: str
 ) -> None:
     result = asyncio.run(
-        sandbox(workspace, secret_dir).exec(
+        sandbox(workspace, secret_dir, sandbox_backend).exec(
             ["/bin/sh", "-c", "stat -c %u /usr /usr/bin/env /host/secret; ls /etc/ssl/private"]
         )
     )
@@ -75,10 +84,13 @@ def test_root_owned_system_files_are_nobodys_not_the_sandbox_users(
         assert "Permission denied" in result.stderr
 
 
-def test_the_workspace_stays_the_persons_to_work_on(workspace: Path, secret_dir: Path) -> None:
-    sb = sandbox(workspace, secret_dir)
+def test_the_workspace_stays_the_persons_to_work_on(
+    workspace: Path, secret_dir: Path, sandbox_backend: str
+) -> None:
+    sb = sandbox(workspace, secret_dir, sandbox_backend)
     seen = asyncio.run(sb.exec(["/bin/sh", "-c", "stat -c %u notes.txt; cat notes.txt"]))
-    assert seen.stdout.split() == ["1000", "mine"]  # its owner's files are the sandbox user's
+    # Its owner's files are the sandbox user's.
+    assert seen.stdout.split() == [INSIDE_UID[sandbox_backend], "mine"]
     preview = asyncio.run(
         sb.preview(["/bin/sh", "-c", "echo more >> notes.txt; echo new > new.txt"])
     )
@@ -93,9 +105,11 @@ def test_the_workspace_stays_the_persons_to_work_on(workspace: Path, secret_dir:
     assert os.stat(workspace / "direct.txt").st_uid == 0
 
 
-def test_an_mcp_server_runs_as_the_unprivileged_user_too(workspace: Path, secret_dir: Path) -> None:
+def test_an_mcp_server_runs_as_the_unprivileged_user_too(
+    workspace: Path, secret_dir: Path, sandbox_backend: str
+) -> None:
     """The long-lived path, started by a spawner that passes no descriptors."""
-    sb = sandbox(workspace, secret_dir)
+    sb = sandbox(workspace, secret_dir, sandbox_backend)
     spec = ProcessSpec(
         ["/bin/sh", "-c", "cat /host/secret; stat -c %u /usr; cat /workspace/notes.txt"],
         ro_paths=(str(secret_dir),),
@@ -112,8 +126,10 @@ def test_an_mcp_server_runs_as_the_unprivileged_user_too(workspace: Path, secret
     assert done.stdout.split() == [NOBODY, "mine"]
 
 
-def test_nothing_is_mounted_where_the_host_can_see_it(workspace: Path, secret_dir: Path) -> None:
-    asyncio.run(sandbox(workspace, secret_dir).exec(["/bin/true"]))
+def test_nothing_is_mounted_where_the_host_can_see_it(
+    workspace: Path, secret_dir: Path, sandbox_backend: str
+) -> None:
+    asyncio.run(sandbox(workspace, secret_dir, sandbox_backend).exec(["/bin/true"]))
     ns = hostuser.namespace()
     assert ns is not None
     host_mounts = Path("/proc/thread-self/mountinfo").read_text()
@@ -123,28 +139,31 @@ def test_nothing_is_mounted_where_the_host_can_see_it(workspace: Path, secret_di
 
 
 def test_the_self_test_refuses_a_sandbox_mapped_to_host_root(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, sandbox_backend: str
 ) -> None:
-    """Break the mapping on purpose (bwrap started as root again): no sandbox starts."""
-    assert self_test(SandboxSettings()) is None
+    """Break the mapping on purpose (bwrap or runsc started as root again): no sandbox starts."""
+    spawner = backend_class(sandbox_backend).spawner
+    assert self_test(SandboxSettings(), spawner) is None
     prefix = hostuser.Namespace.prefix
     as_root = lambda self: [a for a in prefix(self) if not a.startswith("--set")]  # noqa: E731
     monkeypatch.setattr(hostuser.Namespace, "prefix", as_root)
-    problem = self_test(SandboxSettings())
+    problem = self_test(SandboxSettings(), spawner)
     assert problem is not None and "host root" in problem
 
 
-def test_a_replaced_workspace_is_staged_again(tmp_path: Path, secret_dir: Path) -> None:
+def test_a_replaced_workspace_is_staged_again(
+    tmp_path: Path, secret_dir: Path, sandbox_backend: str
+) -> None:
     """A worktree removed and made again at the same path is the new one inside."""
     ws = tmp_path / "again"
     ws.mkdir()
     (ws / "f").write_text("old")
-    assert asyncio.run(sandbox(ws, secret_dir).exec(["cat", "f"])).stdout == "old"
+    assert asyncio.run(sandbox(ws, secret_dir, sandbox_backend).exec(["cat", "f"])).stdout == "old"
     (ws / "f").unlink()
     ws.rmdir()
     ws.mkdir()
     (ws / "f").write_text("new")
-    assert asyncio.run(sandbox(ws, secret_dir).exec(["cat", "f"])).stdout == "new"
+    assert asyncio.run(sandbox(ws, secret_dir, sandbox_backend).exec(["cat", "f"])).stdout == "new"
 
 
 def test_layouts_are_unchanged_when_not_root(

@@ -29,6 +29,7 @@ def register(name: str, target: str) -> None:
 
 
 register("bwrap", "luminaguard.sandbox.bwrap:BwrapSandbox")
+register("gvisor", "luminaguard.sandbox.gvisor:GvisorSandbox")
 
 
 def backend_class(name: str) -> Any:

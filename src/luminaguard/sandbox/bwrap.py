@@ -29,7 +29,6 @@ from luminaguard.sandbox.profile import (
     Layout,
     find_bwrap,
 )
-from luminaguard.sandbox.selftest import GATE
 from luminaguard.sandbox.spawn import Spawn
 from luminaguard.sandbox.workspace import Workspace
 
@@ -47,12 +46,14 @@ async def launch(
     stdin: str | None,
     timeout_s: float | None,
     stop_when: Callable[[], bool] | None = None,
+    spawner: type[Spawn] = Spawn,
 ) -> tuple[ExecResult, list[dict[str, object]]]:
-    """Run one command in a fresh sandbox; returns its result and the network
+    """Run one command in a fresh sandbox (started by ``spawner``: bubblewrap
+    unless another backend says so); returns its result and the network
     requests seen. ``stop_when`` is asked while it runs (every ``WATCH_S``); when
     it says so, the whole sandbox is killed (a preview past its disk cap)."""
-    await ensure_self_test(settings)
-    spawn = Spawn(layout, settings, argv)
+    await ensure_self_test(settings, spawner)
+    spawn = spawner(layout, settings, argv)
     try:
         async with spawn.proxy() as proxy:
             proc = spawn.popen()
@@ -94,14 +95,21 @@ async def _stop_when(should_stop: Callable[[], bool], kill: Callable[[], None]) 
             return
 
 
-async def ensure_self_test(settings: SandboxSettings) -> None:
+async def ensure_self_test(settings: SandboxSettings, spawner: type[Spawn] = Spawn) -> None:
     """The gate, from async code: the test's one run goes to a thread, off the loop."""
-    if not GATE.passed:
-        await asyncio.to_thread(GATE.check, settings)
+    gate = spawner.gate()
+    if not gate.passed:
+        await asyncio.to_thread(gate.check, settings)
 
 
 class BwrapSandbox:
-    """Runs each command in a fresh bubblewrap sandbox over one workspace."""
+    """Runs each command in a fresh bubblewrap sandbox over one workspace.
+
+    Another backend that starts its sandboxes differently but keeps this
+    one's layout, pool, previews and commits is a subclass with its own
+    ``spawner`` (gVisor: ``gvisor.GvisorSandbox``)."""
+
+    spawner: type[Spawn] = Spawn
 
     def __init__(
         self,
@@ -127,12 +135,17 @@ class BwrapSandbox:
         )
         self._last_network: list[dict[str, object]] = []
         self._pool: WarmPool | None = None
-        find_bwrap()
+        self.check_available()
         if self.mode.kind == "host":
             print(
                 "luminaguard: WARNING: sandbox network mode is `host`: commands can reach any network",
                 file=sys.stderr,
             )
+
+    @staticmethod
+    def check_available() -> None:
+        """Raise ``SandboxUnavailable`` when this backend cannot run here."""
+        find_bwrap()
 
     async def exec(
         self,
@@ -145,7 +158,7 @@ class BwrapSandbox:
     ) -> ExecResult:
         if not argv:
             raise SandboxError("empty command")
-        await ensure_self_test(self.settings)
+        await ensure_self_test(self.settings, self.spawner)
         read_only = read_only or self.layout.workspace_mode == "ro"
         offline = offline or self.mode.kind == "none"
         pool = self._warm_pool() if read_only and offline else None
@@ -158,7 +171,7 @@ class BwrapSandbox:
         if offline:
             layout = replace(layout, network=NONE)
         result, self._last_network = await launch(
-            layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s
+            layout, self.settings, argv, stdin=stdin, timeout_s=timeout_s, spawner=self.spawner
         )
         return result
 
@@ -177,6 +190,7 @@ class BwrapSandbox:
                 replace(self.layout, workspace_mode="ro", network=NONE),
                 self.settings,
                 self.settings.pool_size,
+                spawner=self.spawner,
             )
             self._pool.fill()
         return self._pool
@@ -199,6 +213,7 @@ class BwrapSandbox:
             timeout_s=timeout_s,
             ro_binds=self.layout.ro_binds,
             network=NetworkMode.parse(self.settings.network) if live else RECORD,
+            spawner=self.spawner,
         )
 
     def commit(self, handle: str) -> None:
@@ -233,8 +248,8 @@ class BwrapSandbox:
             ro_binds=tuple((p, p) for p in dict.fromkeys(spec.ro_paths)),
             env=tuple(env.items()),
         )
-        await ensure_self_test(self.settings)
-        spawn = Spawn(layout, self.settings, spec.argv, fds="files")
+        await ensure_self_test(self.settings, self.spawner)
+        spawn = self.spawner(layout, self.settings, spec.argv, fds="files")
         try:
             async with spawn.proxy() as proxy:
                 if proxy is not None:

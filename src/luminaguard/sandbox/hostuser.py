@@ -62,6 +62,7 @@ MOUNT_ATTR_IDMAP = 0x0010_0000
 CLONE_FS = 0x0000_0200
 CLONE_NEWNS = 0x0002_0000
 MS_REC, MS_SLAVE = 0x4000, 0x8_0000
+MNT_DETACH = 2
 OVERLAY_IDMAP_KERNEL = (5, 19)
 """overlayfs takes id-mapped layers from this kernel on."""
 
@@ -195,6 +196,32 @@ class Namespace:
             self._call(SYS_MOVE_MOUNT, tree, b"", -100, bytes(target), MOVE_MOUNT_F_EMPTY_PATH)
         finally:
             os.close(tree)
+
+    def overlay(self, lower: Path, upper: Path, work: Path) -> Path:
+        """A copy-on-write overlay of ``lower`` (a staged path), writes landing in
+        ``upper``: for a backend that cannot make the overlay itself (gVisor).
+        ``unmount`` takes it down."""
+        with self._lock:
+            self._count += 1
+            target = self.base / f"{self._count}-overlay"
+        options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+
+        def mount() -> None:
+            self._enter()
+            target.mkdir()
+            self._check(self._libc.mount(b"overlay", bytes(target), b"overlay", 0, options))
+
+        self._in_thread(mount)
+        return target
+
+    def unmount(self, target: Path) -> None:
+        def unmount() -> None:
+            self._enter()
+            self._check(self._libc.umount2(bytes(target), MNT_DETACH))
+            target.rmdir()
+
+        with contextlib.suppress(OSError):
+            self._in_thread(unmount)
 
     def _userns_for(self, uid: int, gid: int) -> int:
         """A user namespace that maps ``uid``/``gid`` to ``HOST_ID``: the

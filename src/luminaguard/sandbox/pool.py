@@ -111,8 +111,16 @@ class PoolStats:
 class WarmPool:
     """Keeps ``size`` sandboxes of one layout ready."""
 
-    def __init__(self, layout: Layout, settings: SandboxSettings, size: int) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        settings: SandboxSettings,
+        size: int,
+        *,
+        spawner: type[Spawn] = Spawn,
+    ) -> None:
         self.layout = layout
+        self.spawner = spawner
         self.settings = settings
         self.size = size
         self.idle: deque[Warm] = deque()
@@ -144,8 +152,8 @@ class WarmPool:
         ]
         spawn: Spawn | None = None
         try:
-            spawn = Spawn(self.layout, self.settings, command)
-            proc = spawn.popen(pass_fds=[control_r, ready_w])
+            spawn = self.spawner(self.layout, self.settings, command, pass_fds=[control_r, ready_w])
+            proc = spawn.popen()
         except BaseException:
             if spawn is not None:
                 spawn.close(now=True)

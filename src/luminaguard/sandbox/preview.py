@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from luminaguard.config import SandboxSettings
 from luminaguard.core.effects import Effects, Modified, unified_diff
@@ -38,6 +39,9 @@ from luminaguard.errors import CommitConflict, SandboxError, ToolError
 from luminaguard.protocols import ExecResult, Preview
 from luminaguard.sandbox.network import RECORD, NetworkMode
 from luminaguard.sandbox.workspace import Transaction, Workspace
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.spawn import Spawn
 
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
@@ -88,12 +92,14 @@ async def run_preview(
     timeout_s: float | None = None,
     ro_binds: tuple[tuple[str, str], ...] = (),
     network: NetworkMode = RECORD,
+    spawner: type[Spawn] | None = None,
 ) -> Preview:
     """Run ``argv`` on an overlay of ``workspace``; the preview's handle is the
     directory holding its layer and what the commit checks (``preview.json``),
     so any process on this host can commit or discard it by handle."""
     from luminaguard.sandbox.bwrap import launch
     from luminaguard.sandbox.profile import Layout
+    from luminaguard.sandbox.spawn import Spawn
 
     ws = Workspace(workspace)
     # Upper and work dirs must share a file system that supports overlay's
@@ -115,6 +121,7 @@ async def run_preview(
             stdin=stdin,
             timeout_s=timeout_s,
             stop_when=lambda: tree_size(upper, cap) > cap,
+            spawner=spawner or Spawn,
         )
         effects, before = scan(upper, ws.root)
         if tree_size(upper, cap) > cap:

@@ -46,6 +46,13 @@ def prlimit_path() -> str | None:
     return shutil.which("prlimit", path="/usr/bin:/bin")
 
 
+def joining(cgroup_procs: Sequence[str]) -> list[str]:
+    """A command prefix that joins ``cgroup_procs`` (none: nothing to join)."""
+    if not cgroup_procs:
+        return []
+    return ["/bin/sh", "-c", JOIN_CGROUPS, "sh", str(len(cgroup_procs)), *cgroup_procs]
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-process resource limits, set before exec so every descendant inherits them."""
@@ -61,13 +68,8 @@ class Limits:
         prlimit = prlimit_path()
         if prlimit is None:
             return None
-        prefix = (
-            ["/bin/sh", "-c", JOIN_CGROUPS, "sh", str(len(cgroup_procs)), *cgroup_procs]
-            if cgroup_procs
-            else []
-        )
         return [
-            *prefix,
+            *joining(cgroup_procs),
             prlimit,
             f"--as={self.memory_bytes}",
             f"--cpu={self.cpu_s}",

@@ -183,9 +183,14 @@ def build_argv(
     if layout.proxy_dir is not None:
         args += ["--bind", str(layout.proxy_dir), PROXY_DIR]
     args += ["--chdir", dest, "--"]
+    return [*args, *sandbox_command(layout, command)]
+
+
+def sandbox_command(layout: Layout, command: Sequence[str]) -> list[str]:
+    """What runs inside: the command, behind the proxy bridge when the network is proxied."""
     if layout.network.proxied:
-        command = [SANDBOX_PYTHON, "-I", "-S", f"{HELPER_DIR}/bridge_main.py", "--", *command]
-    return [*args, *command]
+        return [SANDBOX_PYTHON, "-I", "-S", f"{HELPER_DIR}/bridge_main.py", "--", *command]
+    return list(command)
 
 
 @functools.cache

@@ -202,3 +202,42 @@ def filter_program() -> bytes:
     if reason:
         raise SandboxUnavailable(reason)
     return b"".join(struct.pack("<HBBI", code, jt, jf, k) for code, jt, jf, k in instructions())
+
+
+def oci_profile() -> dict[str, object]:
+    """The same filter in the OCI runtime spec's form, for a runtime that loads
+    it itself (gVisor's ``--oci-seccomp``): the same calls refused with the
+    same errors, the same argument checks."""
+    reason = supported()
+    if reason:
+        raise SandboxUnavailable(reason)
+    eperm = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
+
+    def masked(index: int, mask: int, value: int) -> dict[str, object]:
+        return {"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}
+
+    # No clone3 rule: gVisor answers every refused call with EPERM (errnoRet
+    # is not honoured), and libc falls back to clone only on ENOSYS.
+    rules: list[dict[str, object]] = [{"names": list(DENY), **eperm}]
+    # One rule per namespace flag: the conditions of one rule must all hold.
+    bits = [1 << i for i in range(32) if CLONE_NS_FLAGS & (1 << i)]
+    rules += [{"names": ["clone"], **eperm, "args": [masked(0, bit, bit)]} for bit in bits]
+    rules += [
+        {"names": ["ioctl"], **eperm, "args": [masked(1, 0xFFFF_FFFF, request)]}
+        for request in DENIED_IOCTLS
+    ]
+    rules.append({"names": ["socket"], **eperm, "args": [masked(0, 0xFFFF_FFFF, AF_PACKET)]})
+    rules += [
+        {
+            "names": ["socket"],
+            **eperm,
+            "args": [masked(0, 0xFFFF_FFFF, family), masked(1, SOCK_TYPE_MASK, kind)],
+        }
+        for family in (AF_INET, AF_INET6)
+        for kind in (SOCK_RAW, SOCK_PACKET)
+    ]
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": rules,
+    }

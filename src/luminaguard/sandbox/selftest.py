@@ -16,26 +16,36 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import LuminaGuardError, SandboxUnavailable
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.spawn import Spawn
 
 SCRIPT = """
 echo escaped > {outside} 2>/dev/null
 echo escaped > /usr/.lg-selftest 2>/dev/null
 (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo NET-OPEN
 grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status
+grep -q '^NoNewPrivs:' /proc/self/status || {python} -I -S -c \
+    "import ctypes; print('NoNewPrivs:', ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))"
 stat -c usr-owner=%u /usr
+echo "uid=$(id -u)"
 echo ok > inside
 """
 TIMEOUT_S = 30.0
 
 
-def self_test(settings: SandboxSettings) -> str | None:
-    """``None`` when the sandbox holds, else what is wrong, in one sentence."""
+def self_test(settings: SandboxSettings, spawner: type[Spawn] | None = None) -> str | None:
+    """``None`` when a sandbox started by ``spawner`` (default: bubblewrap's)
+    holds, else what is wrong, in one sentence."""
     from luminaguard.sandbox import hostuser
-    from luminaguard.sandbox.profile import SANDBOX_UID, Layout
+    from luminaguard.sandbox.profile import SANDBOX_PYTHON, Layout
     from luminaguard.sandbox.spawn import Spawn
+
+    spawner = spawner or Spawn
 
     with tempfile.TemporaryDirectory(prefix="lg-selftest-") as tmp:
         root = Path(tmp)
@@ -47,9 +57,9 @@ def self_test(settings: SandboxSettings) -> str | None:
         listener.listen(1)
         try:
             port = listener.getsockname()[1]
-            script = SCRIPT.format(outside=outside, port=port)
+            script = SCRIPT.format(outside=outside, port=port, python=SANDBOX_PYTHON)
             try:
-                spawn = Spawn(Layout(ws), settings, ["/bin/bash", "-c", script], gated=False)
+                spawn = spawner(Layout(ws), settings, ["/bin/bash", "-c", script], gated=False)
             except (LuminaGuardError, OSError) as exc:
                 return f"a sandbox could not be started ({exc})"
             try:
@@ -74,7 +84,9 @@ def self_test(settings: SandboxSettings) -> str | None:
                 reached = False
         finally:
             listener.close()
-        if hostuser.namespace() is not None and f"usr-owner={SANDBOX_UID}" in stdout.split():
+        words = stdout.split()
+        uid = next((w[4:] for w in words if w.startswith("uid=")), "?")
+        if hostuser.namespace() is not None and f"usr-owner={uid}" in words:
             return "host root's files are the sandbox user's own (it runs as host root)"
         if not (ws / "inside").exists():
             stderr = err.decode("utf-8", "replace").strip()[:200]

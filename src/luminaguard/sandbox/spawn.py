@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import SandboxError
@@ -42,6 +42,9 @@ from luminaguard.sandbox.profile import (
     limits_of,
     sandbox_env,
 )
+
+if TYPE_CHECKING:
+    from luminaguard.sandbox.selftest import Gate
 
 FdMode = Literal["inherit", "files"]
 
@@ -62,15 +65,16 @@ class Spawn:
         command: Sequence[str],
         *,
         fds: FdMode = "inherit",
+        pass_fds: Sequence[int] = (),
         gated: bool = True,
     ) -> None:
+        """``pass_fds``: descriptors of ours the command gets, at the same numbers."""
         if gated:
-            from luminaguard.sandbox.selftest import GATE
-
-            GATE.check(settings)
+            self.gate().check(settings)
         self.settings = settings
-        self.cgroup = Cgroup.for_settings(settings)
+        self.cgroup = self.cgroup_for(settings)
         self.limits = limits_of(settings)
+        self.pass_fds = tuple(pass_fds)
         self._fds: list[int] = []
         self._private: Path | None = None
         try:
@@ -78,21 +82,36 @@ class Spawn:
                 layout = replace(layout, proxy_dir=self._private_dir() / "net")
                 layout.proxy_dir.mkdir()  # type: ignore[union-attr]
             self.layout = layout
-            # As root: bwrap's view of the layout and the prefix that starts it
-            # as an unprivileged host user (``hostuser``).
-            self._bwrap_layout, self._prefix = hostuser.adapt(layout)
-            data = {"passwd": PASSWD.encode(), "group": GROUP.encode()}
-            data["seccomp"] = seccomp.filter_program()
-            if fds == "inherit":
-                numbers = {name: _data_fd(blob) for name, blob in data.items()}
-                self._fds = list(numbers.values())
-                self.argv = self._bwrap_argv(numbers, command)
-            else:
-                self.argv = self._opened_by_shell(data, command)
-            self.env = sandbox_env(self._bwrap_layout)
+            self._build(command, fds)
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def cgroup_for(settings: SandboxSettings) -> Cgroup:
+        return Cgroup.for_settings(settings)
+
+    @staticmethod
+    def gate() -> Gate:
+        """The self-test every sandbox of this kind waits for."""
+        from luminaguard.sandbox.selftest import GATE
+
+        return GATE
+
+    def _build(self, command: Sequence[str], fds: FdMode) -> None:
+        """Sets ``argv`` and ``env``: the command line that starts the sandbox."""
+        # As root: bwrap's view of the layout and the prefix that starts it
+        # as an unprivileged host user (``hostuser``).
+        self._bwrap_layout, self._prefix = hostuser.adapt(self.layout)
+        data = {"passwd": PASSWD.encode(), "group": GROUP.encode()}
+        data["seccomp"] = seccomp.filter_program()
+        if fds == "inherit":
+            numbers = {name: _data_fd(blob) for name, blob in data.items()}
+            self._fds = list(numbers.values())
+            self.argv = self._bwrap_argv(numbers, command)
+        else:
+            self.argv = self._opened_by_shell(data, command)
+        self.env = sandbox_env(self._bwrap_layout)
 
     def _private_dir(self) -> Path:
         if self._private is None:
@@ -120,12 +139,12 @@ class Spawn:
     def proxy_dir(self) -> Path | None:
         return self.layout.proxy_dir
 
-    def popen(self, pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
+    def popen(self) -> subprocess.Popen[bytes]:
         """Start it (``fds="inherit"``), in its cgroup and under its limits."""
         return spawn_limited(
             self.argv,
             env=self.env,
-            pass_fds=[*self._fds, *pass_fds],
+            pass_fds=[*self._fds, *self.pass_fds],
             limits=self.limits,
             cgroup=self.cgroup,
         )
