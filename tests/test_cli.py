@@ -165,9 +165,12 @@ def test_sandbox_exec_passes_the_exit_code_through(workspace: Path) -> None:
     assert r.returncode == 5 and r.stdout == "hi\n"
 
 
-def test_the_demo_runs_offline_and_its_journal_verifies(tmp_path: Path) -> None:
+def test_the_demo_runs_offline_and_its_journal_verifies(
+    tmp_path: Path, sandbox_backend: str
+) -> None:
+    """On every backend: its previews, cards and commits are the same."""
     ws = tmp_path / "demo"
-    r = lg("demo", "--workspace", str(ws))
+    r = lg("demo", "--workspace", str(ws), "--sandbox", sandbox_backend)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "FAIL: test_average" in r.stdout
     assert "+    return sum(values) / len(values)" in r.stdout

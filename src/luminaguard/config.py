@@ -54,7 +54,7 @@ class SandboxSettings(_Section):
     """Where and how tool calls run."""
 
     backend: str = "bwrap"
-    """Sandbox backend by short name (`bwrap`)."""
+    """Sandbox backend by short name: `bwrap` (namespaces), or `gvisor` (gVisor's user-space kernel: for untrusted work)."""
 
     timeout_s: float = Field(120.0, gt=0, le=86_400)
     """Wall-clock limit of one command; the whole process tree is killed after it."""
@@ -200,6 +200,8 @@ class McpServer(_Section):
     """Per-call timeout, reset by progress notifications."""
     sandbox: bool = True
     """Run a stdio server inside the sandbox (default) or, when false, on the host."""
+    backend: str | None = None
+    """Sandbox backend of a sandboxed stdio server, e.g. `gvisor` for one you trust less (default: the run's, `sandbox.backend`)."""
     network: str = "none"
     """Network mode of a sandboxed stdio server."""
     workspace: Literal["read", "write"] = "read"

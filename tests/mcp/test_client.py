@@ -256,8 +256,9 @@ def test_memory_server_keeps_its_data_file_in_the_workspace(
 
 
 def test_filesystem_server_reaches_only_the_workspace(
-    workspace: Path, data_dir: Path, mcp_cache: Path, tmp_path: Path
+    workspace: Path, data_dir: Path, mcp_cache: Path, tmp_path: Path, sandbox_backend: str
 ) -> None:
+    """On every backend, chosen per server."""
     (workspace / "a.txt").write_text("inside")
     secret = tmp_path / "outside.txt"
     secret.write_text("TOP-SECRET-CONTENT")
@@ -265,6 +266,7 @@ def test_filesystem_server_reaches_only_the_workspace(
         command="npx",
         args=["-y", "@modelcontextprotocol/server-filesystem", "/workspace"],
         workspace="write",
+        backend=sandbox_backend,
     )
 
     async def scenario() -> tuple[str, bool, str]:
@@ -593,3 +595,25 @@ def test_a_stdio_server_starts_through_the_configured_backend_by_name(
         del sandbox.BACKENDS["recording-memory"]
     [backend] = opened
     assert len(backend.launched) == 1
+
+
+def test_a_servers_own_backend_wins_over_the_runs(
+    workspace: Path, data_dir: Path, mcp_cache: Path
+) -> None:
+    """`backend = "gvisor"` on one server: it starts under gVisor, not in the run's sandbox."""
+    from luminaguard.sandbox.memory import MemorySandbox
+    from tests.conftest import require_backend
+
+    require_backend("gvisor")
+    runs = MemorySandbox(workspace, SandboxSettings())
+    cfg = EVERYTHING.model_copy(update={"backend": "gvisor"})
+
+    async def scenario() -> str:
+        h = handle(cfg, workspace, data_dir, mcp_cache, backend=runs)
+        try:
+            return h.render(await h.call_tool("echo", {"message": "from gvisor"}))[0]
+        finally:
+            await h.close()
+
+    assert "from gvisor" in asyncio.run(scenario())
+    assert runs.launched == []

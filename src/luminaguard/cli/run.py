@@ -69,6 +69,7 @@ def add_demo(sub: Any) -> None:
     demo.add_argument(
         "--workspace", type=Path, help="an empty or new directory (default: a new temp dir)"
     )
+    demo.add_argument("--sandbox", default="bwrap", help="sandbox backend: bwrap or gvisor")
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -359,7 +360,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             workspace=workspace,
             spec=f"scripted/{bundle_dir / 'playbook.json'}",
             policy_path=bundle_dir / "policy.toml",
-            backend="bwrap",
+            backend=args.sandbox,
             max_steps=20,
             approver_name="none",
         )

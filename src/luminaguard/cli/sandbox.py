@@ -18,6 +18,9 @@ from luminaguard.core.text import inert
 from luminaguard.errors import UsageError
 
 
+BACKEND_HELP = "sandbox backend: bwrap or gvisor (default from config: bwrap)"
+
+
 def add_sandbox(sub: Any) -> None:
     """sandbox: run or preview a command in the sandbox."""
     sandbox = sub.add_parser("sandbox", help="run commands in the sandbox directly")
@@ -29,7 +32,7 @@ def add_sandbox(sub: Any) -> None:
     sexec.add_argument(
         "--network", help="none (default), allow:HOST[,HOST...], test[:HOST,...] or host"
     )
-    sexec.add_argument("--backend", help="sandbox backend (default from config: bwrap)")
+    sexec.add_argument("--backend", help=BACKEND_HELP)
     sexec.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
     sexec.add_argument("--read-only", action="store_true", help="mount the workspace read-only")
     sexec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
@@ -37,6 +40,7 @@ def add_sandbox(sub: Any) -> None:
         "preview", help="what CMD would change; the workspace is left untouched"
     )
     workspace_arg(sprev)
+    sprev.add_argument("--backend", help=BACKEND_HELP)
     sprev.add_argument("--json", action="store_true", help="print JSON")
     sprev.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
     sprev.add_argument(
@@ -55,7 +59,7 @@ def add_pool(sub: Any) -> None:
     pbench = psub.add_parser(
         "bench", help="cold and warm acquire+exec latency beside a plain subprocess"
     )
-    pbench.add_argument("--backend", default="bwrap", help="sandbox backend (bwrap)")
+    pbench.add_argument("--backend", default="bwrap", help="sandbox backend: bwrap or gvisor")
     pbench.add_argument("--n", type=int, default=50, help="samples per measurement")
     pbench.add_argument("--json", action="store_true", help="print JSON")
     pool.set_defaults(handler=cmd_pool)
@@ -133,7 +137,8 @@ def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Name
     from luminaguard.sandbox import open_sandbox
     from luminaguard.ui.terminal import render_preview
 
-    sandbox = open_sandbox(settings.sandbox.backend, workspace, settings.sandbox)
+    backend = args.backend or settings.sandbox.backend
+    sandbox = open_sandbox(backend, workspace, settings.sandbox)
     try:
         preview = asyncio.run(sandbox.preview(cmd, timeout_s=args.timeout))
         try:
@@ -153,6 +158,10 @@ def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Name
     return EXIT_OK
 
 
+POOLED = ("bwrap", "gvisor")
+"""Backends whose pool ``pool bench`` measures."""
+
+
 def cmd_pool(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -160,12 +169,13 @@ def cmd_pool(args: argparse.Namespace) -> int:
     from luminaguard.sandbox.bench import pool_bench
     from luminaguard.stats import series_line
 
-    if args.backend != "bwrap":
-        raise UsageError(f"unknown sandbox backend {args.backend!r}; known backends: bwrap")
+    if args.backend not in POOLED:
+        known = ", ".join(POOLED)
+        raise UsageError(f"no pool benchmark for backend {args.backend!r}; known backends: {known}")
     if args.n < 1:
         raise UsageError("--n must be at least 1")
     settings = load_settings(Path.cwd())
-    result = asyncio.run(pool_bench(settings.sandbox, args.n))
+    result = asyncio.run(pool_bench(settings.sandbox, args.n, args.backend))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -135,13 +135,16 @@ class McpServerHandle:
         self._calls: set[_Call] = set()
 
     def _sandbox(self) -> Sandbox:
-        if self.backend is not None:
+        from luminaguard.sandbox import backend_class, open_sandbox
+
+        wanted = self.cfg.backend
+        if self.backend is not None and (
+            wanted is None or type(self.backend) is backend_class(wanted)
+        ):
             return self.backend
         if self._own_backend is None:
-            from luminaguard.sandbox import open_sandbox
-
             self._own_backend = open_sandbox(
-                self.sandbox_settings.backend, self.workspace, self.sandbox_settings
+                wanted or self.sandbox_settings.backend, self.workspace, self.sandbox_settings
             )
         return self._own_backend
 

@@ -1,9 +1,9 @@
-"""Acquire+exec latency of the sandbox, cold and warm, beside a plain subprocess.
+"""Acquire+exec latency of a sandbox backend, cold and warm, beside a plain subprocess.
 
 All three are measured in the same run, on the same machine state:
 
 - ``baseline_subprocess``: ``subprocess.run(["/bin/true"])``;
-- ``cold``: a fresh bubblewrap sandbox per command (``launch``), back to back;
+- ``cold``: a fresh sandbox per command (``launch``), back to back;
 - ``cold_spaced``: the same after an idle gap (``GAP_S``, untimed), as real
   tool calls come: some kernel costs (cgroup v1's RCU wait on joining) only
   show when calls are spaced;
@@ -34,12 +34,16 @@ GAP_S = 0.25
 PREVIEW_FILES = 100
 
 
-async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
-    from luminaguard.sandbox.bwrap import BwrapSandbox, Layout, ensure_self_test, launch
+async def pool_bench(settings: SandboxSettings, n: int, backend: str = "bwrap") -> dict[str, Any]:
+    """The series of one backend: bwrap, or another built on its layout (gvisor)."""
+    from luminaguard.sandbox import backend_class
+    from luminaguard.sandbox.bwrap import Layout, ensure_self_test, launch
     from luminaguard.sandbox.pool import WarmPool
     from luminaguard.sandbox.preview import discard, run_preview
 
-    await ensure_self_test(settings)
+    cls = backend_class(backend)
+    spawner = cls.spawner
+    await ensure_self_test(settings, spawner)
     series: dict[str, list[float]] = {
         name: [] for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
     }
@@ -54,23 +58,27 @@ async def pool_bench(settings: SandboxSettings, n: int) -> dict[str, Any]:
         files.mkdir()
         for i in range(PREVIEW_FILES):
             (files / f"f{i}.txt").write_text(f"file {i}\n")
-        layout = BwrapSandbox(ws, settings).layout
-        pool = WarmPool(Layout(ws, "rw", layout.network), settings, size=1)
+        layout = cls(ws, settings).layout
+        pool = WarmPool(Layout(ws, "rw", layout.network), settings, size=1, spawner=spawner)
         try:
             for _ in range(n):
                 t = time.perf_counter()
                 subprocess.run(["/bin/true"], check=True)
                 timed("baseline_subprocess", t)
                 t = time.perf_counter()
-                result, _ = await launch(layout, settings, ["/bin/true"], stdin=None, timeout_s=30)
+                result, _ = await launch(
+                    layout, settings, ["/bin/true"], stdin=None, timeout_s=30, spawner=spawner
+                )
                 timed("cold", t)
                 assert result.exit_code == 0, result.stderr
                 await asyncio.sleep(GAP_S)
                 t = time.perf_counter()
-                result, _ = await launch(layout, settings, ["/bin/true"], stdin=None, timeout_s=30)
+                result, _ = await launch(
+                    layout, settings, ["/bin/true"], stdin=None, timeout_s=30, spawner=spawner
+                )
                 timed("cold_spaced", t)
                 t = time.perf_counter()
-                preview = await run_preview(files, settings, ["/bin/true"])
+                preview = await run_preview(files, settings, ["/bin/true"], spawner=spawner)
                 timed("preview", t)
                 assert preview.result.exit_code == 0, preview.result.stderr
                 discard(preview.handle)
