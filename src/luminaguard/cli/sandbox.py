@@ -17,7 +17,6 @@ from luminaguard.cli.common import (
 from luminaguard.core.text import inert
 from luminaguard.errors import UsageError
 
-
 BACKEND_HELP = "sandbox backend: bwrap or gvisor (default from config: bwrap)"
 
 
