@@ -211,6 +211,30 @@ def check_self_test() -> Check:
     return Check("sandbox self-test", OK, detail, required=True)
 
 
+def check_gvisor() -> Check:
+    """The gvisor backend: runsc, its platform, and a self-test in a gVisor sandbox."""
+    from luminaguard.config import SandboxSettings
+    from luminaguard.errors import LuminaGuardError
+    from luminaguard.sandbox import gvisor, hostuser
+    from luminaguard.sandbox.selftest import self_test
+
+    try:
+        runsc = gvisor.find_runsc()
+    except LuminaGuardError as exc:
+        return Check("gvisor", MISSING, str(exc))
+    where = f"runsc {gvisor.runsc_version()} ({gvisor.platform()} platform) at {runsc}"
+    try:
+        problem = self_test(SandboxSettings(), gvisor.GvisorSpawn)
+    except LuminaGuardError as exc:
+        problem = str(exc)
+    if problem:
+        return Check("gvisor", FAILED, f"{where}; its self-test failed: {problem}")
+    if hostuser.namespace() is None:
+        why = hostuser.problem() or "LuminaGuard is not running as root"
+        return Check("gvisor", WARN, f"{where}; commands run, but previews need root ({why})")
+    return Check("gvisor", OK, f"{where}; self-test passed; runs as host uid {hostuser.HOST_ID}")
+
+
 def check_mcp() -> Check:
     from luminaguard.config import load_settings
     from luminaguard.errors import LuminaGuardError
@@ -281,19 +305,37 @@ def check_private_state() -> Check:
     return Check("private state", OK, f"{data_dir} and everything in it are private to its owner")
 
 
+def kvm_kind() -> str:
+    """``real`` (hardware virtualisation), ``pvm`` (a paravirtual KVM that boots
+    only guests built for it: a normal kernel hangs), or ``absent``."""
+    if not Path("/dev/kvm").exists():
+        return "absent"
+    if Path("/sys/module/kvm_pvm").exists():
+        return "pvm"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "real"
+    # No hardware virtualisation, yet a /dev/kvm: a paravirtual one.
+    return "real" if re.search(r"\b(vmx|svm)\b", flags) else "pvm"
+
+
 def check_kvm() -> Check:
-    kvm = Path("/dev/kvm")
-    if not kvm.exists():
+    kind = kvm_kind()
+    if kind == "absent":
         return Check(
             "kvm", MISSING, "/dev/kvm does not exist: micro-VMs would run under TCG (software)"
         )
-    if not os.access(kvm, os.R_OK | os.W_OK):
+    if kind == "pvm":
+        return Check(
+            "kvm",
+            WARN,
+            "/dev/kvm is PVM (no vmx/svm): an ordinary guest kernel hangs under it, so "
+            "micro-VMs would run under TCG (software)",
+        )
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return Check("kvm", WARN, "/dev/kvm exists but is not read-writable by this user")
-    return Check(
-        "kvm",
-        UNKNOWN,
-        "/dev/kvm is usable; whether a guest really boots under KVM is unknown (no boot probe yet)",
-    )
+    return Check("kvm", OK, "/dev/kvm with hardware virtualisation: micro-VMs can use KVM")
 
 
 def check_qemu() -> Check:
@@ -336,6 +378,7 @@ CHECKS = (
     check_seccomp,
     check_cgroups,
     check_self_test,
+    check_gvisor,
     check_mcp,
     check_private_state,
     check_kvm,

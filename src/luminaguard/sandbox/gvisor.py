@@ -101,11 +101,12 @@ def runsc_version() -> str:
 
 @functools.cache
 def platform() -> str:
-    """systrap where this runsc has it (2023 and later: much faster), else ptrace."""
+    """runsc's default platform: systrap in 2023 and later (much faster), else ptrace."""
     out = subprocess.run(
-        [find_runsc(), "platforms"], capture_output=True, encoding="utf-8", check=False
+        [find_runsc(), "flags"], capture_output=True, encoding="utf-8", check=False
     )
-    return "systrap" if "systrap" in out.stdout.split() else "ptrace"
+    match = re.search(r'-platform string\n.*?\(default "(\w+)"\)', out.stdout + out.stderr, re.S)
+    return match.group(1) if match else "ptrace"
 
 
 def runsc_flags(layout: Layout, state: Path) -> list[str]:
@@ -372,7 +373,13 @@ class CpuWatch:
 
 CPU_WATCH = CpuWatch()
 
-GATE = Gate(lambda settings: self_test(settings, GvisorSpawn))
+
+def _binaries() -> list[str]:
+    nsenter = shutil.which("nsenter")
+    return [find_runsc(), *([nsenter] if nsenter else [])]
+
+
+GATE = Gate(lambda settings: self_test(settings, GvisorSpawn), name="gvisor", binaries=_binaries)
 """The gVisor backend's gate: the same self-test, run in a gVisor sandbox."""
 
 

@@ -1,6 +1,8 @@
 """The sandbox's start-up self-test: it must really refuse what it claims to.
 
-Run once per process, inside the spawn path, before the first sandbox starts.
+Run once per process, inside the spawn path, before the first sandbox starts;
+a pass is remembered across processes while nothing it depends on changes
+(``Gate``).
 It checks, with a real sandbox, that a write outside the workspace does not
 land, that a host loopback port cannot be reached, that the seccomp filter is
 in force, that no capability is held and, run as root, that host root's files
@@ -10,10 +12,15 @@ are not the sandbox user's (``hostuser``). Any failure means no sandbox starts
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import os
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,13 +114,27 @@ def self_test(settings: SandboxSettings, spawner: type[Spawn] | None = None) -> 
 
 class Gate:
     """Runs a self-test once per process (on first use, from any thread) and
-    refuses every later start if it failed."""
+    refuses every later start if it failed.
 
-    def __init__(self, test: Callable[[SandboxSettings], str | None]) -> None:
+    A named gate remembers a pass (``PassCache``) for as long as nothing it
+    depends on changes: the boot, the user, the sandbox code, the binaries
+    that start sandboxes and the settings. A failure is never remembered."""
+
+    def __init__(
+        self,
+        test: Callable[[SandboxSettings], str | None],
+        *,
+        name: str | None = None,
+        binaries: Callable[[], list[str]] = list,
+    ) -> None:
         self._test = test
+        self._name = name
+        self._binaries = binaries
         self._lock = threading.Lock()
         self.problem: str | None = None
         """None until the test has run; then "" when it passed, else what failed."""
+        self.cached = False
+        """Whether the pass was remembered from another process."""
 
     @property
     def passed(self) -> bool:
@@ -124,12 +145,102 @@ class Gate:
         if self.problem is None:
             with self._lock:
                 if self.problem is None:
-                    self.problem = self._test(settings) or ""
+                    self.problem = self._run(settings)
         if self.problem:
             raise SandboxUnavailable(
                 f"the sandbox failed its self-test, so no tool runs: {self.problem}"
             )
 
+    def _run(self, settings: SandboxSettings) -> str:
+        cache = key = None
+        if self._name is not None:
+            try:
+                cache, key = PassCache.default(), self._key(settings)
+            except (OSError, LuminaGuardError):
+                cache = None  # no cache: the test runs, as it always may
+        if cache is not None and key is not None and cache.has(key):
+            self.cached = True
+            return ""
+        problem = self._test(settings) or ""
+        if not problem and cache is not None and key is not None:
+            cache.add(key)
+        return problem
 
-GATE = Gate(self_test)
+    def _key(self, settings: SandboxSettings) -> str:
+        parts = [
+            str(self._name),
+            Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+            str(os.geteuid()),
+            _code_hash(),
+            settings.model_dump_json(),
+        ]
+        for binary in self._binaries():
+            st = os.stat(binary)
+            parts.append(f"{binary}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+@functools.cache
+def _code_hash() -> str:
+    """The sandbox code's identity: any change to it (an upgrade, an edit) is a new key."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+class PassCache:
+    """Self-test passes by key, in the user's private data directory."""
+
+    MAX_AGE_S = 24 * 3600
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def default(cls) -> PassCache:
+        from luminaguard.config import user_data_dir
+
+        return cls(user_data_dir() / "selftest-passes.json")
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return (
+            {k: v for k, v in data.items() if isinstance(v, (int, float))}
+            if isinstance(data, dict)
+            else {}
+        )
+
+    def has(self, key: str) -> bool:
+        when = self._read().get(key)
+        return when is not None and 0 <= time.time() - when < self.MAX_AGE_S
+
+    def add(self, key: str) -> None:
+        from luminaguard.store import private_dir
+
+        now = time.time()
+        passes = {k: v for k, v in self._read().items() if now - v < self.MAX_AGE_S}
+        passes[key] = now
+        private_dir(self.path.parent)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(passes, f)
+        os.replace(tmp, self.path)
+
+
+def _bwrap_binaries() -> list[str]:
+    import shutil
+
+    from luminaguard.sandbox.process import prlimit_path
+    from luminaguard.sandbox.profile import find_bwrap
+
+    found = [find_bwrap(), prlimit_path(), shutil.which("nsenter")]
+    return [b for b in found if b]
+
+
+GATE = Gate(self_test, name="bwrap", binaries=_bwrap_binaries)
 """The bubblewrap backend's gate: every ``spawn.Spawn`` passes through it."""
