@@ -232,18 +232,20 @@ def pool_stats() -> list[dict[str, object]]:
 
 
 def test_sandbox_exec_acquires_from_the_services_warm_pool(
-    service: Service, workspace: Path
+    service: Service, workspace: Path, sandbox_backend: str
 ) -> None:
     (workspace / "f.txt").write_text("from the workspace\n")
     sock = data_dir() / "service.sock"
     assert sock.stat().st_mode & 0o777 == 0o600
+    backend = ["--backend", sandbox_backend]
     for _ in range(3):
         r = lg(
-            "sandbox", "exec", "--workspace", str(workspace), "--read-only", "--", "cat", "f.txt"
-        )
+            "sandbox", "exec", "--workspace", str(workspace), *backend, "--read-only",
+            "--", "cat", "f.txt",
+        )  # fmt: skip
         assert r.returncode == 0 and r.stdout == "from the workspace\n", r.stderr
     [pool] = pool_stats()
-    assert pool["workspace"] == str(workspace.resolve())
+    assert pool["workspace"] == str(workspace.resolve()) and pool["backend"] == sandbox_backend
     # One pool outlived three CLI processes, and a warm sandbox was ready for the later ones.
     assert pool["served"] == 3 and int(pool["served_idle"]) >= 1  # type: ignore[call-overload]
     # Still confined: the workspace is read-only there, and an exit code passes through.
@@ -252,6 +254,7 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
         "exec",
         "--workspace",
         str(workspace),
+        *backend,
         "--read-only",
         "--",
         "sh",
@@ -262,7 +265,13 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
     metrics = service.request(
         "GET", "/metrics", headers={"Authorization": f"Bearer {service.token}"}
     )
-    assert "luminaguard_pool_served{workspace=" in metrics.read_body  # type: ignore[attr-defined]
+    body = metrics.read_body  # type: ignore[attr-defined]
+    label = f'backend="{sandbox_backend}"'
+    assert re.search(rf"luminaguard_pool_served\{{workspace=.*{label}\}} 4", body), body
+    assert re.search(rf'luminaguard_pool_acquire_ms\{{.*{label},quantile="0.5"\}}', body)
+    status = json.loads(lg("pool", "status", "--json").stdout)
+    assert status["service"] is True and status["pools"][0]["served"] == 4
+    assert f"{sandbox_backend} " in lg("pool", "status").stdout
 
 
 # Connects as whoever runs it; the refusal may come (and the socket close)

@@ -56,21 +56,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from luminaguard.cli.sandbox import pool_table
     from luminaguard.config import load_settings
     from luminaguard.llm.metrics import ProviderMetrics, summarise
     from luminaguard.metrics import json_snapshot, prometheus_text
+    from luminaguard.service.pools import pool_prometheus, pool_stats_via_service
 
     settings = load_settings(Path.cwd())
     since, until = _when(args.since, "--since"), _when(args.until, "--until")
     store = ProviderMetrics(settings.data_dir / "metrics.db")
     rows = store.rows(since, until)
     store.close()
+    # The warm pools are the local service's (a command's own die with it).
+    pools = pool_stats_via_service(settings.data_dir) or []
     if args.format == "prometheus":
         print(prometheus_text(rows), end="")
+        if pools:
+            print("\n".join(pool_prometheus(pools)))
     elif args.format == "json":
-        print(json_snapshot(rows, since, until))
+        data = json.loads(json_snapshot(rows, since, until))
+        print(json.dumps({**data, "pools": pools}, indent=2))
     else:
         print(metrics_table(summarise(rows)))
+        if pools:
+            print("\nwarm pools (the local service's):\n" + pool_table(pools))
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""`luminaguard sandbox exec|preview` and `luminaguard pool bench`."""
+"""`luminaguard sandbox exec|preview` and `luminaguard pool bench|status`."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def add_sandbox(sub: Any) -> None:
 
 
 def add_pool(sub: Any) -> None:
-    """pool: the warm sandbox pool's benchmark."""
+    """pool: the warm sandbox pools' benchmark and status."""
     pool = sub.add_parser("pool", help="the warm sandbox pool")
     psub = pool.add_subparsers(
         dest="pool_command", metavar="ACTION", required=True, parser_class=Parser
@@ -61,6 +61,8 @@ def add_pool(sub: Any) -> None:
     pbench.add_argument("--backend", default="bwrap", help="sandbox backend: bwrap or gvisor")
     pbench.add_argument("--n", type=int, default=50, help="samples per measurement")
     pbench.add_argument("--json", action="store_true", help="print JSON")
+    pstatus = psub.add_parser("status", help="the local service's warm pools, per workspace")
+    pstatus.add_argument("--json", action="store_true", help="print JSON")
     pool.set_defaults(handler=cmd_pool)
 
 
@@ -77,7 +79,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     import asyncio
 
     from luminaguard.config import load_settings
-    from luminaguard.sandbox import open_sandbox
+    from luminaguard.sandbox import POOLED, open_sandbox
     from luminaguard.sandbox.network import NetworkMode
 
     cmd = _command(args)
@@ -87,11 +89,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return _preview(cmd, workspace, settings, args)
     network = NetworkMode.parse(args.network or settings.sandbox.network)
     backend = args.backend or settings.sandbox.backend
-    if args.read_only and network.kind == "none" and backend == "bwrap":
+    if args.read_only and network.kind == "none" and backend in POOLED:
         # What a warm pool serves: the local service's, when it runs.
         from luminaguard.service.pools import exec_via_service
 
-        answer = exec_via_service(settings.data_dir, workspace, cmd, timeout_s=args.timeout)
+        answer = exec_via_service(
+            settings.data_dir, workspace, cmd, timeout_s=args.timeout, backend=backend
+        )
         if answer is not None:
             sys.stdout.write(answer["stdout"])
             sys.stderr.write(answer["stderr"])
@@ -129,6 +133,41 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _pool_status(args: argparse.Namespace) -> int:
+    from luminaguard.config import load_settings
+    from luminaguard.service.pools import pool_stats_via_service
+
+    settings = load_settings(Path.cwd())
+    rows = pool_stats_via_service(settings.data_dir)
+    if args.json:
+        print(json.dumps({"service": rows is not None, "pools": rows or []}, indent=2))
+    elif rows is None:
+        print(
+            "no local service is running: a command's warm pool lives as long as the command "
+            "(`luminaguard serve` keeps pools warm across commands)"
+        )
+    elif not rows:
+        print("the local service runs; no pool has served a command yet")
+    else:
+        print(pool_table(rows))
+    return EXIT_OK
+
+
+def pool_table(rows: list[dict[str, Any]]) -> str:
+    """One line per pool, for a person."""
+    lines = []
+    for row in rows:
+        spawn, acquire = row["spawn_ms"], row["acquire_ms"]
+        lines.append(
+            f"{row['backend']:<7} {inert(str(row['workspace']))}\n"
+            f"        idle {row['idle']}  in use {row['in_use']}  waiting {row['waiters']}  "
+            f"served {row['served']} ({row['served_idle']} from idle)  failures {row['failures']}\n"
+            f"        spawn p50 {spawn['p50']} ms p95 {spawn['p95']} ms  "
+            f"acquire p50 {acquire['p50']} ms p95 {acquire['p95']} ms"
+        )
+    return "\n".join(lines)
+
+
 def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Namespace) -> int:
     import asyncio
 
@@ -157,17 +196,16 @@ def _preview(cmd: list[str], workspace: Path, settings: Any, args: argparse.Name
     return EXIT_OK
 
 
-POOLED = ("bwrap", "gvisor")
-"""Backends whose pool ``pool bench`` measures."""
-
-
 def cmd_pool(args: argparse.Namespace) -> int:
     import asyncio
 
     from luminaguard.config import load_settings
+    from luminaguard.sandbox import POOLED
     from luminaguard.sandbox.bench import pool_bench
     from luminaguard.stats import series_line
 
+    if args.pool_command == "status":
+        return _pool_status(args)
     if args.backend not in POOLED:
         known = ", ".join(POOLED)
         raise UsageError(f"no pool benchmark for backend {args.backend!r}; known backends: {known}")

@@ -31,6 +31,9 @@ def register(name: str, target: str) -> None:
 register("bwrap", "luminaguard.sandbox.bwrap:BwrapSandbox")
 register("gvisor", "luminaguard.sandbox.gvisor:GvisorSandbox")
 
+POOLED = ("bwrap", "gvisor")
+"""The backends with a warm pool (``pool bench``, the local service's pools)."""
+
 
 def backend_class(name: str) -> Any:
     try:

@@ -73,6 +73,14 @@ def _request(argv: Sequence[str]) -> bytes:
     return json.dumps({"argv": list(argv)}).encode() + b"\n"
 
 
+SAMPLES = 1024
+"""Latency samples a pool keeps (the newest): a long-lived service's pool stays small."""
+
+
+def _samples() -> deque[float]:
+    return deque(maxlen=SAMPLES)
+
+
 @dataclass
 class PoolStats:
     in_use: int = 0
@@ -83,14 +91,12 @@ class PoolStats:
     """Of those, the ones an idle sandbox was ready for."""
     spawned: int = 0
     failures: int = 0
-    spawn_ms: list[float] = field(default_factory=list)
+    spawn_ms: deque[float] = field(default_factory=_samples)
+    """Starting a sandbox until it is ready."""
+    acquire_ms: deque[float] = field(default_factory=_samples)
+    """A command's wait for a sandbox: ~0 when one is idle, a spawn when none is."""
 
     def to_dict(self, idle: int) -> dict[str, object]:
-        ms = self.spawn_ms
-
-        def pct(p: float) -> float:
-            return round(percentile(ms, p), 2) if ms else 0.0
-
         return {
             "idle": idle,
             "in_use": self.in_use,
@@ -99,13 +105,21 @@ class PoolStats:
             "served_idle": self.served_idle,
             "spawned": self.spawned,
             "failures": self.failures,
-            "spawn_ms": {
-                "p50": pct(0.5),
-                "p95": pct(0.95),
-                "p99": pct(0.99),
-                "mean": round(statistics.fmean(ms), 2) if ms else 0.0,
-            },
+            "spawn_ms": _summary(self.spawn_ms),
+            "acquire_ms": _summary(self.acquire_ms),
         }
+
+
+def _summary(ms: deque[float]) -> dict[str, float]:
+    def pct(p: float) -> float:
+        return round(percentile(list(ms), p), 2) if ms else 0.0
+
+    return {
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "mean": round(statistics.fmean(ms), 3) if ms else 0.0,
+    }
 
 
 class WarmPool:
@@ -221,6 +235,13 @@ class WarmPool:
         """An idle sandbox, or a new one when none is idle. The refill is the
         caller's to start, once its command is done (``run``): spawning
         beside a running command would slow it."""
+        started = time.monotonic()
+        try:
+            return await self._acquire()
+        finally:
+            self.stats.acquire_ms.append((time.monotonic() - started) * 1000)
+
+    async def _acquire(self) -> Warm:
         with self._lock:
             idle = self.idle.popleft() if self.idle else None
         self.stats.served += 1

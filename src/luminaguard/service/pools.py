@@ -6,9 +6,10 @@ The socket is ``<data_dir>/service.sock``: 0600 in the 0700 data directory,
 and every connection's peer uid (``SO_PEERCRED``) must be ours, or it is
 refused with one line. One request per connection, one JSON line each way:
 
-    {"op": "exec", "workspace": DIR, "argv": [...], "timeout_s": S, "stdin": TEXT}
+    {"op": "exec", "workspace": DIR, "backend": "bwrap"|"gvisor", "argv": [...],
+     "timeout_s": S, "stdin": TEXT}
     → {"exit_code": N, "stdout": ..., "stderr": ..., "duration_s": ..., "timed_out": ..., "truncated": ...}
-    {"op": "stats"} → {"pools": [{"workspace": DIR, "idle": N, "served": N, ...}]}
+    {"op": "stats"} → {"pools": [{"workspace": DIR, "backend": B, "idle": N, "served": N, ...}]}
 
 What is served here is what a warm pool serves: commands with the workspace
 read-only and no network (GREEN commands; `sandbox exec --read-only`). The
@@ -30,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.errors import LuminaGuardError
+from luminaguard.sandbox import POOLED
 
 SOCKET_NAME = "service.sock"
 MAX_REQUEST = 1024 * 1024
 WORKSPACES = 4
-"""Workspaces kept warm at once; the least recently used one is let go."""
+"""Pools (a workspace on a backend) kept warm at once; the least recently used one is let go."""
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -49,7 +51,7 @@ class PoolService:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / SOCKET_NAME
-        self.sandboxes: OrderedDict[str, Any] = OrderedDict()
+        self.sandboxes: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._made = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
@@ -83,10 +85,10 @@ class PoolService:
 
     def stats(self) -> list[dict[str, Any]]:
         rows = []
-        for workspace, sandbox in list(self.sandboxes.items()):
+        for (backend, workspace), sandbox in list(self.sandboxes.items()):
             stats = sandbox.pool_stats()
             if stats is not None:
-                rows.append({"workspace": workspace, **stats})
+                rows.append({"workspace": workspace, "backend": backend, **stats})
         return rows
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -118,6 +120,9 @@ class PoolService:
             return {"error": f"unknown op {op!r}; known: exec, stats"}
         argv = request.get("argv")
         workspace = request.get("workspace")
+        backend = request.get("backend", "bwrap")
+        if backend not in POOLED:
+            return {"error": f"no warm pool for backend {backend!r}; known: {', '.join(POOLED)}"}
         if (
             not isinstance(argv, list)
             or not argv
@@ -126,7 +131,7 @@ class PoolService:
         ):
             return {"error": "exec needs `argv` (strings) and `workspace`"}
         try:
-            sandbox = await asyncio.to_thread(self._sandbox, workspace)
+            sandbox = await asyncio.to_thread(self._sandbox, workspace, backend)
             result = await sandbox.exec(
                 argv,
                 stdin=request.get("stdin"),
@@ -145,23 +150,24 @@ class PoolService:
             "truncated": result.truncated,
         }
 
-    def _sandbox(self, workspace: str) -> Any:
-        """The workspace's sandbox, kept warm (made on first use)."""
-        key = str(Path(workspace).resolve())
+    def _sandbox(self, workspace: str, backend: str) -> Any:
+        """The workspace's sandbox on ``backend``, kept warm (made on first use)."""
+        key = (backend, str(Path(workspace).resolve()))
         with self._made:
             return self._sandbox_for(key)
 
-    def _sandbox_for(self, key: str) -> Any:
+    def _sandbox_for(self, key: tuple[str, str]) -> Any:
         from luminaguard.config import load_settings
-        from luminaguard.sandbox.bwrap import BwrapSandbox
+        from luminaguard.sandbox import open_sandbox
 
         sandbox = self.sandboxes.get(key)
         if sandbox is None:
-            settings = load_settings(Path(key))
+            backend, workspace = key
+            settings = load_settings(Path(workspace))
             sandbox_settings = settings.sandbox
             if sandbox_settings.pool_size < 1:
                 sandbox_settings = sandbox_settings.model_copy(update={"pool_size": 1})
-            sandbox = BwrapSandbox(Path(key), sandbox_settings)
+            sandbox = open_sandbox(backend, Path(workspace), sandbox_settings)
             self.sandboxes[key] = sandbox
             while len(self.sandboxes) > WORKSPACES:
                 _, oldest = self.sandboxes.popitem(last=False)
@@ -176,10 +182,33 @@ class PoolService:
 
 
 def exec_via_service(
-    data_dir: Path, workspace: Path, argv: list[str], *, timeout_s: float | None
+    data_dir: Path,
+    workspace: Path,
+    argv: list[str],
+    *,
+    timeout_s: float | None,
+    backend: str = "bwrap",
 ) -> dict[str, Any] | None:
     """Run ``argv`` (workspace read-only, no network) in the running service's
-    warm pool; None when no service listens (the caller runs it itself)."""
+    warm pool of ``backend``; None when no service listens (the caller runs it itself)."""
+    request = {
+        "op": "exec",
+        "workspace": str(workspace),
+        "backend": backend,
+        "argv": argv,
+        "timeout_s": timeout_s,
+    }
+    return ask_service(data_dir, request)
+
+
+def pool_stats_via_service(data_dir: Path) -> list[dict[str, Any]] | None:
+    """The running service's pools; None when no service listens."""
+    answer = ask_service(data_dir, {"op": "stats"})
+    return None if answer is None else list(answer["pools"])
+
+
+def ask_service(data_dir: Path, request: dict[str, Any]) -> dict[str, Any] | None:
+    """One request to the service's socket; None when no service listens."""
     path = data_dir / SOCKET_NAME
     if not path.exists():
         return None
@@ -189,7 +218,6 @@ def exec_via_service(
             client.connect(str(path))
         except OSError:
             return None  # a socket left by a service that is gone
-        request = {"op": "exec", "workspace": str(workspace), "argv": argv, "timeout_s": timeout_s}
         client.sendall(json.dumps(request).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
@@ -206,3 +234,44 @@ def exec_via_service(
     if "error" in answer:
         raise LuminaGuardError(f"the local service: {answer['error']}")
     return dict(answer)
+
+
+POOL_METRICS = (
+    ("idle", "gauge", "Warm sandboxes ready."),
+    ("in_use", "gauge", "Warm sandboxes running a command."),
+    ("waiters", "gauge", "Commands waiting for a sandbox to start (none was idle)."),
+    ("served", "counter", "Commands the warm pool ran."),
+    ("served_idle", "counter", "Of those, the ones a ready sandbox was waiting for."),
+    ("spawned", "counter", "Sandboxes started ahead of need."),
+    ("failures", "counter", "Sandboxes that failed to start."),
+)
+
+
+def pool_prometheus(rows: list[dict[str, Any]]) -> list[str]:
+    """The service's pools in Prometheus' text format, labelled by workspace and backend."""
+    lines: list[str] = []
+
+    def labels(row: dict[str, Any], **more: str) -> str:
+        pairs = {"workspace": str(row["workspace"]), "backend": str(row["backend"]), **more}
+        return ",".join(f"{k}={json.dumps(v)}" for k, v in pairs.items())
+
+    for name, kind, about in POOL_METRICS:
+        lines += [
+            f"# HELP luminaguard_pool_{name} {about}",
+            f"# TYPE luminaguard_pool_{name} {kind}",
+        ]
+        lines += [f"luminaguard_pool_{name}{{{labels(row)}}} {row[name]}" for row in rows]
+    for name, about in (
+        ("spawn_ms", "Starting a warm sandbox until it is ready, in ms (the newest samples)."),
+        ("acquire_ms", "A command's wait for a warm sandbox, in ms (the newest samples)."),
+    ):
+        lines += [
+            f"# HELP luminaguard_pool_{name} {about}",
+            f"# TYPE luminaguard_pool_{name} gauge",
+        ]
+        for row in rows:
+            for q, quantile in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
+                lines.append(
+                    f"luminaguard_pool_{name}{{{labels(row, quantile=quantile)}}} {row[name][q]}"
+                )
+    return lines

@@ -36,6 +36,7 @@ from typing import Any
 
 from luminaguard.core.risk import ICONS
 from luminaguard.core.text import inert
+from luminaguard.service.pools import pool_prometheus
 from luminaguard.store import PRIVATE_FILE, private_dir
 
 COOKIE = "luminaguard_token"
@@ -211,19 +212,7 @@ class WebService:
             "# TYPE luminaguard_questions_pending gauge",
             f"luminaguard_questions_pending {questions}",
         ]
-        pools = self.pools()
-        for name, about in (
-            ("idle", "Warm sandboxes ready, per workspace."),
-            ("served", "Commands the service's warm pool ran, per workspace."),
-            ("served_idle", "Of those, the ones a ready sandbox was waiting for."),
-        ):
-            lines += [
-                f"# HELP luminaguard_pool_{name} {about}",
-                f"# TYPE luminaguard_pool_{name} {'gauge' if name == 'idle' else 'counter'}",
-            ]
-            for row in pools:
-                label = json.dumps(str(row["workspace"]))
-                lines.append(f"luminaguard_pool_{name}{{workspace={label}}} {row[name]}")
+        lines += pool_prometheus(self.pools())
         return text + "\n".join(lines) + "\n"
 
 
