@@ -305,22 +305,9 @@ def check_private_state() -> Check:
     return Check("private state", OK, f"{data_dir} and everything in it are private to its owner")
 
 
-def kvm_kind() -> str:
-    """``real`` (hardware virtualisation), ``pvm`` (a paravirtual KVM that boots
-    only guests built for it: a normal kernel hangs), or ``absent``."""
-    if not Path("/dev/kvm").exists():
-        return "absent"
-    if Path("/sys/module/kvm_pvm").exists():
-        return "pvm"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "real"
-    # No hardware virtualisation, yet a /dev/kvm: a paravirtual one.
-    return "real" if re.search(r"\b(vmx|svm)\b", flags) else "pvm"
-
-
 def check_kvm() -> Check:
+    from luminaguard.vm.qemu import kvm_kind
+
     kind = kvm_kind()
     if kind == "absent":
         return Check(
@@ -345,6 +332,27 @@ def check_qemu() -> Check:
             "qemu", MISSING, "qemu-system-x86_64 not found (Debian package qemu-system-x86)"
         )
     return Check("qemu", OK, f"{_version([path, '--version']) or 'unknown version'} at {path}")
+
+
+def check_microvm() -> Check:
+    """The micro-VM: its guest image, and the accelerator it will use."""
+    from luminaguard.config import user_data_dir
+    from luminaguard.errors import LuminaGuardError
+    from luminaguard.vm.image import find_image
+    from luminaguard.vm.qemu import accelerator, find_qemu
+
+    try:
+        find_qemu()
+    except LuminaGuardError as exc:
+        return Check("microvm", MISSING, str(exc))
+    data_dir = user_data_dir()
+    image = find_image(data_dir)
+    if image is None:
+        return Check(
+            "microvm", WARN, "no guest image yet: `luminaguard vm build-image` makes one (~10 s)"
+        )
+    accel = accelerator(image, data_dir)
+    return Check("microvm", OK, f"image {image.key} ({image.kernel_version}); {accel.why}")
 
 
 def check_node() -> Check:
@@ -383,6 +391,7 @@ CHECKS = (
     check_private_state,
     check_kvm,
     check_qemu,
+    check_microvm,
     check_node,
     check_temporal,
 )

@@ -25,6 +25,7 @@ from luminaguard.cli import (
     serve,
     swarm,
     trust,
+    vm,
 )
 from luminaguard.cli.common import EXIT_ERROR, EXIT_USAGE, Parser
 from luminaguard.core.text import inert
@@ -45,6 +46,7 @@ GROUPS = (
     swarm.add_swarm,
     mcp.add_mcp,
     sandbox.add_pool,
+    vm.add_vm,
     serve.add_serve,
     trust.add_trust,
     init.add_init,

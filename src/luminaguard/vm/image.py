@@ -1,0 +1,316 @@
+"""`luminaguard vm build-image`: the micro-VM's kernel and initramfs.
+
+One command, cached, reproducible:
+
+- **Kernel:** Debian's ``linux-image-cloud-amd64`` (the versioned package it
+  depends on), fetched with ``apt-get download`` and unpacked with
+  ``dpkg-deb -x``. The bzImage's payload is decompressed to the plain
+  ``vmlinux`` ELF, which QEMU boots directly through its PVH entry (no
+  firmware, no decompression at every boot).
+- **Initramfs:** busybox (Debian's ``busybox-static``), the virtio modules the
+  cloud kernel builds as modules (``virtio_mmio``, ``virtio_console``,
+  ``virtio-rng``, ``overlay`` and what they depend on), an ``/init`` that
+  loads them and execs the guest agent, and the agent itself (``agent.c``,
+  compiled static here: it needs nothing in the guest).
+- **Reproducible:** the archive lists its entries sorted, with fixed owners
+  and times, so the same inputs give the same bytes; the image's name is the
+  hash of its inputs (kernel and busybox package versions, the agent's
+  source, the init script), so a changed input is a new image and an
+  unchanged one is built once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from luminaguard.errors import LuminaGuardError
+
+KERNEL_PACKAGE = "linux-image-cloud-amd64"
+BUSYBOX_PACKAGE = "busybox-static"
+MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_console", "virtio-rng", "overlay")
+"""Loaded in this order by /init: each after what it depends on."""
+AGENT_PORT = "/dev/vport0p1"
+"""The first virtio-serial port, as devtmpfs names it (no udev in the guest)."""
+INIT = """#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t tmpfs -o mode=1777 tmp /tmp
+for m in {modules}; do /bin/busybox insmod /lib/modules/$m.ko || exit 1; done
+exec /agent {port}
+"""
+IMAGE_VERSION = 1
+"""Bumped when the layout of an image changes."""
+
+
+class ImageError(LuminaGuardError):
+    """The image could not be built; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A built image: files in ``directory``, described by ``image.json``."""
+
+    directory: Path
+    kernel_version: str
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.directory / "vmlinux"
+
+    @property
+    def initrd(self) -> Path:
+        return self.directory / "initrd.cpio"
+
+    @property
+    def key(self) -> str:
+        return self.directory.name
+
+
+def images_dir(data_dir: Path) -> Path:
+    return data_dir / "vm" / "images"
+
+
+def find_image(data_dir: Path) -> Image | None:
+    """The newest built image, or None (``luminaguard vm build-image`` makes one)."""
+    best: tuple[float, Image] | None = None
+    root = images_dir(data_dir)
+    if not root.is_dir():
+        return None
+    for entry in root.iterdir():
+        meta = entry / "image.json"
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            when = meta.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if info.get("version") != IMAGE_VERSION:
+            continue
+        image = Image(entry, str(info["kernel_version"]))
+        if image.vmlinux.exists() and image.initrd.exists() and (best is None or when > best[0]):
+            best = (when, image)
+    return best[1] if best else None
+
+
+def build_image(data_dir: Path, *, say: Callable[[str], None] = print) -> tuple[Image, bool]:
+    """The image for the current inputs, built unless it is already there;
+    returns it and whether it was built now. ``say`` hears each step."""
+    for tool in ("apt-get", "apt-cache", "dpkg-deb", "gcc"):
+        if shutil.which(tool) is None:
+            raise ImageError(f"building the micro-VM image needs {tool} (Debian)")
+    kernel_pkg = _depends_on(KERNEL_PACKAGE)
+    versions = {
+        "kernel": f"{kernel_pkg} {_version(kernel_pkg)}",
+        "busybox": f"{BUSYBOX_PACKAGE} {_version(BUSYBOX_PACKAGE)}",
+    }
+    agent_source = resources.files("luminaguard.vm").joinpath("agent.c").read_bytes()
+    init = INIT.format(modules=" ".join(MODULES), port=AGENT_PORT).encode()
+    key = hashlib.sha256(
+        json.dumps(
+            [IMAGE_VERSION, versions, hashlib.sha256(agent_source).hexdigest(), init.decode()]
+        ).encode()
+    ).hexdigest()[:16]
+    target = images_dir(data_dir) / key
+    if (target / "image.json").exists():
+        return Image(target, versions["kernel"]), False
+    images_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=images_dir(data_dir)))
+    try:
+        say(
+            f"luminaguard: fetching {versions['kernel']} and {versions['busybox']} (apt-get download)"
+        )
+        kernel_root = _unpack(kernel_pkg, work / "kernel")
+        busybox_root = _unpack(BUSYBOX_PACKAGE, work / "busybox")
+        say("luminaguard: extracting vmlinux, compiling the guest agent, writing the initramfs")
+        vmlinuz = next((kernel_root / "boot").glob("vmlinuz-*"), None)
+        if vmlinuz is None:
+            raise ImageError(f"{kernel_pkg} holds no /boot/vmlinuz-*")
+        (work / "vmlinux").write_bytes(extract_vmlinux(vmlinuz.read_bytes()))
+        agent = work / "agent"
+        (work / "agent.c").write_bytes(agent_source)
+        _run(
+            ["gcc", "-static", "-O2", "-o", str(agent), str(work / "agent.c")],
+            "compiling the agent",
+        )
+        if shutil.which("strip"):
+            _run(["strip", str(agent)], "stripping the agent")
+        modules = _modules(kernel_root)
+        entries = initramfs_entries(
+            busybox=(busybox_root / "bin" / "busybox").read_bytes(),
+            agent=agent.read_bytes(),
+            modules=modules,
+            init=init,
+        )
+        (work / "initrd.cpio").write_bytes(cpio(entries))
+        info = {"version": IMAGE_VERSION, "kernel_version": versions["kernel"], **versions}
+        (work / "image.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        for scratch in ("kernel", "busybox", "agent.c", "agent"):
+            path = work / scratch
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        try:
+            work.rename(target)
+        except OSError:
+            # Another process built the same image meanwhile: use theirs.
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Image(target, versions["kernel"]), True
+
+
+def extract_vmlinux(bzimage: bytes) -> bytes:
+    """The ELF kernel inside a bzImage: its payload found by magic and decompressed."""
+    if bzimage[:4] == b"\x7fELF":
+        return bzimage
+    for magic, decompress in (
+        (b"\x02\x21\x4c\x18", _lz4_legacy),
+        (b"\x1f\x8b\x08", lambda d: zlib.decompressobj(31).decompress(d)),
+        (b"\xfd7zXZ\x00", lambda d: lzma.LZMADecompressor().decompress(d)),
+        (b"\x28\xb5\x2f\xfd", _zstd),
+    ):
+        at = bzimage.find(magic)
+        while at >= 0:
+            try:
+                out = decompress(bzimage[at:])
+            except (OSError, ValueError, zlib.error, lzma.LZMAError, ImageError):
+                out = b""
+            if out[:4] == b"\x7fELF":
+                return out
+            at = bzimage.find(magic, at + 1)
+    raise ImageError("no kernel payload found in the bzImage (lz4, gzip, xz or zstd)")
+
+
+def _lz4_legacy(data: bytes) -> bytes:
+    return _filter(["lz4", "-d", "-c"], data, "lz4 (Debian package lz4)")
+
+
+def _zstd(data: bytes) -> bytes:
+    return _filter(["zstd", "-d", "-c"], data, "zstd (Debian package zstd)")
+
+
+def _filter(argv: list[str], data: bytes, what: str) -> bytes:
+    if shutil.which(argv[0]) is None:
+        raise ImageError(f"decompressing the kernel needs {what}")
+    # Trailing bytes after the payload make the tool complain; the output is what counts.
+    done = subprocess.run(argv, input=data, capture_output=True, check=False)
+    return done.stdout
+
+
+def _run(argv: list[str], what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"{what} failed: {(done.stderr or done.stdout).strip()[:500]}")
+
+
+def _depends_on(meta: str) -> str:
+    """The versioned package a meta package (linux-image-cloud-amd64) stands for."""
+    out = subprocess.run(
+        ["apt-cache", "depends", meta], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"Depends:\s*(linux-image-\S+)", out)
+    if found is None:
+        raise ImageError(
+            f"apt knows no {meta}: run `apt-get update` (Debian bookworm or newer is needed)"
+        )
+    return found.group(1)
+
+
+def _version(package: str) -> str:
+    out = subprocess.run(
+        ["apt-cache", "show", "--no-all-versions", package],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found = re.search(r"^Version:\s*(\S+)", out, re.MULTILINE)
+    if found is None:
+        raise ImageError(f"apt knows no {package}: run `apt-get update`")
+    return found.group(1)
+
+
+def _unpack(package: str, into: Path) -> Path:
+    into.mkdir(parents=True)
+    _run_in(["apt-get", "download", package], into, f"downloading {package}")
+    [deb] = list(into.glob("*.deb"))
+    _run(["dpkg-deb", "-x", str(deb), str(into / "root")], f"unpacking {deb.name}")
+    deb.unlink()
+    return into / "root"
+
+
+def _run_in(argv: list[str], cwd: Path, what: str) -> None:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"{what} failed: {(done.stderr or done.stdout).strip()[:500]}")
+
+
+def _modules(kernel_root: Path) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for name in MODULES:
+        paths = list((kernel_root / "lib" / "modules").glob(f"*/kernel/**/{name}.ko"))
+        if not paths:
+            raise ImageError(f"the kernel package has no {name}.ko")
+        found[name] = paths[0].read_bytes()
+    return found
+
+
+Entry = tuple[str, int, bytes]
+
+
+def initramfs_entries(
+    *, busybox: bytes, agent: bytes, modules: dict[str, bytes], init: bytes
+) -> list[Entry]:
+    entries: list[Entry] = [
+        (d, stat.S_IFDIR | 0o755, b"")
+        for d in ("bin", "dev", "lib", "lib/modules", "proc", "sys", "tmp", "workspace")
+    ]
+    entries += [
+        ("agent", stat.S_IFREG | 0o755, agent),
+        ("bin/busybox", stat.S_IFREG | 0o755, busybox),
+        ("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
+        ("init", stat.S_IFREG | 0o755, init),
+    ]
+    entries += [(f"lib/modules/{n}.ko", stat.S_IFREG | 0o644, b) for n, b in modules.items()]
+    return sorted(entries)
+
+
+def cpio(entries: list[Entry]) -> bytes:
+    """A newc ("070701") archive, as the kernel unpacks an initramfs: owners
+    root, times zero, inode numbers by position, so it is reproducible."""
+    out = bytearray()
+
+    def add(ino: int, name: str, mode: int, data: bytes) -> None:
+        nlink = 2 if stat.S_ISDIR(mode) else 1
+        fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0)
+        out.extend(b"070701" + "".join(f"{f:08x}" for f in fields).encode())
+        out.extend(name.encode() + b"\0")
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data) in enumerate(entries, start=1):
+        add(ino, name, mode, data)
+    add(0, "TRAILER!!!", 0, b"")
+    return bytes(out)
+
+
+def describe(image: Image) -> dict[str, object]:
+    return {
+        "directory": str(image.directory),
+        "key": image.key,
+        "kernel": image.kernel_version,
+        "vmlinux_bytes": image.vmlinux.stat().st_size,
+        "initrd_bytes": image.initrd.stat().st_size,
+        "initrd_sha256": hashlib.sha256(image.initrd.read_bytes()).hexdigest(),
+    }
