@@ -84,26 +84,47 @@ def trust_config(workspace: Path, data_dir: Path | None = None) -> None:
     trust(workspace / "luminaguard.toml", data_dir or user_data_dir())
 
 
-SANDBOX_BACKENDS = ("bwrap", "gvisor")
+SANDBOX_BACKENDS = ("bwrap", "gvisor", "microvm")
 """Every real backend: the escape and contract suites run against each."""
+PROCESS_BACKENDS = ("bwrap", "gvisor")
+"""The backends that run long-lived processes (MCP servers); microvm does not yet."""
+VM_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "vm"
+"""The micro-VM's image and templates, built once for every test (as the MCP servers are)."""
 
 
-def require_backend(name: str) -> None:
-    """The backend runs here, or the test is ``missing`` it (a failure in CI)."""
-    from luminaguard.errors import SandboxUnavailable
+def require_backend(name: str, monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """The backend runs here, or the test is ``missing`` it (a failure in CI).
+    The micro-VM's image is built into ``VM_CACHE`` the first time."""
+    from luminaguard.errors import LuminaGuardError, SandboxUnavailable
     from luminaguard.sandbox import backend_class
 
     try:
         backend_class(name).check_available()
     except SandboxUnavailable as exc:
         missing(str(exc))
-    if name == "gvisor" and os.geteuid() != 0:
-        missing("gvisor previews need LuminaGuard to run as root (`luminaguard doctor`)")
+    if name in ("gvisor", "microvm") and os.geteuid() != 0:
+        missing(f"{name} previews need LuminaGuard to run as root (`luminaguard doctor`)")
+    if name == "microvm":
+        from luminaguard.vm.image import build_image
+
+        try:
+            build_image(VM_CACHE, say=lambda line: None)
+        except LuminaGuardError as exc:
+            missing(f"the micro-VM image could not be built here: {exc}")
+        if monkeypatch is not None:
+            monkeypatch.setenv("LUMINAGUARD_VM_DATA", str(VM_CACHE))
 
 
 @pytest.fixture(params=SANDBOX_BACKENDS)
-def sandbox_backend(request: pytest.FixtureRequest) -> str:
-    require_backend(request.param)
+def sandbox_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    require_backend(request.param, monkeypatch)
+    return str(request.param)
+
+
+@pytest.fixture(params=PROCESS_BACKENDS)
+def process_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A backend that runs MCP servers too."""
+    require_backend(request.param, monkeypatch)
     return str(request.param)
 
 

@@ -336,8 +336,8 @@ def check_qemu() -> Check:
 
 def check_microvm() -> Check:
     """The micro-VM: its guest image, and the accelerator it will use."""
-    from luminaguard.config import user_data_dir
     from luminaguard.errors import LuminaGuardError
+    from luminaguard.vm.backend import vm_data_dir
     from luminaguard.vm.image import find_image
     from luminaguard.vm.qemu import accelerator, find_qemu
 
@@ -345,7 +345,7 @@ def check_microvm() -> Check:
         find_qemu()
     except LuminaGuardError as exc:
         return Check("microvm", MISSING, str(exc))
-    data_dir = user_data_dir()
+    data_dir = vm_data_dir()
     image = find_image(data_dir)
     if image is None:
         return Check(

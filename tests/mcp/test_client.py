@@ -256,9 +256,9 @@ def test_memory_server_keeps_its_data_file_in_the_workspace(
 
 
 def test_filesystem_server_reaches_only_the_workspace(
-    workspace: Path, data_dir: Path, mcp_cache: Path, tmp_path: Path, sandbox_backend: str
+    workspace: Path, data_dir: Path, mcp_cache: Path, tmp_path: Path, process_backend: str
 ) -> None:
-    """On every backend, chosen per server."""
+    """On every backend that runs servers, chosen per server."""
     (workspace / "a.txt").write_text("inside")
     secret = tmp_path / "outside.txt"
     secret.write_text("TOP-SECRET-CONTENT")
@@ -266,7 +266,7 @@ def test_filesystem_server_reaches_only_the_workspace(
         command="npx",
         args=["-y", "@modelcontextprotocol/server-filesystem", "/workspace"],
         workspace="write",
-        backend=sandbox_backend,
+        backend=process_backend,
     )
 
     async def scenario() -> tuple[str, bool, str]:

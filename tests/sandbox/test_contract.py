@@ -24,7 +24,7 @@ from luminaguard.errors import CommitConflict, SandboxError, ToolError, Workspac
 from luminaguard.protocols import ProcessSpec, Sandbox
 from luminaguard.sandbox.bwrap import BwrapSandbox
 from luminaguard.sandbox.memory import MemorySandbox
-from tests.conftest import SANDBOX_BACKENDS, require_backend
+from tests.conftest import PROCESS_BACKENDS, SANDBOX_BACKENDS, require_backend
 
 
 class Ops(Protocol):
@@ -101,6 +101,7 @@ class MemoryOps:
 class Kit:
     open: Callable[[Path], Sandbox]
     ops: Ops
+    name: str = ""
 
 
 SETTINGS = SandboxSettings(timeout_s=30, pool_size=0)
@@ -112,18 +113,27 @@ def _gvisor(ws: Path) -> Sandbox:
     return GvisorSandbox(ws, SETTINGS)
 
 
+def _microvm(ws: Path) -> Sandbox:
+    from luminaguard.vm.backend import MicrovmSandbox
+
+    return MicrovmSandbox(ws, SETTINGS)
+
+
 KITS = {
     "bwrap": Kit(lambda ws: BwrapSandbox(ws, SETTINGS), ShellOps()),
     "gvisor": Kit(_gvisor, ShellOps()),
+    "microvm": Kit(_microvm, ShellOps()),
     "memory": Kit(lambda ws: MemorySandbox(ws, SETTINGS), MemoryOps()),
 }
 
 
 @pytest.fixture(params=sorted(KITS))
-def kit(request: pytest.FixtureRequest) -> Kit:
+def kit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Kit:
     if request.param in SANDBOX_BACKENDS:
-        require_backend(request.param)
-    return KITS[request.param]
+        require_backend(request.param, monkeypatch)
+    kit = KITS[request.param]
+    kit.name = request.param
+    return kit
 
 
 @pytest.fixture
@@ -237,7 +247,9 @@ def test_file_operations_stay_in_the_workspace(sandbox: Sandbox) -> None:
         sandbox.read_file("a.txt")
 
 
-def test_a_long_lived_process_starts_through_the_backend(sandbox: Sandbox) -> None:
+def test_a_long_lived_process_starts_through_the_backend(kit: Kit, sandbox: Sandbox) -> None:
+    if kit.name not in (*PROCESS_BACKENDS, "memory"):
+        pytest.xfail(f"{kit.name} runs no long-lived processes yet (MCP servers)")
     async def scenario() -> str:
         async with sandbox.process(ProcessSpec(["/bin/cat"])) as launch:
             proc = await asyncio.create_subprocess_exec(

@@ -59,10 +59,10 @@ INSIDE_UID = {"bwrap": "1000", "gvisor": "0"}
 
 
 def test_a_root_only_host_file_bound_into_a_sandbox_is_not_readable(
-    workspace: Path, secret_dir: Path, sandbox_backend: str
+    workspace: Path, secret_dir: Path, process_backend: str
 ) -> None:
     result = asyncio.run(
-        sandbox(workspace, secret_dir, sandbox_backend).exec(
+        sandbox(workspace, secret_dir, process_backend).exec(
             ["/bin/sh", "-c", "cat /host/public; cat /host/secret"]
         )
     )
@@ -72,10 +72,10 @@ def test_a_root_only_host_file_bound_into_a_sandbox_is_not_readable(
 
 
 def test_root_owned_system_files_are_nobodys_not_the_sandbox_users(
-    workspace: Path, secret_dir: Path, sandbox_backend: str
+    workspace: Path, secret_dir: Path, process_backend: str
 ) -> None:
     result = asyncio.run(
-        sandbox(workspace, secret_dir, sandbox_backend).exec(
+        sandbox(workspace, secret_dir, process_backend).exec(
             ["/bin/sh", "-c", "stat -c %u /usr /usr/bin/env /host/secret; ls /etc/ssl/private"]
         )
     )
@@ -85,12 +85,12 @@ def test_root_owned_system_files_are_nobodys_not_the_sandbox_users(
 
 
 def test_the_workspace_stays_the_persons_to_work_on(
-    workspace: Path, secret_dir: Path, sandbox_backend: str
+    workspace: Path, secret_dir: Path, process_backend: str
 ) -> None:
-    sb = sandbox(workspace, secret_dir, sandbox_backend)
+    sb = sandbox(workspace, secret_dir, process_backend)
     seen = asyncio.run(sb.exec(["/bin/sh", "-c", "stat -c %u notes.txt; cat notes.txt"]))
     # Its owner's files are the sandbox user's.
-    assert seen.stdout.split() == [INSIDE_UID[sandbox_backend], "mine"]
+    assert seen.stdout.split() == [INSIDE_UID[process_backend], "mine"]
     preview = asyncio.run(
         sb.preview(["/bin/sh", "-c", "echo more >> notes.txt; echo new > new.txt"])
     )
@@ -106,10 +106,10 @@ def test_the_workspace_stays_the_persons_to_work_on(
 
 
 def test_an_mcp_server_runs_as_the_unprivileged_user_too(
-    workspace: Path, secret_dir: Path, sandbox_backend: str
+    workspace: Path, secret_dir: Path, process_backend: str
 ) -> None:
     """The long-lived path, started by a spawner that passes no descriptors."""
-    sb = sandbox(workspace, secret_dir, sandbox_backend)
+    sb = sandbox(workspace, secret_dir, process_backend)
     spec = ProcessSpec(
         ["/bin/sh", "-c", "cat /host/secret; stat -c %u /usr; cat /workspace/notes.txt"],
         ro_paths=(str(secret_dir),),
@@ -127,9 +127,9 @@ def test_an_mcp_server_runs_as_the_unprivileged_user_too(
 
 
 def test_nothing_is_mounted_where_the_host_can_see_it(
-    workspace: Path, secret_dir: Path, sandbox_backend: str
+    workspace: Path, secret_dir: Path, process_backend: str
 ) -> None:
-    asyncio.run(sandbox(workspace, secret_dir, sandbox_backend).exec(["/bin/true"]))
+    asyncio.run(sandbox(workspace, secret_dir, process_backend).exec(["/bin/true"]))
     ns = hostuser.namespace()
     assert ns is not None
     host_mounts = Path("/proc/thread-self/mountinfo").read_text()
@@ -139,10 +139,10 @@ def test_nothing_is_mounted_where_the_host_can_see_it(
 
 
 def test_the_self_test_refuses_a_sandbox_mapped_to_host_root(
-    monkeypatch: pytest.MonkeyPatch, sandbox_backend: str
+    monkeypatch: pytest.MonkeyPatch, process_backend: str
 ) -> None:
     """Break the mapping on purpose (bwrap or runsc started as root again): no sandbox starts."""
-    spawner = backend_class(sandbox_backend).spawner
+    spawner = backend_class(process_backend).spawner
     assert self_test(SandboxSettings(), spawner) is None
     prefix = hostuser.Namespace.prefix
     as_root = lambda self: [a for a in prefix(self) if not a.startswith("--set")]  # noqa: E731
@@ -152,18 +152,18 @@ def test_the_self_test_refuses_a_sandbox_mapped_to_host_root(
 
 
 def test_a_replaced_workspace_is_staged_again(
-    tmp_path: Path, secret_dir: Path, sandbox_backend: str
+    tmp_path: Path, secret_dir: Path, process_backend: str
 ) -> None:
     """A worktree removed and made again at the same path is the new one inside."""
     ws = tmp_path / "again"
     ws.mkdir()
     (ws / "f").write_text("old")
-    assert asyncio.run(sandbox(ws, secret_dir, sandbox_backend).exec(["cat", "f"])).stdout == "old"
+    assert asyncio.run(sandbox(ws, secret_dir, process_backend).exec(["cat", "f"])).stdout == "old"
     (ws / "f").unlink()
     ws.rmdir()
     ws.mkdir()
     (ws / "f").write_text("new")
-    assert asyncio.run(sandbox(ws, secret_dir, sandbox_backend).exec(["cat", "f"])).stdout == "new"
+    assert asyncio.run(sandbox(ws, secret_dir, process_backend).exec(["cat", "f"])).stdout == "new"
 
 
 def test_layouts_are_unchanged_when_not_root(

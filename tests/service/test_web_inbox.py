@@ -232,12 +232,12 @@ def pool_stats() -> list[dict[str, object]]:
 
 
 def test_sandbox_exec_acquires_from_the_services_warm_pool(
-    service: Service, workspace: Path, sandbox_backend: str
+    service: Service, workspace: Path, process_backend: str
 ) -> None:
     (workspace / "f.txt").write_text("from the workspace\n")
     sock = data_dir() / "service.sock"
     assert sock.stat().st_mode & 0o777 == 0o600
-    backend = ["--backend", sandbox_backend]
+    backend = ["--backend", process_backend]
     for _ in range(3):
         r = lg(
             "sandbox", "exec", "--workspace", str(workspace), *backend, "--read-only",
@@ -245,7 +245,7 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
         )  # fmt: skip
         assert r.returncode == 0 and r.stdout == "from the workspace\n", r.stderr
     [pool] = pool_stats()
-    assert pool["workspace"] == str(workspace.resolve()) and pool["backend"] == sandbox_backend
+    assert pool["workspace"] == str(workspace.resolve()) and pool["backend"] == process_backend
     # One pool outlived three CLI processes, and a warm sandbox was ready for the later ones.
     assert pool["served"] == 3 and int(pool["served_idle"]) >= 1  # type: ignore[call-overload]
     # Still confined: the workspace is read-only there, and an exit code passes through.
@@ -266,12 +266,12 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
         "GET", "/metrics", headers={"Authorization": f"Bearer {service.token}"}
     )
     body = metrics.read_body  # type: ignore[attr-defined]
-    label = f'backend="{sandbox_backend}"'
+    label = f'backend="{process_backend}"'
     assert re.search(rf"luminaguard_pool_served\{{workspace=.*{label}\}} 4", body), body
     assert re.search(rf'luminaguard_pool_acquire_ms\{{.*{label},quantile="0.5"\}}', body)
     status = json.loads(lg("pool", "status", "--json").stdout)
     assert status["service"] is True and status["pools"][0]["served"] == 4
-    assert f"{sandbox_backend} " in lg("pool", "status").stdout
+    assert f"{process_backend} " in lg("pool", "status").stdout
 
 
 # Connects as whoever runs it; the refusal may come (and the socket close)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from luminaguard.cli.common import EXIT_OK, Parser
@@ -32,12 +31,12 @@ def add_vm(sub: Any) -> None:
 
 
 def cmd_vm(args: argparse.Namespace) -> int:
-    from luminaguard.config import load_settings
+    from luminaguard.vm.backend import vm_data_dir
     from luminaguard.vm.image import build_image, describe
 
-    settings = load_settings(Path.cwd())
+    data_dir = vm_data_dir()
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    image, built = build_image(settings.data_dir, say=say)
+    image, built = build_image(data_dir, say=say)
     if args.vm_command == "build-image":
         info = {**describe(image), "built": built}
         if args.json:
@@ -53,7 +52,7 @@ def cmd_vm(args: argparse.Namespace) -> int:
     from luminaguard.vm.bench import vm_bench
     from luminaguard.vm.qemu import accelerator
 
-    accel = accelerator(image, settings.data_dir)
+    accel = accelerator(image, data_dir)
     say(f"luminaguard: accelerator {accel.name}: {accel.why}")
     result = vm_bench(image, accel.name, args.n, args.boots)
     result["accelerator_why"] = accel.why

@@ -30,6 +30,7 @@ def register(name: str, target: str) -> None:
 
 register("bwrap", "luminaguard.sandbox.bwrap:BwrapSandbox")
 register("gvisor", "luminaguard.sandbox.gvisor:GvisorSandbox")
+register("microvm", "luminaguard.vm.backend:MicrovmSandbox")
 
 POOLED = ("bwrap", "gvisor")
 """The backends with a warm pool (``pool bench``, the local service's pools)."""

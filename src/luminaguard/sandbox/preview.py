@@ -27,7 +27,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +42,9 @@ from luminaguard.sandbox.workspace import Transaction, Workspace
 
 if TYPE_CHECKING:
     from luminaguard.sandbox.spawn import Spawn
+
+Runner = Callable[[Path], Awaitable[tuple[ExecResult, list[dict[str, object]]]]]
+"""Runs the previewed command, leaving its writes in the upper directory given."""
 
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
@@ -93,10 +96,16 @@ async def run_preview(
     ro_binds: tuple[tuple[str, str], ...] = (),
     network: NetworkMode = RECORD,
     spawner: type[Spawn] | None = None,
+    runner: Runner | None = None,
 ) -> Preview:
     """Run ``argv`` on an overlay of ``workspace``; the preview's handle is the
     directory holding its layer and what the commit checks (``preview.json``),
-    so any process on this host can commit or discard it by handle."""
+    so any process on this host can commit or discard it by handle.
+
+    The command runs in a sandbox started by ``spawner`` (bubblewrap's unless
+    a backend says), or, for a backend that keeps its own layer elsewhere (a
+    micro-VM's is in the guest), by ``runner``, which leaves what the command
+    wrote in the upper directory it is given, as overlayfs would."""
     from luminaguard.sandbox.bwrap import launch
     from luminaguard.sandbox.profile import Layout
     from luminaguard.sandbox.spawn import Spawn
@@ -114,15 +123,18 @@ async def run_preview(
     # started: a path another writer changes while the command runs is stale.
     started_ns = time.time_ns()
     try:
-        result, attempts = await launch(
-            layout,
-            settings,
-            argv,
-            stdin=stdin,
-            timeout_s=timeout_s,
-            stop_when=lambda: tree_size(upper, cap) > cap,
-            spawner=spawner or Spawn,
-        )
+        if runner is not None:
+            result, attempts = await runner(upper)
+        else:
+            result, attempts = await launch(
+                layout,
+                settings,
+                argv,
+                stdin=stdin,
+                timeout_s=timeout_s,
+                stop_when=lambda: tree_size(upper, cap) > cap,
+                spawner=spawner or Spawn,
+            )
         effects, before = scan(upper, ws.root)
         if tree_size(upper, cap) > cap:
             effects.unobserved.append(

@@ -19,15 +19,25 @@
  *          reports it (the exit code, or 128 + the signal)
  *     'F'  the command could not start: the reason as text, then 'X' 127/126
  *
- * Options: chroot=DIR cwd=DIR uid=N gid=N and rlimit_{as,cpu,fsize,nofile,
- * nproc,core}=N. One command at a time. Built static at image-build time
+ * Options: chroot=DIR cwd=DIR uid=N gid=N, rlimit_{as,cpu,fsize,nofile,
+ * nproc,core}=N, output_limit=N (bytes of stdout and of stderr forwarded;
+ * the rest is read and dropped), seccomp=FILE (a classic BPF program, the
+ * host's own sandbox filter, loaded with no_new_privs just before exec).
+ * The command `lg-opaque DIR` is built in: it lists the directories under DIR
+ * that overlayfs marked opaque (a preview's replaced directories).
+ * One command at a time. Built static at image-build time
  * (`luminaguard vm build-image`): it needs nothing in the guest.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <ftw.h>
+#include <linux/filter.h>
 #include <linux/random.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/xattr.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -138,9 +148,36 @@ static void set_limit(int which, const char *value) {
     setrlimit(which, &rl);
 }
 
+static struct sock_filter filter[4096];
+static unsigned short filter_len = 0;
+
+/* Read before the fork: the child of a vfork must not allocate or read files. */
+static int load_filter(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, filter, sizeof filter);
+    close(fd);
+    if (n <= 0 || n % (ssize_t)sizeof filter[0])
+        return -1;
+    filter_len = (unsigned short)(n / (ssize_t)sizeof filter[0]);
+    return 0;
+}
+
+static int opaque_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    char value[4];
+    if (flag == FTW_D && getxattr(path, "trusted.overlay.opaque", value, sizeof value) > 0 &&
+        value[0] == 'y')
+        printf("%s\n", path);
+    return 0;
+}
+
 /* Runs in the child: apply the options, then exec. */
 static void start(char **opts, char **argv, char **envp, int errpipe) {
     const char *root = NULL, *cwd = "/";
+    int use_filter = 0;
     long uid = -1, gid = -1;
     for (char **o = opts; *o; o++) {
         char *eq = strchr(*o, '=');
@@ -158,6 +195,7 @@ static void start(char **opts, char **argv, char **envp, int errpipe) {
         else if (!strcmp(k, "rlimit_nofile")) set_limit(RLIMIT_NOFILE, v);
         else if (!strcmp(k, "rlimit_nproc")) set_limit(RLIMIT_NPROC, v);
         else if (!strcmp(k, "rlimit_core")) set_limit(RLIMIT_CORE, v);
+        else if (!strcmp(k, "seccomp")) use_filter = 1;
     }
     const char *step = "chroot";
     if (root && chroot(root) < 0)
@@ -168,9 +206,27 @@ static void start(char **opts, char **argv, char **envp, int errpipe) {
     step = "setgid";
     if (gid >= 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0))
         goto fail;
+    /* A command run as a user gets an empty bounding set: nothing it runs can
+     * gain a capability. (The agent's own set-up commands stay root's.) */
+    for (int cap = 0; uid >= 0 && cap < 64; cap++)
+        prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     step = "setuid";
     if (uid >= 0 && setuid((uid_t)uid) < 0)
         goto fail;
+    step = "no_new_privs";
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        goto fail;
+    if (use_filter) {
+        struct sock_fprog prog = {filter_len, filter};
+        step = "seccomp";
+        if (filter_len == 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+            goto fail;
+    }
+    if (!strcmp(argv[0], "lg-opaque")) {
+        int failed = argv[1] ? nftw(argv[1], opaque_entry, 16, FTW_PHYS) : -1;
+        fflush(stdout);
+        _exit(failed ? 1 : 0);
+    }
     execvpe(argv[0], argv, envp);
     step = argv[0];
 fail:;
@@ -205,6 +261,18 @@ static void split(char *data, uint32_t len, char ***opts, char ***argv, char ***
 static void run(char *data, uint32_t len) {
     char **opts, **argv, **envp;
     split(data, len, &opts, &argv, &envp);
+    unsigned long long limit = 1ULL << 62, sent[3] = {0, 0, 0}; /* no limit given: none */
+    for (char **o = opts; *o; o++) {
+        if (!strncmp(*o, "output_limit=", 13))
+            limit = strtoull(*o + 13, NULL, 10);
+        if (!strncmp(*o, "seccomp=", 8) && load_filter(*o + 8) < 0) {
+            const char *msg = "the seccomp filter could not be read\n";
+            send_frame('F', msg, (uint32_t)strlen(msg));
+            uint32_t status = htonl(126);
+            send_frame('X', &status, 4);
+            return;
+        }
+    }
     if (!argv[0]) {
         const char *msg = "empty command\n";
         send_frame('F', msg, (uint32_t)strlen(msg));
@@ -244,7 +312,13 @@ static void run(char *data, uint32_t len) {
             if (fds[i].fd >= 0 && fds[i].revents) {
                 ssize_t r = read(fds[i].fd, buf, sizeof buf);
                 if (r > 0) {
-                    send_frame(i == 1 ? 'O' : 'E', buf, (uint32_t)r);
+                    /* Up to the limit and one byte past it (so the host
+                     * knows there was more); the rest is dropped here. */
+                    unsigned long long room = limit + 1 > sent[i] ? limit + 1 - sent[i] : 0;
+                    uint32_t n = (uint32_t)((unsigned long long)r < room ? (unsigned long long)r : room);
+                    if (n)
+                        send_frame(i == 1 ? 'O' : 'E', buf, n);
+                    sent[i] += n;
                 } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
                     if (i == 1) open_out = 0; else open_err = 0;
                 }

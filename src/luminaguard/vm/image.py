@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import os
 import re
 import shutil
 import stat
@@ -39,19 +40,45 @@ from luminaguard.errors import LuminaGuardError
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_console", "virtio-rng", "overlay")
+MODULES = (
+    "virtio_ring", "virtio", "virtio_mmio", "virtio_console", "virtio-rng", "virtio_blk", "overlay",
+)  # fmt: skip
 """Loaded in this order by /init: each after what it depends on."""
-AGENT_PORT = "/dev/vport0p1"
-"""The first virtio-serial port, as devtmpfs names it (no udev in the guest)."""
+AGENT_PORT = "agent"
+"""The name of the agent's virtio-serial port (QEMU's ``virtserialport,name=``)."""
 INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t tmpfs -o mode=1777 tmp /tmp
 for m in {modules}; do /bin/busybox insmod /lib/modules/$m.ko || exit 1; done
-exec /agent {port}
+# The guest's root for commands: the read-only root image, with its own /proc,
+# /tmp and a /dev of the harmless devices only.
+if [ -b /dev/vda ]; then
+    /bin/busybox mount -t ext4 -o ro /dev/vda /newroot || exit 1
+    /bin/busybox mount -t proc proc /newroot/proc
+    /bin/busybox mount -t tmpfs -o mode=1777,nosuid,nodev tmp /newroot/tmp
+    /bin/busybox mount -t tmpfs -o mode=755,nosuid dev /newroot/dev
+    for d in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
+        set -- $d
+        /bin/busybox mknod -m 666 /newroot/dev/$1 c $2 $3
+    done
+    /bin/busybox ln -s /proc/self/fd /newroot/dev/fd
+fi
+# The agent's port, by the name the host gave it (the numbering depends on
+# which devices the VM has).
+for try in 1 2 3 4 5 6 7 8 9 10; do
+    for p in /sys/class/virtio-ports/*; do
+        [ "$(/bin/busybox cat $p/name 2>/dev/null)" = {port} ] && exec /agent /dev/${{p##*/}}
+    done
+    /bin/busybox usleep 50000
+done
+echo "no virtio-serial port named {port}"
 """
-IMAGE_VERSION = 1
+ROOTFS_SUITE = "bookworm"
+ROOTFS_PACKAGES = ("python3", "git", "ca-certificates")
+"""The guest's userland beyond Debian's minimal base: what the tools run."""
+IMAGE_VERSION = 2
 """Bumped when the layout of an image changes."""
 
 
@@ -65,6 +92,8 @@ class Image:
 
     directory: Path
     kernel_version: str
+    rootfs: Path | None = None
+    """The read-only root the guest runs commands in (None: busybox only)."""
 
     @property
     def vmlinux(self) -> Path:
@@ -98,15 +127,25 @@ def find_image(data_dir: Path) -> Image | None:
             continue
         if info.get("version") != IMAGE_VERSION:
             continue
-        image = Image(entry, str(info["kernel_version"]))
-        if image.vmlinux.exists() and image.initrd.exists() and (best is None or when > best[0]):
+        rootfs = Path(info["rootfs"]) if info.get("rootfs") else None
+        image = Image(entry, str(info["kernel_version"]), rootfs)
+        if (
+            (rootfs is None or rootfs.exists())
+            and image.vmlinux.exists()
+            and image.initrd.exists()
+            and (best is None or when > best[0])
+        ):
             best = (when, image)
     return best[1] if best else None
 
 
-def build_image(data_dir: Path, *, say: Callable[[str], None] = print) -> tuple[Image, bool]:
+def build_image(
+    data_dir: Path, *, say: Callable[[str], None] = print, rootfs: bool = True
+) -> tuple[Image, bool]:
     """The image for the current inputs, built unless it is already there;
-    returns it and whether it was built now. ``say`` hears each step."""
+    returns it and whether it was built now. ``say`` hears each step;
+    ``rootfs``: with the guest's root image (debootstrap, a minute the first time)."""
+    root_image = build_rootfs(data_dir, say=say) if rootfs else None
     for tool in ("apt-get", "apt-cache", "dpkg-deb", "gcc"):
         if shutil.which(tool) is None:
             raise ImageError(f"building the micro-VM image needs {tool} (Debian)")
@@ -117,14 +156,23 @@ def build_image(data_dir: Path, *, say: Callable[[str], None] = print) -> tuple[
     }
     agent_source = resources.files("luminaguard.vm").joinpath("agent.c").read_bytes()
     init = INIT.format(modules=" ".join(MODULES), port=AGENT_PORT).encode()
+    from luminaguard.sandbox.seccomp import filter_program
+
+    bpf = filter_program()
     key = hashlib.sha256(
         json.dumps(
-            [IMAGE_VERSION, versions, hashlib.sha256(agent_source).hexdigest(), init.decode()]
+            [
+                IMAGE_VERSION,
+                versions,
+                hashlib.sha256(agent_source + bpf).hexdigest(),
+                init.decode(),
+                str(root_image),
+            ]
         ).encode()
     ).hexdigest()[:16]
     target = images_dir(data_dir) / key
     if (target / "image.json").exists():
-        return Image(target, versions["kernel"]), False
+        return Image(target, versions["kernel"], root_image), False
     images_dir(data_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=images_dir(data_dir)))
     try:
@@ -152,9 +200,15 @@ def build_image(data_dir: Path, *, say: Callable[[str], None] = print) -> tuple[
             agent=agent.read_bytes(),
             modules=modules,
             init=init,
+            seccomp=bpf,
         )
         (work / "initrd.cpio").write_bytes(cpio(entries))
-        info = {"version": IMAGE_VERSION, "kernel_version": versions["kernel"], **versions}
+        info = {
+            "version": IMAGE_VERSION,
+            "kernel_version": versions["kernel"],
+            "rootfs": str(root_image) if root_image else None,
+            **versions,
+        }
         (work / "image.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         for scratch in ("kernel", "busybox", "agent.c", "agent"):
             path = work / scratch
@@ -167,7 +221,72 @@ def build_image(data_dir: Path, *, say: Callable[[str], None] = print) -> tuple[
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return Image(target, versions["kernel"]), True
+    return Image(target, versions["kernel"], root_image), True
+
+
+def rootfs_dir(data_dir: Path) -> Path:
+    return data_dir / "vm" / "rootfs"
+
+
+def build_rootfs(data_dir: Path, *, say: Callable[[str], None] = print) -> Path:
+    """The guest's read-only root (ext4): Debian's minimal base and
+    ``ROOTFS_PACKAGES``, by debootstrap; the same accounts as the host's
+    sandboxes, a ``/workspace`` mount point. Built once per input."""
+    from luminaguard.sandbox.profile import GROUP, PASSWD
+
+    key = hashlib.sha256(
+        json.dumps([IMAGE_VERSION, ROOTFS_SUITE, ROOTFS_PACKAGES, PASSWD, GROUP]).encode()
+    ).hexdigest()[:16]
+    target = rootfs_dir(data_dir) / f"{key}.ext4"
+    if target.exists():
+        return target
+    for tool in ("debootstrap", "mke2fs"):
+        if shutil.which(tool) is None:
+            raise ImageError(
+                f"building the guest's root needs {tool} (Debian: apt-get install {tool})"
+            )
+    if os.geteuid() != 0:
+        raise ImageError("building the guest's root needs root (debootstrap); run it once as root")
+    rootfs_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=rootfs_dir(data_dir)))
+    try:
+        tree = work / "root"
+        say(
+            f"luminaguard: the guest's root: debootstrap {ROOTFS_SUITE} minbase with "
+            f"{', '.join(ROOTFS_PACKAGES)} (a minute or more, once)"
+        )
+        _run(
+            [
+                "debootstrap", "--variant=minbase", f"--include={','.join(ROOTFS_PACKAGES)}",
+                ROOTFS_SUITE, str(tree), "http://deb.debian.org/debian",
+            ],
+            "debootstrap",
+        )  # fmt: skip
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for entry in (tree / junk).glob("*"):
+                if entry.is_file():
+                    entry.unlink()
+        (tree / "etc" / "passwd").write_text(PASSWD, encoding="utf-8")
+        (tree / "etc" / "group").write_text(GROUP, encoding="utf-8")
+        for secret in ("shadow", "gshadow"):
+            (tree / "etc" / secret).unlink(missing_ok=True)
+        (tree / "workspace").mkdir(exist_ok=True)
+        used_mb = (
+            sum(f.stat().st_size for f in tree.rglob("*") if f.is_file() and not f.is_symlink())
+            // 2**20
+        )
+        image = work / "rootfs.ext4"
+        _run(
+            [
+                "mke2fs", "-q", "-t", "ext4", "-F", "-O", "^has_journal", "-L", "lgroot",
+                "-d", str(tree), str(image), f"{used_mb * 13 // 10 + 64}M",
+            ],
+            "mke2fs",
+        )  # fmt: skip
+        image.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 def extract_vmlinux(bzimage: bytes) -> bytes:
@@ -269,14 +388,15 @@ Entry = tuple[str, int, bytes]
 
 
 def initramfs_entries(
-    *, busybox: bytes, agent: bytes, modules: dict[str, bytes], init: bytes
+    *, busybox: bytes, agent: bytes, modules: dict[str, bytes], init: bytes, seccomp: bytes
 ) -> list[Entry]:
     entries: list[Entry] = [
         (d, stat.S_IFDIR | 0o755, b"")
-        for d in ("bin", "dev", "lib", "lib/modules", "proc", "sys", "tmp", "workspace")
+        for d in ("bin", "dev", "lib", "lib/modules", "newroot", "proc", "sys", "tmp")
     ]
     entries += [
         ("agent", stat.S_IFREG | 0o755, agent),
+        ("seccomp.bpf", stat.S_IFREG | 0o644, seccomp),
         ("bin/busybox", stat.S_IFREG | 0o755, busybox),
         ("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
         ("init", stat.S_IFREG | 0o755, init),

@@ -50,6 +50,8 @@ KERNEL_ARGS = (
 BOOT_TIMEOUT_S = 60.0
 KVM_PROBE_TIMEOUT_S = 10.0
 KILL_GRACE_S = 5.0
+GUEST_MB = 512
+"""Guest RAM: the workspace copy and a preview's writes live in it (tmpfs)."""
 # QEMU's own seccomp filter: no new programs, no privilege changes.
 QEMU_SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
@@ -254,7 +256,7 @@ class Vm:
         image: Image,
         *,
         accel: str = "tcg",
-        memory_mb: int = 256,
+        memory_mb: int = GUEST_MB,
         ram_file: Path | None = None,
         restore_from: Path | None = None,
         boot_timeout_s: float = BOOT_TIMEOUT_S,
@@ -278,7 +280,9 @@ class Vm:
         machine = "microvm,x-option-roms=off,rtc=off,isa-serial=on,pic=off,pit=off"
         argv = [find_qemu(), "-accel", self.accel, "-cpu", "host" if self.accel == "kvm" else "max"]
         argv += ["-m", str(memory_mb), "-smp", "1", "-nodefaults", "-no-user-config"]
-        argv += ["-nographic", "-serial", "none", "-no-reboot"]
+        # LUMINAGUARD_VM_CONSOLE=FILE: the guest's console, for when a boot goes wrong.
+        console = os.environ.get("LUMINAGUARD_VM_CONSOLE")
+        argv += ["-nographic", "-serial", f"file:{console}" if console else "none", "-no-reboot"]
         if os.geteuid() == 0:
             # Files are opened first (kernel, initrd, RAM, sockets); then the
             # guest runs as a user that owns nothing on the host. The filter
@@ -300,7 +304,11 @@ class Vm:
             machine += ",memory-backend=mem"
         argv += ["-M", machine]
         argv += ["-kernel", str(self.image.vmlinux), "-initrd", str(self.image.initrd)]
-        argv += ["-append", KERNEL_ARGS]
+        argv += ["-append", KERNEL_ARGS.replace(" quiet", "") if console else KERNEL_ARGS]
+        if self.image.rootfs is not None:
+            # Shared by every clone, never written: read-only to QEMU itself.
+            argv += ["-drive", f"file={self.image.rootfs},if=none,id=root,format=raw,readonly=on"]
+            argv += ["-device", "virtio-blk-device,drive=root"]
         argv += ["-device", "virtio-serial-device", "-device", "virtio-rng-device"]
         argv += ["-chardev", f"socket,id=agent,path={self.dir / 'agent.sock'},server=on,wait=off"]
         argv += ["-device", "virtserialport,chardev=agent,name=agent"]
@@ -433,7 +441,7 @@ class Template:
     memory_mb: int
 
 
-def make_template(image: Image, accel: str, directory: Path, memory_mb: int = 256) -> Template:
+def make_template(image: Image, accel: str, directory: Path, memory_mb: int = GUEST_MB) -> Template:
     """Boot once to a ready agent and save it (RAM file + state file)."""
     directory.mkdir(parents=True, exist_ok=True)
     template = Template(directory / "ram", directory / "state", memory_mb)
