@@ -28,6 +28,9 @@ from luminaguard.errors import ConfigError
 
 CONFIG_NAME = "luminaguard.toml"
 ENV_PREFIX = "LUMINAGUARD_"
+NOT_SETTINGS = frozenset({"CONFIG", "VM_DATA", "VM_CONSOLE"})
+"""``LUMINAGUARD_`` variables that are not settings: the config file to read,
+where micro-VM images live (one cache for many data dirs), a guest console log."""
 
 
 class _Section(BaseModel):
@@ -408,7 +411,7 @@ def load_settings(
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name[len(ENV_PREFIX) :] in NOT_SETTINGS:
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         out[dotted] = _scalar(raw)

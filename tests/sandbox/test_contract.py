@@ -250,6 +250,7 @@ def test_file_operations_stay_in_the_workspace(sandbox: Sandbox) -> None:
 def test_a_long_lived_process_starts_through_the_backend(kit: Kit, sandbox: Sandbox) -> None:
     if kit.name not in (*PROCESS_BACKENDS, "memory"):
         pytest.xfail(f"{kit.name} runs no long-lived processes yet (MCP servers)")
+
     async def scenario() -> str:
         async with sandbox.process(ProcessSpec(["/bin/cat"])) as launch:
             proc = await asyncio.create_subprocess_exec(

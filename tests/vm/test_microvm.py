@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,61 @@ def test_the_accelerator_is_kvm_only_where_kvm_really_boots(image: Image) -> Non
         assert found.name == "tcg" and ("PVM" in found.why or "no /dev/kvm" in found.why)
     else:
         assert found.name in ("kvm", "tcg") and found.why
+
+
+ORPHAN = """
+import sys, time
+from pathlib import Path
+from luminaguard.vm.image import find_image
+from luminaguard.vm.qemu import Vm
+vm = Vm(find_image(Path(sys.argv[1])), accel=sys.argv[2])
+print(vm.proc.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_vms_of_a_process_killed_with_9_are_swept(image: Image, accel: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from luminaguard.vm.qemu import sweep_stale
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(CACHE), accel], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    qemu = int(owner.stdout.readline())
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    assert Path(f"/proc/{qemu}").exists()  # orphaned: nobody closed it
+    assert sweep_stale() >= 1
+    for _ in range(100):
+        if not Path(f"/proc/{qemu}").exists():
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the orphaned QEMU still runs")
+
+
+def test_a_runtimes_spare_clones_go_when_its_process_exits(image: Image) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from luminaguard.vm.backend import Runtime; r = Runtime.get(2); "
+        "r.pool.wait_idle(2, 120); print('ready', flush=True)"
+    )
+    env = {**os.environ, "LUMINAGUARD_VM_DATA": str(CACHE)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
+    )
+    out, _ = child.communicate(timeout=300)
+    assert "ready" in out
+    # Every VM directory of that process went with it (its spares were closed).
+    theirs = [
+        d
+        for d in Path(tempfile.gettempdir()).glob("lg-vm-*")
+        if (d / "owner").exists() and (d / "owner").read_text() == str(child.pid)
+    ]
+    assert theirs == []

@@ -58,7 +58,9 @@ def add_pool(sub: Any) -> None:
     pbench = psub.add_parser(
         "bench", help="cold and warm acquire+exec latency beside a plain subprocess"
     )
-    pbench.add_argument("--backend", default="bwrap", help="sandbox backend: bwrap or gvisor")
+    pbench.add_argument(
+        "--backend", default="bwrap", help="sandbox backend: bwrap, gvisor or microvm"
+    )
     pbench.add_argument("--n", type=int, default=50, help="samples per measurement")
     pbench.add_argument("--json", action="store_true", help="print JSON")
     pstatus = psub.add_parser("status", help="the local service's warm pools, per workspace")
@@ -206,8 +208,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
     if args.pool_command == "status":
         return _pool_status(args)
-    if args.backend not in POOLED:
-        known = ", ".join(POOLED)
+    if args.backend not in (*POOLED, "microvm"):
+        known = ", ".join((*POOLED, "microvm"))
         raise UsageError(f"no pool benchmark for backend {args.backend!r}; known backends: {known}")
     if args.n < 1:
         raise UsageError("--n must be at least 1")

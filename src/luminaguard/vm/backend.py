@@ -24,6 +24,7 @@ cap. Not yet here: long-lived processes (MCP servers) and a network.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import io
 import os
@@ -46,7 +47,15 @@ from luminaguard.sandbox.profile import SANDBOX_ENV, SANDBOX_UID
 from luminaguard.sandbox.workspace import Workspace
 from luminaguard.vm.image import Image, find_image
 from luminaguard.vm.pool import ClonePool
-from luminaguard.vm.qemu import GUEST_MB, Template, Vm, accelerator, find_qemu, make_template
+from luminaguard.vm.qemu import (
+    GUEST_MB,
+    Template,
+    Vm,
+    accelerator,
+    find_qemu,
+    make_template,
+    sweep_stale,
+)
 
 GUEST_WS = "/tmp/lg/ws"
 GUEST_UPPER = "/tmp/lg/up/upper"
@@ -62,10 +71,13 @@ class Runtime:
     _current: Runtime | None = None
 
     def __init__(self, image: Image, data_dir: Path, pool_size: int) -> None:
+        sweep_stale()
         self.image = image
         self.accel = accelerator(image, data_dir).name
         self.template = _template(image, self.accel, data_dir)
         self.pool = ClonePool(image, self.template, self.accel, max(1, pool_size))
+        # Spare clones are QEMU processes of their own: they go when we do.
+        atexit.register(self.pool.close)
         self.pool.fill()
 
     @classmethod

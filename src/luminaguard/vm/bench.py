@@ -84,3 +84,78 @@ def vm_bench(image: Image, accel: str, n: int, boots: int = 3) -> dict[str, Any]
         for name in ("restore", "acquire_exec", "exec_round_trip")
     }
     return out
+
+
+async def microvm_pool_bench(settings: Any, n: int) -> dict[str, Any]:
+    """``pool bench --backend microvm``: the keys of the other backends' bench.
+    ``cold`` is a clone restored for the command (no pool), ``warm`` one taken
+    from the pool; ``preview`` the backend's preview of ``true`` on 100 files."""
+    import asyncio
+
+    from luminaguard.sandbox.bench import GAP_S, PREVIEW_FILES
+    from luminaguard.sandbox.preview import discard
+    from luminaguard.vm.backend import MicrovmSandbox, Runtime
+
+    series: dict[str, list[float]] = {
+        k: [] for k in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
+    }
+
+    def timed(name: str, started: float) -> None:
+        series[name].append((time.perf_counter() - started) * 1000)
+
+    runtime = await asyncio.to_thread(Runtime.get, 1)
+
+    def cold() -> None:
+        vm = clone(runtime.image, runtime.template, runtime.accel)
+        try:
+            vm.resume()
+            assert vm.agent is not None
+            assert vm.agent.run(["/bin/busybox", "true"]).exit_code == 0
+        finally:
+            vm.close()
+
+    with tempfile.TemporaryDirectory(prefix="lg-bench-") as tmp:
+        files = Path(tmp) / "files"
+        files.mkdir()
+        for i in range(PREVIEW_FILES):
+            (files / f"f{i}.txt").write_text(f"file {i}\n")
+        sandbox = MicrovmSandbox(files, settings)
+        for _ in range(n):
+            t = time.perf_counter()
+            subprocess.run(["/bin/true"], check=True)
+            timed("baseline_subprocess", t)
+            t = time.perf_counter()
+            await asyncio.to_thread(cold)
+            timed("cold", t)
+            await asyncio.sleep(GAP_S)
+            t = time.perf_counter()
+            await asyncio.to_thread(cold)
+            timed("cold_spaced", t)
+            await asyncio.to_thread(runtime.pool.wait_idle, 1, 60)
+            t = time.perf_counter()
+            preview = await sandbox.preview(["/bin/true"])
+            timed("preview", t)
+            assert preview.result.exit_code == 0, preview.result.stderr
+            discard(preview.handle)
+        for _ in range(n):
+            if not await asyncio.to_thread(runtime.pool.wait_idle, 1, 60):
+                raise TimeoutError("the clone pool did not refill within 60 s")
+            t = time.perf_counter()
+            vm = await asyncio.to_thread(runtime.pool.acquire)
+            try:
+                assert vm.agent is not None
+                result = await asyncio.to_thread(vm.agent.run, ["/bin/busybox", "true"])
+                timed("warm", t)
+                assert result.exit_code == 0
+            finally:
+                vm.close()
+    out: dict[str, Any] = {name: percentiles(samples) for name, samples in series.items()}
+    out["pool"] = runtime.pool.stats_dict()
+    out["accelerator"] = runtime.accel
+    base = out["baseline_subprocess"]["p50_ms"]
+    out["ratios_p50"] = {
+        name: round(out[name]["p50_ms"] / base, 2)
+        for name in ("cold", "cold_spaced", "preview", "warm")
+    }
+    out["preview_overhead_p50_ms"] = round(out["preview"]["p50_ms"] - out["cold"]["p50_ms"], 2)
+    return out

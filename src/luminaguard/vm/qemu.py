@@ -266,7 +266,9 @@ class Vm:
         is then mapped copy-on-write (a clone)."""
         self.image = image
         self.accel = accel
-        self.dir = Path(tempfile.mkdtemp(prefix="lg-vm-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=VM_DIR_PREFIX))
+        # Whose VM this is: a sweep after a kill -9 finds the orphans by it.
+        (self.dir / "owner").write_text(str(os.getpid()))
         self.agent: Agent | None = None
         self.qmp: Qmp | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -313,6 +315,7 @@ class Vm:
         argv += ["-chardev", f"socket,id=agent,path={self.dir / 'agent.sock'},server=on,wait=off"]
         argv += ["-device", "virtserialport,chardev=agent,name=agent"]
         argv += ["-qmp", f"unix:{self.dir / 'qmp.sock'},server=on,wait=off"]
+        argv += ["-pidfile", str(self.dir / "qemu.pid")]
         if restore:
             argv += ["-incoming", "defer"]
         return argv
@@ -417,6 +420,37 @@ class Vm:
 
 
 _IGNORE_SHARED = {"capability": "x-ignore-shared", "state": True}
+VM_DIR_PREFIX = "lg-vm-"
+
+
+def sweep_stale() -> int:
+    """Kill the VMs of processes that died without closing them (kill -9);
+    returns how many. Our own and live owners' VMs are left alone."""
+    swept = 0
+    for directory in Path(tempfile.gettempdir()).glob(f"{VM_DIR_PREFIX}*"):
+        try:
+            owner = int((directory / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((directory / "qemu.pid").read_text())
+            if b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, 9)
+                swept += 1
+        shutil.rmtree(directory, ignore_errors=True)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _connect(path: Path, deadline: float) -> socket.socket:
