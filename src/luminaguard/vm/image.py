@@ -218,6 +218,7 @@ def build_image(
         except OSError:
             # Another process built the same image meanwhile: use theirs.
             shutil.rmtree(work, ignore_errors=True)
+        _prune(data_dir, keep=target.name, keep_rootfs=root_image)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -287,6 +288,23 @@ def build_rootfs(data_dir: Path, *, say: Callable[[str], None] = print) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _prune(data_dir: Path, *, keep: str, keep_rootfs: Path | None) -> None:
+    """Older images, their snapshot templates and root images go once a new
+    image is built (a VM still running one keeps its open files)."""
+    for entry in images_dir(data_dir).iterdir():
+        if entry.name != keep and not entry.name.startswith("build-"):
+            shutil.rmtree(entry, ignore_errors=True)
+    templates = data_dir / "vm" / "templates"
+    if templates.is_dir():
+        for entry in templates.iterdir():
+            if not entry.name.startswith((f"{keep}-", "making-")):
+                shutil.rmtree(entry, ignore_errors=True)
+    if keep_rootfs is not None:
+        for old in rootfs_dir(data_dir).glob("*.ext4"):
+            if old != keep_rootfs:
+                old.unlink(missing_ok=True)
 
 
 def extract_vmlinux(bzimage: bytes) -> bytes:
