@@ -480,8 +480,20 @@ def make_template(image: Image, accel: str, directory: Path, memory_mb: int = GU
     directory.mkdir(parents=True, exist_ok=True)
     template = Template(directory / "ram", directory / "state", memory_mb)
     with Vm(image, accel=accel, memory_mb=memory_mb, ram_file=template.ram) as vm:
+        if image.rootfs is not None and vm.agent is not None:
+            # The usual tools, read once into the page cache the snapshot keeps:
+            # every clone then starts them from memory, not from the disk image.
+            vm.agent.run(["/bin/sh", "-c", PRELOAD], options={"chroot": "/newroot"}, timeout_s=120)
         vm.snapshot(template.state)
     return template
+
+
+PRELOAD = (
+    "python3 -c 'import json, os, re, subprocess, unittest' >/dev/null 2>&1; git --version; "
+    "for t in sh bash ls cat grep sed find sort head tail wc diff mkdir rm cp mv; do "
+    "command -v $t; done"
+)
+"""Run in the guest's root before a template is saved."""
 
 
 def clone(image: Image, template: Template, accel: str) -> Vm:
