@@ -55,6 +55,7 @@ bench: install
 	-$(MAKE) --no-print-directory mcp-servers
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/sandbox_bench.py
+	$(BIN)/python bench/tiers_bench.py
 	$(BIN)/python bench/policy_bench.py
 	$(BIN)/python bench/router_bench.py
 	$(BIN)/python bench/swarm_bench.py

@@ -57,7 +57,7 @@ class SandboxSettings(_Section):
     """Where and how tool calls run."""
 
     backend: str = "bwrap"
-    """Sandbox backend by short name: `bwrap` (namespaces), or `gvisor` (gVisor's user-space kernel: for untrusted work)."""
+    """Sandbox backend by short name: `bwrap` (namespaces), `gvisor` (gVisor's user-space kernel: for untrusted work) or `microvm` (a kernel of its own per command; `luminaguard vm build-image` first)."""
 
     timeout_s: float = Field(120.0, gt=0, le=86_400)
     """Wall-clock limit of one command; the whole process tree is killed after it."""

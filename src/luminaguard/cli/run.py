@@ -69,7 +69,9 @@ def add_demo(sub: Any) -> None:
     demo.add_argument(
         "--workspace", type=Path, help="an empty or new directory (default: a new temp dir)"
     )
-    demo.add_argument("--sandbox", default="bwrap", help="sandbox backend: bwrap or gvisor")
+    demo.add_argument(
+        "--sandbox", default="bwrap", help="sandbox backend: bwrap, gvisor or microvm"
+    )
     demo.set_defaults(handler=cmd_demo)
 
 

@@ -17,7 +17,7 @@ from luminaguard.cli.common import (
 from luminaguard.core.text import inert
 from luminaguard.errors import UsageError
 
-BACKEND_HELP = "sandbox backend: bwrap or gvisor (default from config: bwrap)"
+BACKEND_HELP = "sandbox backend: bwrap, gvisor or microvm (default from config: bwrap)"
 
 
 def add_sandbox(sub: Any) -> None:
