@@ -38,7 +38,12 @@ def main() -> None:
     for backend in ("bwrap", "gvisor", "microvm"):
         try:
             backend_class(backend).check_available()
-            out[backend] = asyncio.run(pool_bench(settings, args.n, backend))
+            if backend == "microvm":
+                from luminaguard.vm.bench import microvm_pool_bench
+
+                out[backend] = asyncio.run(microvm_pool_bench(settings, args.n))
+            else:
+                out[backend] = asyncio.run(pool_bench(settings, args.n, backend))
         except LuminaGuardError as exc:
             out[backend] = {"unavailable": str(exc)}
     try:

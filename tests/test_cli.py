@@ -61,8 +61,10 @@ def test_doctor_json_reports_each_check_with_a_reason() -> None:
         "bubblewrap",
         "user namespaces",
         "seccomp",
+        "gvisor",
         "kvm",
         "qemu",
+        "microvm",
         "node",
         "temporal",
     } <= set(checks)
@@ -77,6 +79,12 @@ def test_doctor_json_reports_each_check_with_a_reason() -> None:
     assert checks["sandbox user"]["status"] == "ok"
     expected = HOST_ID if os.geteuid() == 0 else os.geteuid()
     assert f"host uid {expected}" in checks["sandbox user"]["detail"]
+    # The accelerator a micro-VM would get, said plainly: KVM only where it is real.
+    from luminaguard.vm.qemu import kvm_kind
+
+    if kvm_kind() != "real":
+        assert checks["kvm"]["status"] != "ok"
+        assert "TCG" in checks["kvm"]["detail"] or "TCG" in checks["microvm"]["detail"]
 
 
 def test_run_with_a_playbook_ends_by_printing_the_journal(workspace: Path, tmp_path: Path) -> None:

@@ -9,7 +9,10 @@
     │   ├── SandboxUnavailable    no working backend on this machine (see `doctor`); also a UserError
     │   ├── CommitConflict        the workspace changed since the preview; nothing was applied
     │   ├── NetworkViolation      a command tried a host its network mode refuses
-    │   └── NoIdmap               under root: the workspace's file system cannot be id-mapped
+    │   ├── NoIdmap               under root: the workspace's file system cannot be id-mapped
+    │   ├── VmError               a micro-VM or its guest agent failed
+    │   │   └── AgentTimeout      the guest agent said nothing in the time given
+    │   └── ImageError            the micro-VM's guest image could not be built
     ├── ToolError                 a tool call failed; the agent sees it as an observation
     │   ├── ToolArgumentError     arguments missing, malformed or of the wrong type
     │   └── WorkspacePathError    a path that would leave the workspace
@@ -91,6 +94,18 @@ class NetworkViolation(SandboxError):
 class NoIdmap(SandboxError):
     """Under root: the workspace's file system cannot be id-mapped (the kernel
     said so), so the sandbox falls back to the mapping to host root."""
+
+
+class VmError(SandboxError):
+    """A micro-VM or its guest agent failed; the message says how."""
+
+
+class AgentTimeout(VmError):
+    """The guest agent said nothing within the time given."""
+
+
+class ImageError(SandboxError):
+    """The micro-VM's image could not be built; the message says which step and why."""
 
 
 class ToolError(LuminaGuardError):

@@ -86,12 +86,12 @@ def test_options_set_the_user_and_limits_of_a_command(image: Image, accel: str) 
         assert r.stdout.split() == [b"1000", b"64"], r.stderr
 
 
-def test_clones_are_fresh_independent_copies_that_draw_different_random_bytes(
+def test_clones_are_fresh_independent_copies_with_their_own_randomness(
     image: Image, accel: str, template: Template
 ) -> None:
-    """Each clone also gets a seed at resume (``Vm.resume``), as Firecracker's
-    snapshot docs require; this kernel's own reseeding already makes their
-    draws differ, so this test cannot tell the seed's part (and does not claim to)."""
+    """Clones of one snapshot start with the same random state: each is given
+    a seed at resume and reseeds at once (``Vm.resume``, the agent's 'S'), as
+    Firecracker's snapshot docs require. Without both, their draws match."""
     first, second = clone(image, template, accel), clone(image, template, accel)
     try:
         for vm in (first, second):

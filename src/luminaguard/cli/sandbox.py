@@ -214,7 +214,12 @@ def cmd_pool(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError("--n must be at least 1")
     settings = load_settings(Path.cwd())
-    result = asyncio.run(pool_bench(settings.sandbox, args.n, args.backend))
+    if args.backend == "microvm":
+        from luminaguard.vm.bench import microvm_pool_bench
+
+        result = asyncio.run(microvm_pool_bench(settings.sandbox, args.n))
+    else:
+        result = asyncio.run(pool_bench(settings.sandbox, args.n, args.backend))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

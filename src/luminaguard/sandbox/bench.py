@@ -35,12 +35,8 @@ PREVIEW_FILES = 100
 
 
 async def pool_bench(settings: SandboxSettings, n: int, backend: str = "bwrap") -> dict[str, Any]:
-    """The series of one backend: bwrap, or another built on its layout (gvisor),
-    or the micro-VM's (its own pool)."""
-    if backend == "microvm":
-        from luminaguard.vm.bench import microvm_pool_bench
-
-        return await microvm_pool_bench(settings, n)
+    """The series of one backend: bwrap, or another built on its layout (gvisor).
+    (The micro-VM's, with its own pool, are ``vm.bench.microvm_pool_bench``.)"""
     from luminaguard.sandbox import backend_class
     from luminaguard.sandbox.bwrap import Layout, ensure_self_test, launch
     from luminaguard.sandbox.pool import WarmPool

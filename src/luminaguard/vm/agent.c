@@ -138,6 +138,10 @@ static void seed(const char *data, uint32_t len) {
     int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         ioctl(fd, RNDADDENTROPY, &entropy);
+        /* Added entropy reaches /dev/urandom only at the next reseed (up to a
+         * minute away): every clone of a snapshot would draw the same bytes
+         * until then. Reseed now. */
+        ioctl(fd, RNDRESEEDCRNG);
         close(fd);
     }
 }

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from luminaguard.errors import LuminaGuardError
+from luminaguard.errors import ImageError
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
@@ -80,10 +80,6 @@ ROOTFS_PACKAGES = ("python3", "git", "ca-certificates")
 """The guest's userland beyond Debian's minimal base: what the tools run."""
 IMAGE_VERSION = 2
 """Bumped when the layout of an image changes."""
-
-
-class ImageError(LuminaGuardError):
-    """The image could not be built; the message says which step and why."""
 
 
 @dataclass(frozen=True)

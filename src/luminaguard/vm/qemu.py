@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from luminaguard.errors import LuminaGuardError, SandboxUnavailable
+from luminaguard.errors import AgentTimeout, SandboxUnavailable, VmError
 from luminaguard.sandbox.hostuser import HOST_ID
 from luminaguard.vm.image import Image
 
@@ -54,14 +54,6 @@ GUEST_MB = 512
 """Guest RAM: the workspace copy and a preview's writes live in it (tmpfs)."""
 # QEMU's own seccomp filter: no new programs, no privilege changes.
 QEMU_SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
-
-
-class VmError(LuminaGuardError):
-    """The VM or its agent failed; the message says how."""
-
-
-class AgentTimeout(VmError):
-    """The agent said nothing within the time given."""
 
 
 def find_qemu() -> str:
