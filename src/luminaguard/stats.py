@@ -23,3 +23,10 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
 def series_line(name: str, r: Mapping[str, float], width: int = 22) -> str:
     """One benchmark series as a line: ``name  p50 … ms  p95 … ms  p99 … ms``."""
     return f"{name:<{width}} p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+
+
+def ratios_p50(
+    out: Mapping[str, Mapping[str, float]], names: Sequence[str], base: str = "baseline_subprocess"
+) -> dict[str, float]:
+    """Each series' p50 over the baseline's, measured in the same run."""
+    return {name: round(out[name]["p50_ms"] / out[base]["p50_ms"], 2) for name in names}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.config import SandboxSettings
-from luminaguard.stats import percentiles
+from luminaguard.stats import percentiles, ratios_p50
 
 GAP_S = 0.25
 PREVIEW_FILES = 100
@@ -95,11 +95,7 @@ async def pool_bench(settings: SandboxSettings, n: int, backend: str = "bwrap") 
             pool.close()
     out: dict[str, Any] = {name: percentiles(samples) for name, samples in series.items()}
     out["pool"] = stats
-    b = out["baseline_subprocess"]["p50_ms"]
-    out["ratios_p50"] = {
-        name: round(out[name]["p50_ms"] / b, 2)
-        for name in ("cold", "cold_spaced", "preview", "warm")
-    }
+    out["ratios_p50"] = ratios_p50(out, ("cold", "cold_spaced", "preview", "warm"))
     out["preview_overhead_p50_ms"] = round(out["preview"]["p50_ms"] - out["cold"]["p50_ms"], 2)
     return out
 

@@ -30,7 +30,7 @@ from luminaguard.sandbox.profile import (
     find_bwrap,
 )
 from luminaguard.sandbox.spawn import Spawn
-from luminaguard.sandbox.workspace import Workspace
+from luminaguard.sandbox.workspace import Workspace, WorkspaceFiles
 
 if TYPE_CHECKING:
     from luminaguard.sandbox.pool import WarmPool
@@ -102,7 +102,7 @@ async def ensure_self_test(settings: SandboxSettings, spawner: type[Spawn] = Spa
         await asyncio.to_thread(gate.check, settings)
 
 
-class BwrapSandbox:
+class BwrapSandbox(WorkspaceFiles):
     """Runs each command in a fresh bubblewrap sandbox over one workspace.
 
     Another backend that starts its sandboxes differently but keeps this
@@ -257,18 +257,6 @@ class BwrapSandbox:
                 yield ProcessLaunch(spawn.argv, spawn.env)
         finally:
             spawn.close(now=True)
-
-    def read_file(self, path: str) -> bytes:
-        return self.ws.read_file(path)
-
-    def write_file(self, path: str, data: bytes) -> None:
-        self.ws.write_file(path, data)
-
-    def delete_file(self, path: str) -> None:
-        self.ws.delete_file(path)
-
-    def list_dir(self, path: str) -> list[tuple[str, str, int]]:
-        return self.ws.list_dir(path)
 
     def pool_stats(self) -> dict[str, object] | None:
         """The warm pool's counters, or None before it is first used."""

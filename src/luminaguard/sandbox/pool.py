@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from luminaguard.config import SandboxSettings
 from luminaguard.protocols import ExecResult
@@ -122,7 +123,73 @@ def _summary(ms: deque[float]) -> dict[str, float]:
     }
 
 
-class WarmPool:
+T = TypeVar("T")
+
+
+class Spares(Generic[T]):
+    """Keeps ``size`` spares of one kind ready, made on a thread of its own
+    (no event loop involved, so a pool outlives the loop that first used it).
+    A kind says how a spare is made ready (``_make``) and let go (``_drop``)."""
+
+    def __init__(self, size: int, thread_name: str) -> None:
+        self.size = size
+        self.idle: deque[T] = deque()
+        self.stats = PoolStats()
+        self._spawning = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+
+    def _make(self) -> T:
+        raise NotImplementedError
+
+    def _drop(self, spare: T) -> None:
+        raise NotImplementedError
+
+    def fill(self) -> None:
+        """Start making spares until ``size`` are idle or on their way (in the background)."""
+        with self._lock:
+            wanted = 0 if self._closed else self.size - len(self.idle) - self._spawning
+            self._spawning += max(0, wanted)
+        for _ in range(max(0, wanted)):
+            self._executor.submit(self._refill_one)
+
+    def _refill_one(self) -> None:
+        try:
+            spare: T | None = self._make()
+        except Exception:
+            self.stats.failures += 1
+            spare = None
+        with self._lock:
+            self._spawning -= 1
+            if spare is not None and not self._closed:
+                self.idle.append(spare)
+                spare = None
+            self._changed.notify_all()
+        if spare is not None:
+            self._drop(spare)
+
+    def wait_idle(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` spares are idle; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: len(self.idle) >= count or self._closed, timeout_s
+            )
+
+    def _take(self) -> T | None:
+        """An idle spare (counted as served), or None when none is idle."""
+        with self._lock:
+            spare = self.idle.popleft() if self.idle else None
+        self.stats.served += 1
+        self.stats.served_idle += spare is not None
+        return spare
+
+    def stats_dict(self) -> dict[str, object]:
+        return self.stats.to_dict(idle=len(self.idle))
+
+
+class WarmPool(Spares[Warm]):
     """Keeps ``size`` sandboxes of one layout ready."""
 
     def __init__(
@@ -133,21 +200,14 @@ class WarmPool:
         *,
         spawner: type[Spawn] = Spawn,
     ) -> None:
+        # Spawning forks this process: the pool's thread does it, off the event loop.
+        super().__init__(size, "lg-pool")
         self.layout = layout
         self.spawner = spawner
         self.settings = settings
-        self.size = size
-        self.idle: deque[Warm] = deque()
-        self.stats = PoolStats()
-        self._spawning = 0
-        self._closed = False
         # Every sandbox not yet destroyed, so close() can reach those whose
         # spawn finished after the event loop that asked for them was gone.
         self._live: set[Warm] = set()
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        # Spawning forks this process: keep it off the event loop.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lg-pool")
         # A pool its owner forgot to close still tears its sandboxes (and
         # their cgroups) down when the process exits.
         atexit.register(self.close)
@@ -189,7 +249,10 @@ class WarmPool:
             self._live.discard(warm)
         warm.destroy()
 
-    def _spawn_ready(self) -> Warm:
+    def _drop(self, spare: Warm) -> None:
+        self._destroy(spare)
+
+    def _make(self) -> Warm:
         """Spawn and wait until the supervisor is up (it writes one byte)."""
         warm = self._spawn()
         if os.read(warm.ready, 1) != b"R":
@@ -198,38 +261,6 @@ class WarmPool:
         self.stats.spawn_ms.append((time.monotonic() - warm.spawned) * 1000)
         self.stats.spawned += 1
         return warm
-
-    def fill(self) -> None:
-        """Start spawning until ``size`` sandboxes are idle or on their way (in the background)."""
-        with self._lock:
-            wanted = 0 if self._closed else self.size - len(self.idle) - self._spawning
-            self._spawning += max(0, wanted)
-        for _ in range(max(0, wanted)):
-            self._executor.submit(self._refill_one)
-
-    def _refill_one(self) -> None:
-        # Runs on the pool's thread: no event loop is involved, so a pool
-        # outlives the loop that first used it.
-        try:
-            warm = self._spawn_ready()
-        except Exception:
-            self.stats.failures += 1
-            warm = None
-        with self._lock:
-            self._spawning -= 1
-            if warm is not None and not self._closed:
-                self.idle.append(warm)
-                warm = None
-            self._changed.notify_all()
-        if warm is not None:
-            self._destroy(warm)
-
-    def wait_idle(self, count: int, timeout_s: float) -> bool:
-        """Block until ``count`` sandboxes are idle; False on timeout."""
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: len(self.idle) >= count or self._closed, timeout_s
-            )
 
     async def acquire(self) -> Warm:
         """An idle sandbox, or a new one when none is idle. The refill is the
@@ -242,10 +273,7 @@ class WarmPool:
             self.stats.acquire_ms.append((time.monotonic() - started) * 1000)
 
     async def _acquire(self) -> Warm:
-        with self._lock:
-            idle = self.idle.popleft() if self.idle else None
-        self.stats.served += 1
-        self.stats.served_idle += idle is not None
+        idle = self._take()
         if idle is None:
             self.stats.waiters += 1
             try:
@@ -296,6 +324,3 @@ class WarmPool:
             live, self._live = list(self._live), set()
         for warm in live:
             warm.destroy()
-
-    def stats_dict(self) -> dict[str, object]:
-        return self.stats.to_dict(idle=len(self.idle))

@@ -488,3 +488,22 @@ class Transaction:
 
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".luminaguard"}
+
+
+class WorkspaceFiles:
+    """The ``Sandbox`` protocol's file operations, done on the host through
+    ``self.ws`` (never following a path out of it): shared by the backends."""
+
+    ws: Workspace
+
+    def read_file(self, path: str) -> bytes:
+        return self.ws.read_file(path)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self.ws.write_file(path, data)
+
+    def delete_file(self, path: str) -> None:
+        self.ws.delete_file(path)
+
+    def list_dir(self, path: str) -> list[tuple[str, str, int]]:
+        return self.ws.list_dir(path)

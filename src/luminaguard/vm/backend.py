@@ -44,7 +44,7 @@ from luminaguard.protocols import ExecResult, Preview, ProcessSpec
 from luminaguard.sandbox import preview as previews
 from luminaguard.sandbox.network import NetworkMode
 from luminaguard.sandbox.profile import SANDBOX_ENV, SANDBOX_UID
-from luminaguard.sandbox.workspace import Workspace
+from luminaguard.sandbox.workspace import Workspace, WorkspaceFiles
 from luminaguard.vm.image import Image, find_image
 from luminaguard.vm.pool import ClonePool
 from luminaguard.vm.qemu import (
@@ -123,7 +123,7 @@ def _template(image: Image, accel: str, data_dir: Path) -> Template:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-class MicrovmSandbox:
+class MicrovmSandbox(WorkspaceFiles):
     """Runs each command in a fresh micro-VM clone over one workspace."""
 
     def __init__(
@@ -317,20 +317,6 @@ class MicrovmSandbox:
             '`backend = "gvisor"` (or "bwrap")'
         )
         yield  # pragma: no cover
-
-    # --- the workspace, from the host ------------------------------------
-
-    def read_file(self, path: str) -> bytes:
-        return self.ws.read_file(path)
-
-    def write_file(self, path: str, data: bytes) -> None:
-        self.ws.write_file(path, data)
-
-    def delete_file(self, path: str) -> None:
-        self.ws.delete_file(path)
-
-    def list_dir(self, path: str) -> list[tuple[str, str, int]]:
-        return self.ws.list_dir(path)
 
     def pool_stats(self) -> dict[str, object] | None:
         return self._runtime.pool.stats_dict() if self._runtime is not None else None

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from luminaguard.stats import percentiles
+from luminaguard.stats import percentiles, ratios_p50
 from luminaguard.vm.image import Image
 from luminaguard.vm.pool import WARM_UP, ClonePool
 from luminaguard.vm.qemu import Vm, clone, make_template
@@ -78,11 +78,7 @@ def vm_bench(image: Image, accel: str, n: int, boots: int = 3) -> dict[str, Any]
     out: dict[str, Any] = {name: percentiles(samples) for name, samples in series.items()}
     out["accelerator"] = accel
     out["pool"] = stats
-    base = out["baseline_subprocess"]["p50_ms"]
-    out["ratios_p50"] = {
-        name: round(out[name]["p50_ms"] / base, 2)
-        for name in ("restore", "acquire_exec", "exec_round_trip")
-    }
+    out["ratios_p50"] = ratios_p50(out, ("restore", "acquire_exec", "exec_round_trip"))
     return out
 
 
@@ -152,10 +148,6 @@ async def microvm_pool_bench(settings: Any, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {name: percentiles(samples) for name, samples in series.items()}
     out["pool"] = runtime.pool.stats_dict()
     out["accelerator"] = runtime.accel
-    base = out["baseline_subprocess"]["p50_ms"]
-    out["ratios_p50"] = {
-        name: round(out[name]["p50_ms"] / base, 2)
-        for name in ("cold", "cold_spaced", "preview", "warm")
-    }
+    out["ratios_p50"] = ratios_p50(out, ("cold", "cold_spaced", "preview", "warm"))
     out["preview_overhead_p50_ms"] = round(out["preview"]["p50_ms"] - out["cold"]["p50_ms"], 2)
     return out

@@ -14,12 +14,9 @@ it. The pool refills on its own thread.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
-from luminaguard.sandbox.pool import PoolStats
+from luminaguard.sandbox.pool import Spares
 from luminaguard.vm.image import Image
 from luminaguard.vm.qemu import Template, Vm, clone
 
@@ -37,23 +34,16 @@ not run yet is translated on first use, so the set-up steps of a command
 (unpack, overlay, pack) are run once on nothing, leaving nothing behind."""
 
 
-class ClonePool:
+class ClonePool(Spares[Vm]):
     """Keeps ``size`` paused clones of ``template`` ready."""
 
     def __init__(self, image: Image, template: Template, accel: str, size: int) -> None:
+        super().__init__(size, "lg-vm-pool")
         self.image = image
         self.template = template
         self.accel = accel
-        self.size = size
-        self.idle: deque[Vm] = deque()
-        self.stats = PoolStats()
-        self._spawning = 0
-        self._closed = False
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lg-vm-pool")
 
-    def _spare(self) -> Vm:
+    def _make(self) -> Vm:
         started = time.monotonic()
         vm = clone(self.image, self.template, self.accel)
         try:
@@ -70,46 +60,18 @@ class ClonePool:
         self.stats.spawned += 1
         return vm
 
-    def fill(self) -> None:
-        with self._lock:
-            wanted = 0 if self._closed else self.size - len(self.idle) - self._spawning
-            self._spawning += max(0, wanted)
-        for _ in range(max(0, wanted)):
-            self._executor.submit(self._refill_one)
-
-    def _refill_one(self) -> None:
-        try:
-            vm: Vm | None = self._spare()
-        except Exception:
-            self.stats.failures += 1
-            vm = None
-        with self._lock:
-            self._spawning -= 1
-            if vm is not None and not self._closed:
-                self.idle.append(vm)
-                vm = None
-            self._changed.notify_all()
-        if vm is not None:
-            vm.close()
-
-    def wait_idle(self, count: int, timeout_s: float) -> bool:
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: len(self.idle) >= count or self._closed, timeout_s
-            )
+    def _drop(self, spare: Vm) -> None:
+        spare.close()
 
     def acquire(self) -> Vm:
         """A running clone for one task (a ready one, or a new one when none
         is ready); the caller closes it when the task is done."""
         started = time.monotonic()
-        with self._lock:
-            vm = self.idle.popleft() if self.idle else None
-        self.stats.served += 1
-        self.stats.served_idle += vm is not None
+        vm = self._take()
         if vm is None:
             self.stats.waiters += 1
             try:
-                vm = self._spare()
+                vm = self._make()
             finally:
                 self.stats.waiters -= 1
         assert vm.qmp is not None
@@ -124,6 +86,3 @@ class ClonePool:
         while self.idle:
             with contextlib.suppress(Exception):
                 self.idle.popleft().close()
-
-    def stats_dict(self) -> dict[str, object]:
-        return self.stats.to_dict(idle=len(self.idle))
