@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.config import SandboxSettings
-from luminaguard.sandbox.bench import pool_bench
+from luminaguard.sandbox.bench import SERIES, pool_bench
 from luminaguard.sandbox.bwrap import Layout, launch
 from luminaguard.sandbox.preview import commit, discard, run_preview
-from luminaguard.stats import percentiles, series_line
+from luminaguard.stats import percentiles, report
 
 COMMAND = ["/bin/sh", "-c", "echo changed >> file-0.txt"]
 
@@ -126,11 +126,7 @@ if __name__ == "__main__":
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        pool = result["pool"]
-        for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm"):
-            print(series_line(name, pool[name]))
-        ratios = ", ".join(f"{k} {v}x" for k, v in pool["ratios_p50"].items())
-        print(f"ratios over the baseline (p50): {ratios}")
+        print(report(result["pool"], SERIES))
         for r in result["preview"]:
             print(
                 f"preview, {r['files']:>6} files: exec p50 {r['exec']['p50_ms']:6.2f} ms, "

@@ -21,10 +21,9 @@ from typing import Any
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import LuminaGuardError
 from luminaguard.sandbox import backend_class
-from luminaguard.sandbox.bench import pool_bench
-from luminaguard.stats import series_line
-
-SERIES = ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
+from luminaguard.sandbox.bench import SERIES, pool_bench
+from luminaguard.stats import report
+from luminaguard.vm.bench import BOOT_SERIES
 
 
 def main() -> None:
@@ -68,23 +67,13 @@ def main() -> None:
         if "unavailable" in result:
             print(f"   unavailable: {result['unavailable']}")
             continue
-        for name in SERIES:
-            print("   " + series_line(name, result[name]))
-        ratios = ", ".join(f"{k} {v}x" for k, v in result["ratios_p50"].items())
-        print(f"   ratios over the baseline (p50): {ratios}")
+        print(report(result, SERIES, indent="   "))
     boot = out["microvm_boot"]
     print(f"== microvm boot ({boot.get('accelerator', '?')}: {boot.get('why', '')})")
     if "unavailable" in boot:
         print(f"   unavailable: {boot['unavailable']}")
     else:
-        for name in (
-            "baseline_subprocess",
-            "cold_boot",
-            "restore",
-            "acquire_exec",
-            "exec_round_trip",
-        ):
-            print("   " + series_line(name, boot[name]))
+        print(report(boot, BOOT_SERIES, indent="   "))
 
 
 if __name__ == "__main__":

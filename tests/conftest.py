@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
@@ -92,10 +93,31 @@ VM_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "vm"
 """The micro-VM's image and templates, built once for every test (as the MCP servers are)."""
 
 
+@functools.cache
+def _built_image() -> Any:
+    """The micro-VM's image in ``VM_CACHE``, built (or found: apt is asked for
+    the versions, seconds each time) once per test session; or the reason not."""
+    from luminaguard.errors import LuminaGuardError
+    from luminaguard.vm.image import build_image
+
+    try:
+        return build_image(VM_CACHE, say=lambda line: None)[0]
+    except LuminaGuardError as exc:
+        return f"the micro-VM image could not be built here: {exc}"
+
+
+def vm_image() -> Any:
+    """The micro-VM's image, or the test is ``missing`` it."""
+    image = _built_image()
+    if isinstance(image, str):
+        missing(image)
+    return image
+
+
 def require_backend(name: str, monkeypatch: pytest.MonkeyPatch | None = None) -> None:
     """The backend runs here, or the test is ``missing`` it (a failure in CI).
     The micro-VM's image is built into ``VM_CACHE`` the first time."""
-    from luminaguard.errors import LuminaGuardError, SandboxUnavailable
+    from luminaguard.errors import SandboxUnavailable
     from luminaguard.sandbox import backend_class
 
     try:
@@ -105,12 +127,7 @@ def require_backend(name: str, monkeypatch: pytest.MonkeyPatch | None = None) ->
     if name in ("gvisor", "microvm") and os.geteuid() != 0:
         missing(f"{name} previews need LuminaGuard to run as root (`luminaguard doctor`)")
     if name == "microvm":
-        from luminaguard.vm.image import build_image
-
-        try:
-            build_image(VM_CACHE, say=lambda line: None)
-        except LuminaGuardError as exc:
-            missing(f"the micro-VM image could not be built here: {exc}")
+        vm_image()
         if monkeypatch is not None:
             monkeypatch.setenv("LUMINAGUARD_VM_DATA", str(VM_CACHE))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -30,3 +31,12 @@ def ratios_p50(
 ) -> dict[str, float]:
     """Each series' p50 over the baseline's, measured in the same run."""
     return {name: round(out[name]["p50_ms"] / out[base]["p50_ms"], 2) for name in names}
+
+
+def report(result: Mapping[str, Any], names: Sequence[str], indent: str = "") -> str:
+    """A benchmark's series, one line each, and its ratios over the baseline."""
+    lines = [indent + series_line(name, result[name]) for name in names]
+    if "ratios_p50" in result:
+        ratios = ", ".join(f"{k} {v}x" for k, v in result["ratios_p50"].items())
+        lines.append(f"{indent}ratios over the baseline (p50): {ratios}")
+    return "\n".join(lines)

@@ -15,16 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.errors import LuminaGuardError
 from luminaguard.vm.image import Image, build_image, describe
 from luminaguard.vm.pool import ClonePool
 from luminaguard.vm.qemu import Template, Vm, accelerator, clone, kvm_kind, make_template
-from tests.conftest import missing
+from tests.conftest import VM_CACHE, missing, vm_image
 
 pytestmark = pytest.mark.slow
 
 # Built once, into the project's cache (as the MCP servers are).
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "vm"
+CACHE = VM_CACHE
 BUSYBOX = "/bin/busybox"
 
 
@@ -32,10 +31,7 @@ BUSYBOX = "/bin/busybox"
 def image() -> Image:
     if shutil.which("qemu-system-x86_64") is None:
         missing("QEMU is not installed (Debian package qemu-system-x86)")
-    try:
-        built, _ = build_image(CACHE, say=lambda line: None)
-    except LuminaGuardError as exc:
-        missing(f"the micro-VM image could not be built here: {exc}")
+    built: Image = vm_image()
     return built
 
 

@@ -203,8 +203,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
     from luminaguard.config import load_settings
     from luminaguard.sandbox import POOLED
-    from luminaguard.sandbox.bench import pool_bench
-    from luminaguard.stats import series_line
+    from luminaguard.sandbox.bench import SERIES, pool_bench
+    from luminaguard.stats import report
 
     if args.pool_command == "status":
         return _pool_status(args)
@@ -223,8 +223,5 @@ def cmd_pool(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm"):
-            print(series_line(name, result[name]))
-        ratios = ", ".join(f"{k} {v}x" for k, v in result["ratios_p50"].items())
-        print(f"ratios over the baseline (p50): {ratios}")
+        print(report(result, SERIES))
     return EXIT_OK

@@ -48,8 +48,8 @@ def cmd_vm(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.n < 1 or args.boots < 1:
         raise UsageError("--n and --boots must be at least 1")
-    from luminaguard.stats import series_line
-    from luminaguard.vm.bench import vm_bench
+    from luminaguard.stats import report
+    from luminaguard.vm.bench import BOOT_SERIES, vm_bench
     from luminaguard.vm.qemu import accelerator
 
     accel = accelerator(image, data_dir)
@@ -59,14 +59,5 @@ def cmd_vm(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for name in (
-            "baseline_subprocess",
-            "cold_boot",
-            "restore",
-            "acquire_exec",
-            "exec_round_trip",
-        ):
-            print(series_line(name, result[name]))
-        ratios = ", ".join(f"{k} {v}x" for k, v in result["ratios_p50"].items())
-        print(f"ratios over the baseline (p50): {ratios}")
+        print(report(result, BOOT_SERIES))
     return EXIT_OK

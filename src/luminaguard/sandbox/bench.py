@@ -32,6 +32,8 @@ from luminaguard.stats import percentiles, ratios_p50
 
 GAP_S = 0.25
 PREVIEW_FILES = 100
+SERIES = ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
+"""What ``pool bench`` measures, on every backend."""
 
 
 async def pool_bench(settings: SandboxSettings, n: int, backend: str = "bwrap") -> dict[str, Any]:
@@ -45,9 +47,7 @@ async def pool_bench(settings: SandboxSettings, n: int, backend: str = "bwrap") 
     cls = backend_class(backend)
     spawner = cls.spawner
     await ensure_self_test(settings, spawner)
-    series: dict[str, list[float]] = {
-        name: [] for name in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
-    }
+    series: dict[str, list[float]] = {name: [] for name in SERIES}
 
     def timed(name: str, started: float) -> None:
         series[name].append((time.perf_counter() - started) * 1000)

@@ -56,16 +56,17 @@ from luminaguard.sandbox.cgroups import Cgroup
 from luminaguard.sandbox.network import NetworkMode
 from luminaguard.sandbox.process import joining, spawn_limited
 from luminaguard.sandbox.profile import (
-    ETC_ALLOW,
     GROUP,
     HELPER_DIR,
     PASSWD,
     PROXY_DIR,
     SANDBOX_ENV,
     Layout,
+    etc_entries,
     helpers_dir,
     sandbox_command,
     sandbox_env,
+    system_links,
 )
 from luminaguard.sandbox.selftest import Gate, self_test
 from luminaguard.sandbox.spawn import FdMode, Spawn
@@ -127,6 +128,11 @@ def runsc_flags(layout: Layout, state: Path) -> list[str]:
     return flags
 
 
+def _refuse_host(mode: NetworkMode) -> None:
+    if mode.kind == "host":
+        raise ConfigError("the gvisor backend has no `host` network mode: use allow:HOST[,HOST...]")
+
+
 class GvisorSpawn(Spawn):
     """One gVisor sandbox about to start: its bundle, cgroup and proxy directory."""
 
@@ -148,11 +154,7 @@ class GvisorSpawn(Spawn):
         )
 
     def _build(self, command: Sequence[str], fds: FdMode) -> None:
-        find_runsc()
-        if self.layout.network.kind == "host":
-            raise ConfigError(
-                "the gvisor backend has no `host` network mode: use allow:HOST[,HOST...]"
-            )
+        _refuse_host(self.layout.network)
         layout, prefix = hostuser.adapt(self.layout)
         source = layout.workspace
         if layout.workspace_mode == "overlay":
@@ -190,7 +192,6 @@ class GvisorSpawn(Spawn):
             # Started by someone else's spawner (the MCP SDK): join the cgroup first.
             self.argv = [*joining(self.cgroup.procs_files()), *self.argv]
         self.env = dict(RUNSC_ENV)
-
         CPU_WATCH.add(self.cgroup, self.settings.cpu_s)
 
     def popen(self) -> subprocess.Popen[bytes]:
@@ -231,12 +232,11 @@ def oci_spec(
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
         {"destination": "/usr", "type": "bind", "source": "/usr", "options": ro},
     ]
-    for name in ETC_ALLOW:
-        path = f"/etc/{name}"
-        if os.path.exists(path):
-            mounts.append({"destination": path, "type": "bind", "source": path, "options": ro})
-            if not os.path.isdir(path):
-                files.add(path)
+    files = files | {path for path, is_dir in etc_entries() if not is_dir}
+    mounts += [
+        {"destination": path, "type": "bind", "source": path, "options": ro}
+        for path, _is_dir in etc_entries()
+    ]
     mounts.append(
         {
             "destination": HELPER_DIR,
@@ -303,10 +303,8 @@ def oci_spec(
 
 def _make_root(rootfs: Path, mounts: list[dict[str, object]], files: set[str]) -> None:
     rootfs.mkdir()
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        target = os.path.realpath(f"/{name}")
-        if target.startswith("/usr/") and os.path.isdir(target):
-            (rootfs / name).symlink_to(target.lstrip("/"))
+    for name, target in system_links():
+        (rootfs / name).symlink_to(target)
     etc = rootfs / "etc"
     etc.mkdir()
     # Written into the root, not bound: the same accounts as bubblewrap's.
@@ -389,12 +387,11 @@ class GvisorSandbox(BwrapSandbox):
     spawner = GvisorSpawn
 
     def __init__(self, workspace: Path, settings: SandboxSettings, **options: object) -> None:
+        # Refused here already, before bubblewrap's warning about `host` would print.
         network = options.get("network")
-        mode = network if isinstance(network, NetworkMode) else NetworkMode.parse(settings.network)
-        if mode.kind == "host":
-            raise ConfigError(
-                "the gvisor backend has no `host` network mode: use allow:HOST[,HOST...]"
-            )
+        _refuse_host(
+            network if isinstance(network, NetworkMode) else NetworkMode.parse(settings.network)
+        )
         super().__init__(workspace, settings, **options)  # type: ignore[arg-type]
 
     @staticmethod

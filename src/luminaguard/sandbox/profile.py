@@ -194,18 +194,33 @@ def sandbox_command(layout: Layout, command: Sequence[str]) -> list[str]:
 
 
 @functools.cache
+def system_links() -> tuple[tuple[str, str], ...]:
+    """The /bin-style links into /usr this host has, as (name, relative target):
+    ("bin", "usr/bin") on a merged-/usr system."""
+    links = []
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        target = os.path.realpath(f"/{name}")
+        if target.startswith("/usr/") and os.path.isdir(target):
+            links.append((name, target.lstrip("/")))
+    return tuple(links)
+
+
+@functools.cache
+def etc_entries() -> tuple[tuple[str, bool], ...]:
+    """The allowed /etc entries this host has, as (path, is a directory)."""
+    paths = (f"/etc/{name}" for name in ETC_ALLOW)
+    return tuple((path, os.path.isdir(path)) for path in paths if os.path.exists(path))
+
+
+@functools.cache
 def system_binds() -> tuple[str, ...]:
     """/usr read-only, the /bin-style symlinks into it, and the allowed /etc
     entries: the same for every sandbox, so looked up once per process."""
     args = ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        target = os.path.realpath(f"/{name}")
-        if target.startswith("/usr/") and os.path.isdir(target):
-            args += ["--symlink", target.lstrip("/"), f"/{name}"]
-    for name in ETC_ALLOW:
-        path = f"/etc/{name}"
-        if os.path.exists(path):
-            args += ["--ro-bind", path, path]
+    for name, target in system_links():
+        args += ["--symlink", target, f"/{name}"]
+    for path, _is_dir in etc_entries():
+        args += ["--ro-bind", path, path]
     return tuple(args)
 
 

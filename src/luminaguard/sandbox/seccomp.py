@@ -204,10 +204,12 @@ def filter_program() -> bytes:
     return b"".join(struct.pack("<HBBI", code, jt, jf, k) for code, jt, jf, k in instructions())
 
 
+@functools.cache
 def oci_profile() -> dict[str, object]:
     """The same filter in the OCI runtime spec's form, for a runtime that loads
-    it itself (gVisor's ``--oci-seccomp``): the same calls refused with the
-    same errors, the same argument checks."""
+    it itself (gVisor's ``--oci-seccomp``): the same calls refused (EPERM),
+    the same argument checks; clone3 is left to the runtime (below). Built
+    once per process; callers only read it."""
     reason = supported()
     if reason:
         raise SandboxUnavailable(reason)

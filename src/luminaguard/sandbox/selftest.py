@@ -12,6 +12,7 @@ are not the sandbox user's (``hostuser``). Any failure means no sandbox starts
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -152,18 +153,17 @@ class Gate:
             )
 
     def _run(self, settings: SandboxSettings) -> str:
-        cache = key = None
+        remembered: tuple[PassCache, str] | None = None
         if self._name is not None:
-            try:
-                cache, key = PassCache.default(), self._key(settings)
-            except (OSError, LuminaGuardError):
-                cache = None  # no cache: the test runs, as it always may
-        if cache is not None and key is not None and cache.has(key):
+            # Without a cache the test runs, as it always may.
+            with contextlib.suppress(OSError, LuminaGuardError):
+                remembered = PassCache.default(), self._key(settings)
+        if remembered is not None and remembered[0].has(remembered[1]):
             self.cached = True
             return ""
         problem = self._test(settings) or ""
-        if not problem and cache is not None and key is not None:
-            cache.add(key)
+        if not problem and remembered is not None:
+            remembered[0].add(remembered[1])
         return problem
 
     def _key(self, settings: SandboxSettings) -> str:

@@ -113,14 +113,16 @@ def _template(image: Image, accel: str, data_dir: Path) -> Template:
     directory.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="making-", dir=directory.parent))
     try:
-        made = make_template(image, accel, scratch)
-        with contextlib.suppress(OSError):
+        make_template(image, accel, scratch)
+        try:
             scratch.rename(directory)
-            return template
-        return made if not template.state.exists() else template
+        except OSError:
+            # Another process saved the same template meanwhile: theirs is as good.
+            if not template.state.exists():
+                raise
     finally:
-        if scratch.exists() and scratch != directory:
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return template
 
 
 class MicrovmSandbox(WorkspaceFiles):
@@ -246,7 +248,6 @@ class MicrovmSandbox(WorkspaceFiles):
                 env={**SANDBOX_ENV, **self.env},
                 timeout_s=timeout,
             )
-            timed_out = time.monotonic() - started >= timeout and result.exit_code == 128 + 9
             if upper is not None:
                 self._bring_back(vm, upper)
         finally:
@@ -254,11 +255,11 @@ class MicrovmSandbox(WorkspaceFiles):
         out, err = result.stdout, result.stderr
         truncated = len(out) > limit or len(err) > limit
         return ExecResult(
-            exit_code=124 if timed_out else result.exit_code,
+            exit_code=124 if result.timed_out else result.exit_code,
             stdout=_capped(out, limit),
             stderr=_capped(err, limit),
             duration_s=time.monotonic() - started,
-            timed_out=timed_out,
+            timed_out=result.timed_out,
             truncated=truncated,
         )
 

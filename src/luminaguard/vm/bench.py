@@ -25,12 +25,12 @@ from luminaguard.vm.image import Image
 from luminaguard.vm.pool import WARM_UP, ClonePool
 from luminaguard.vm.qemu import Vm, clone, make_template
 
+BOOT_SERIES = ("baseline_subprocess", "cold_boot", "restore", "acquire_exec", "exec_round_trip")
+"""What ``vm bench`` measures."""
+
 
 def vm_bench(image: Image, accel: str, n: int, boots: int = 3) -> dict[str, Any]:
-    series: dict[str, list[float]] = {
-        k: []
-        for k in ("baseline_subprocess", "cold_boot", "restore", "acquire_exec", "exec_round_trip")
-    }
+    series: dict[str, list[float]] = {k: [] for k in BOOT_SERIES}
 
     def timed(name: str, started: float) -> None:
         series[name].append((time.perf_counter() - started) * 1000)
@@ -88,13 +88,11 @@ async def microvm_pool_bench(settings: Any, n: int) -> dict[str, Any]:
     from the pool; ``preview`` the backend's preview of ``true`` on 100 files."""
     import asyncio
 
-    from luminaguard.sandbox.bench import GAP_S, PREVIEW_FILES
+    from luminaguard.sandbox.bench import GAP_S, PREVIEW_FILES, SERIES
     from luminaguard.sandbox.preview import discard
     from luminaguard.vm.backend import MicrovmSandbox, Runtime
 
-    series: dict[str, list[float]] = {
-        k: [] for k in ("baseline_subprocess", "cold", "cold_spaced", "preview", "warm")
-    }
+    series: dict[str, list[float]] = {k: [] for k in SERIES}
 
     def timed(name: str, started: float) -> None:
         series[name].append((time.perf_counter() - started) * 1000)

@@ -121,6 +121,8 @@ class Result:
     exit_code: int
     stdout: bytes
     stderr: bytes
+    timed_out: bool = False
+    """Killed (``K``) for running past its time."""
 
 
 class Agent:
@@ -199,7 +201,7 @@ class Agent:
             elif kind in ("E", "F"):
                 err += data
             elif kind == "X":
-                return Result(struct.unpack(">I", data)[0], bytes(out), bytes(err))
+                return Result(struct.unpack(">I", data)[0], bytes(out), bytes(err), killed)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
