@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -25,11 +24,12 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from luminaguard.config import SandboxSettings
 from luminaguard.protocols import ExecResult
+from luminaguard.sandbox import native
 from luminaguard.sandbox.cgroups import Cgroup
 from luminaguard.sandbox.process import collect, kill_group
 from luminaguard.sandbox.profile import HELPER_DIR, SANDBOX_PYTHON, Layout
@@ -71,7 +71,21 @@ MAX_REQUEST = 60_000
 
 
 def _request(argv: Sequence[str]) -> bytes:
-    return json.dumps({"argv": list(argv)}).encode() + b"\n"
+    """What the supervisor reads (``supervisor_main``): the count, then each argument NUL-ended."""
+    return b"%d\n" % len(argv) + b"".join(os.fsencode(arg) + b"\0" for arg in argv)
+
+
+SUPERVISOR = "/.luminaguard/supervisor"
+"""Where the compiled supervisor is bound in a sandbox (``native.supervisor``)."""
+
+
+def supervisor_command(layout: Layout) -> tuple[Layout, list[str]]:
+    """The layout and command of a warm sandbox's supervisor: the compiled
+    one where it could be built, else its Python twin."""
+    binary = native.supervisor()
+    if binary is None:
+        return layout, [SANDBOX_PYTHON, "-I", "-S", f"{HELPER_DIR}/supervisor_main.py"]
+    return replace(layout, ro_binds=(*layout.ro_binds, (str(binary), SUPERVISOR))), [SUPERVISOR]
 
 
 SAMPLES = 1024
@@ -216,17 +230,11 @@ class WarmPool(Spares[Warm]):
         started = time.monotonic()
         control_r, control_w = os.pipe()
         ready_r, ready_w = os.pipe()
-        command = [
-            SANDBOX_PYTHON,
-            "-I",
-            "-S",
-            f"{HELPER_DIR}/supervisor_main.py",
-            str(control_r),
-            str(ready_w),
-        ]
+        layout, supervisor = supervisor_command(self.layout)
+        command = [*supervisor, str(control_r), str(ready_w)]
         spawn: Spawn | None = None
         try:
-            spawn = self.spawner(self.layout, self.settings, command, pass_fds=[control_r, ready_w])
+            spawn = self.spawner(layout, self.settings, command, pass_fds=[control_r, ready_w])
             proc = spawn.popen()
         except BaseException:
             if spawn is not None:

@@ -37,6 +37,7 @@ from importlib import resources
 from pathlib import Path
 
 from luminaguard.errors import ImageError
+from luminaguard.sandbox import native
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
@@ -184,12 +185,10 @@ def build_image(
         (work / "vmlinux").write_bytes(extract_vmlinux(vmlinuz.read_bytes()))
         agent = work / "agent"
         (work / "agent.c").write_bytes(agent_source)
-        _run(
-            ["gcc", "-static", "-O2", "-o", str(agent), str(work / "agent.c")],
-            "compiling the agent",
-        )
-        if shutil.which("strip"):
-            _run(["strip", str(agent)], "stripping the agent")
+        try:
+            native.compile_static(work / "agent.c", agent)
+        except native.CompileError as exc:
+            raise ImageError(str(exc)) from None
         modules = _modules(kernel_root)
         entries = initramfs_entries(
             busybox=(busybox_root / "bin" / "busybox").read_bytes(),
