@@ -55,3 +55,14 @@ def test_init_for_a_workspace_says_it_must_be_trusted(workspace: Path) -> None:
     assert (
         lg("run", "x", "--workspace", str(workspace), "--playbook", "/nonexistent").returncode == 2
     )
+
+
+def test_each_key_is_explained_by_its_docstring() -> None:
+    from luminaguard.cli.init import scaffold
+    from luminaguard.config import SandboxSettings
+
+    text = scaffold(SandboxSettings)
+    assert (
+        "# Wall-clock limit of one command; the whole process tree is killed after it.\n# timeout_s = "
+        in text
+    )

@@ -34,7 +34,8 @@ where micro-VM images live (one cache for many data dirs), a guest console log."
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    # Field docstrings are read by `luminaguard init` alone (cli.init.attribute_docs).
+    model_config = ConfigDict(extra="forbid")
 
 
 class AgentSettings(_Section):

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,8 @@ def _settings() -> Any:
 
 def _answering(port: int) -> bool:
     try:
+        import urllib.request  # ~50 ms: only where it is used, not on every command's start
+
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
             return bool(r.status == 200)
     except OSError:

@@ -79,6 +79,4 @@ def _ours(path: Path) -> bool:
     """Ours, not a symlink, and only we can change it: what a cached binary
     and its directory must be before it is run."""
     st = path.lstat()
-    return (
-        not path.is_symlink() and st.st_uid == os.geteuid() and not st.st_mode & 0o022
-    )
+    return not path.is_symlink() and st.st_uid == os.geteuid() and not st.st_mode & 0o022
