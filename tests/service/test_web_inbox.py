@@ -274,6 +274,35 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
     assert f"{process_backend} " in lg("pool", "status").stdout
 
 
+def test_a_runs_read_only_steps_use_the_services_warm_pool(
+    service: Service, workspace: Path, tmp_path: Path, process_backend: str
+) -> None:
+    (workspace / "f.txt").write_text("from the workspace\n")
+    steps = [
+        {"tool_calls": [{"name": "shell", "arguments": {"command": "cat f.txt"}}]},
+        {"tool_calls": [{"name": "shell", "arguments": {"command": "ls"}}]},
+        {"content": "done"},
+    ]
+    pb = write_playbook(tmp_path / "p.json", steps)
+    r = lg(
+        "run", "look", "--workspace", str(workspace), "--playbook", str(pb),
+        "--sandbox", process_backend, "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "from the workspace" in r.stdout
+    # Both steps ran in the service's pool (a run alone would have used its own).
+    [pool] = pool_stats()
+    assert pool["backend"] == process_backend and pool["served"] == 2, pool
+    # The same settings as `sandbox exec`: the same pool serves it too.
+    r = lg(
+        "sandbox", "exec", "--workspace", str(workspace), "--backend", process_backend,
+        "--read-only", "--", "cat", "f.txt",
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stdout == "from the workspace\n"
+    [pool] = pool_stats()
+    assert pool["served"] == 3
+
+
 # Connects as whoever runs it; the refusal may come (and the socket close)
 # before the request is sent, so a failed send is no reason not to read it.
 PEER_PROBE = """

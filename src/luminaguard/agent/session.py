@@ -91,7 +91,7 @@ class Session:
         from luminaguard.policy.gate import ApprovalManager, GateContext
         from luminaguard.policy.grants import GrantStore
         from luminaguard.policy.ratelimit import Limiter
-        from luminaguard.sandbox import open_sandbox
+        from luminaguard.sandbox import POOLED, open_sandbox
         from luminaguard.tools.builtin import BuiltinTools
         from luminaguard.tools.openapi import OpenApiTools
         from luminaguard.tools.toolbox import ToolBox
@@ -107,12 +107,11 @@ class Session:
         self.task, self.spec, self.workspace = task, spec, workspace
         self.metrics = ProviderMetrics(settings.data_dir / "metrics.db")
         self.policy = options.policy
-        self.sandbox = open_sandbox(
-            options.backend,
-            workspace,
-            settings.sandbox,
-            **({"ro_binds": options.ro_binds} if options.ro_binds else {}),
-        )
+        extra: dict[str, Any] = {"ro_binds": options.ro_binds} if options.ro_binds else {}
+        if options.backend in POOLED:
+            # Read-only steps run in the local service's warm pool while it runs.
+            extra["service"] = settings.data_dir
+        self.sandbox = open_sandbox(options.backend, workspace, settings.sandbox, **extra)
         if not resume:
             self.recorder = RunRecorder(
                 settings.data_dir,

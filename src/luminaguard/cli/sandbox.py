@@ -96,7 +96,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         from luminaguard.service.pools import exec_via_service
 
         answer = exec_via_service(
-            settings.data_dir, workspace, cmd, timeout_s=args.timeout, backend=backend
+            settings.data_dir,
+            workspace,
+            cmd,
+            timeout_s=args.timeout,
+            backend=backend,
+            settings=settings.sandbox,
         )
         if answer is not None:
             sys.stdout.write(answer["stdout"])

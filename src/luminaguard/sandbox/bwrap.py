@@ -110,6 +110,7 @@ class BwrapSandbox(WorkspaceFiles):
     ``spawner`` (gVisor: ``gvisor.GvisorSandbox``)."""
 
     spawner: type[Spawn] = Spawn
+    name = "bwrap"
 
     def __init__(
         self,
@@ -120,7 +121,12 @@ class BwrapSandbox(WorkspaceFiles):
         read_only: bool = False,
         ro_binds: Sequence[tuple[str, str]] = (),
         env: dict[str, str] | None = None,
+        service: Path | None = None,
     ) -> None:
+        """``service``: the data directory of a local service (``luminaguard
+        serve``) whose warm pools serve this sandbox's pooled commands while
+        it runs; without one (or while none runs), this sandbox's own pool."""
+        self.service = service
         self.ws = Workspace(workspace)
         self.workspace = self.ws.root
         self.settings = settings
@@ -164,6 +170,10 @@ class BwrapSandbox(WorkspaceFiles):
         pool = self._warm_pool() if read_only and offline else None
         if pool is not None and pool.fits(argv):
             self._last_network = []
+            served = await self._via_service(argv, stdin, timeout_s)
+            if served is not None:
+                return served
+            pool.fill()
             return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
         layout = self.layout
         if read_only:
@@ -178,9 +188,40 @@ class BwrapSandbox(WorkspaceFiles):
     def network_records(self) -> list[dict[str, object]]:
         return list(self._last_network)
 
+    async def _via_service(
+        self, argv: Sequence[str], stdin: str | None, timeout_s: float | None
+    ) -> ExecResult | None:
+        """The command run in the local service's warm pool; None when no service runs."""
+        if self.service is None:
+            return None
+        from luminaguard.service.pools import exec_via_service
+
+        answer = await asyncio.to_thread(
+            exec_via_service,
+            self.service,
+            self.workspace,
+            list(argv),
+            timeout_s=timeout_s,
+            backend=self.name,
+            stdin=stdin,
+            settings=self.settings,
+        )
+        if answer is None:
+            self.service = None  # not running: this sandbox's own pool from now on
+            return None
+        return ExecResult(
+            exit_code=int(answer["exit_code"]),
+            stdout=str(answer["stdout"]),
+            stderr=str(answer["stderr"]),
+            duration_s=float(answer["duration_s"]),
+            timed_out=bool(answer["timed_out"]),
+            truncated=bool(answer["truncated"]),
+        )
+
     def _warm_pool(self) -> WarmPool | None:
         """The warm pool serves the common case: GREEN commands, which run with
-        the workspace read-only and no network (whatever the sandbox's mode)."""
+        the workspace read-only and no network (whatever the sandbox's mode).
+        It starts filling when first asked for, not when the sandbox is made."""
         if self.settings.pool_size <= 0 or self.layout.ro_binds or self.layout.env:
             return None
         if self._pool is None:
@@ -192,7 +233,6 @@ class BwrapSandbox(WorkspaceFiles):
                 self.settings.pool_size,
                 spawner=self.spawner,
             )
-            self._pool.fill()
         return self._pool
 
     async def preview(

@@ -384,6 +384,7 @@ GATE = Gate(lambda settings: self_test(settings, GvisorSpawn), name="gvisor", bi
 class GvisorSandbox(BwrapSandbox):
     """Runs each command in a fresh gVisor sandbox over one workspace."""
 
+    name = "gvisor"
     spawner = GvisorSpawn
 
     def __init__(self, workspace: Path, settings: SandboxSettings, **options: object) -> None:

@@ -7,14 +7,16 @@ and every connection's peer uid (``SO_PEERCRED``) must be ours, or it is
 refused with one line. One request per connection, one JSON line each way:
 
     {"op": "exec", "workspace": DIR, "backend": "bwrap"|"gvisor", "argv": [...],
-     "timeout_s": S, "stdin": TEXT}
+     "timeout_s": S, "stdin": TEXT, "settings": {SANDBOX SETTINGS}}
     → {"exit_code": N, "stdout": ..., "stderr": ..., "duration_s": ..., "timed_out": ..., "truncated": ...}
     {"op": "stats"} → {"pools": [{"workspace": DIR, "backend": B, "idle": N, "served": N, ...}]}
 
 What is served here is what a warm pool serves: commands with the workspace
-read-only and no network (GREEN commands; `sandbox exec --read-only`). The
-workspace's settings are read by the service from that workspace, as the
-client would (its own config may only narrow the user's unless trusted).
+read-only and no network (GREEN commands; `sandbox exec --read-only`, and a
+run's or swarm worker's read-only steps). A request carries the sandbox
+settings its client runs with (a client is the same user: it could start
+any sandbox itself); without them the service reads the workspace's, as the
+client would. There is one pool per backend, workspace and settings.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import struct
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from luminaguard.errors import LuminaGuardError
+from luminaguard.errors import ConfigError, LuminaGuardError
 from luminaguard.sandbox import POOLED
+
+if TYPE_CHECKING:
+    from luminaguard.config import SandboxSettings
 
 SOCKET_NAME = "service.sock"
 MAX_REQUEST = 1024 * 1024
@@ -51,7 +56,7 @@ class PoolService:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / SOCKET_NAME
-        self.sandboxes: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.sandboxes: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._made = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
@@ -85,7 +90,7 @@ class PoolService:
 
     def stats(self) -> list[dict[str, Any]]:
         rows = []
-        for (backend, workspace), sandbox in list(self.sandboxes.items()):
+        for (backend, workspace, _), sandbox in list(self.sandboxes.items()):
             stats = sandbox.pool_stats()
             if stats is not None:
                 rows.append({"workspace": workspace, "backend": backend, **stats})
@@ -130,8 +135,11 @@ class PoolService:
             or not isinstance(workspace, str)
         ):
             return {"error": "exec needs `argv` (strings) and `workspace`"}
+        settings = request.get("settings")
+        if settings is not None and not isinstance(settings, dict):
+            return {"error": "`settings` is an object of sandbox settings"}
         try:
-            sandbox = await asyncio.to_thread(self._sandbox, workspace, backend)
+            sandbox = await asyncio.to_thread(self._sandbox, workspace, backend, settings)
             result = await sandbox.exec(
                 argv,
                 stdin=request.get("stdin"),
@@ -150,21 +158,34 @@ class PoolService:
             "truncated": result.truncated,
         }
 
-    def _sandbox(self, workspace: str, backend: str) -> Any:
-        """The workspace's sandbox on ``backend``, kept warm (made on first use)."""
-        key = (backend, str(Path(workspace).resolve()))
-        with self._made:
-            return self._sandbox_for(key)
+    def _sandbox(self, workspace: str, backend: str, settings: dict[str, Any] | None) -> Any:
+        """The workspace's sandbox on ``backend`` under ``settings``, kept warm
+        (made on first use)."""
+        from pydantic import ValidationError
 
-    def _sandbox_for(self, key: tuple[str, str]) -> Any:
-        from luminaguard.config import load_settings
+        from luminaguard.config import SandboxSettings, describe_validation_error, load_settings
+
+        if settings is None:
+            sandbox_settings = load_settings(Path(workspace)).sandbox
+        else:
+            try:
+                sandbox_settings = SandboxSettings.model_validate(settings)
+            except ValidationError as exc:
+                raise ConfigError(f"sandbox settings: {describe_validation_error(exc)}") from None
+        key = (
+            backend,
+            str(Path(workspace).resolve()),
+            json.dumps(sandbox_settings.model_dump(mode="json"), sort_keys=True),
+        )
+        with self._made:
+            return self._sandbox_for(key, sandbox_settings)
+
+    def _sandbox_for(self, key: tuple[str, str, str], sandbox_settings: SandboxSettings) -> Any:
         from luminaguard.sandbox import open_sandbox
 
         sandbox = self.sandboxes.get(key)
         if sandbox is None:
-            backend, workspace = key
-            settings = load_settings(Path(workspace))
-            sandbox_settings = settings.sandbox
+            backend, workspace, _ = key
             if sandbox_settings.pool_size < 1:
                 sandbox_settings = sandbox_settings.model_copy(update={"pool_size": 1})
             sandbox = open_sandbox(backend, Path(workspace), sandbox_settings)
@@ -188,16 +209,22 @@ def exec_via_service(
     *,
     timeout_s: float | None,
     backend: str = "bwrap",
+    stdin: str | None = None,
+    settings: SandboxSettings | None = None,
 ) -> dict[str, Any] | None:
     """Run ``argv`` (workspace read-only, no network) in the running service's
-    warm pool of ``backend``; None when no service listens (the caller runs it itself)."""
-    request = {
+    warm pool of ``backend``, under ``settings`` (default: the workspace's);
+    None when no service listens (the caller runs it itself)."""
+    request: dict[str, Any] = {
         "op": "exec",
         "workspace": str(workspace),
         "backend": backend,
         "argv": argv,
+        "stdin": stdin,
         "timeout_s": timeout_s,
     }
+    if settings is not None:
+        request["settings"] = settings.model_dump(mode="json")
     return ask_service(data_dir, request)
 
 
