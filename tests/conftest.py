@@ -88,7 +88,8 @@ def trust_config(workspace: Path, data_dir: Path | None = None) -> None:
 SANDBOX_BACKENDS = ("bwrap", "gvisor", "microvm")
 """Every real backend: the escape and contract suites run against each."""
 PROCESS_BACKENDS = ("bwrap", "gvisor")
-"""The backends that run long-lived processes (MCP servers); microvm does not yet."""
+"""The backends that run any MCP server (host paths bound in); microvm runs only
+programs in its guest image or the workspace, read-only, without a network."""
 VM_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "vm"
 """The micro-VM's image and templates, built once for every test (as the MCP servers are)."""
 

@@ -14,7 +14,7 @@ import pytest
 
 from luminaguard.config import McpServer, SandboxSettings
 from luminaguard.core.risk import Risk
-from luminaguard.errors import McpServerError, ToolError
+from luminaguard.errors import ConfigError, McpServerError, ToolError
 from luminaguard.mcp.client import McpServerHandle
 from luminaguard.messages import ToolCall
 from luminaguard.tools.mcp_tools import McpTools
@@ -617,3 +617,54 @@ def test_a_servers_own_backend_wins_over_the_runs(
 
     assert "from gvisor" in asyncio.run(scenario())
     assert runs.launched == []
+
+
+def test_a_server_runs_in_a_micro_vm_of_its_own(
+    workspace: Path, data_dir: Path, mcp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guest has python3 but not the host's packages: a stdlib server in
+    the workspace, reached by the real client through the relay."""
+    from tests.conftest import require_backend
+
+    require_backend("microvm", monkeypatch)
+    (workspace / "srv.py").write_bytes(Path(__file__).with_name("stdlib_server.py").read_bytes())
+    (workspace / "a.txt").write_text("from the workspace")
+    cfg = McpServer(command="/usr/bin/python3", args=["/workspace/srv.py"], backend="microvm")
+
+    async def scenario() -> str:
+        source = McpTools(handle(cfg, workspace, data_dir, mcp_cache))
+        try:
+            await source.connect()
+            assert "mcp:srv/where" in {s.name for s in source.specs()}
+            result = await source.call(ToolCall("c", "mcp:srv/where", {"path": "a.txt"}))
+            assert not result.is_error, result.output
+            return result.output
+        finally:
+            await source.server.close()
+
+    text = asyncio.run(scenario())
+    # Its own kernel (the guest's, not the host's), the sandbox user, the workspace read-only.
+    assert os.uname().release not in text, text
+    assert "uid=1000 cannot write the workspace from the workspace" in text, text
+    assert not (workspace / "written-by-server").exists()
+
+
+def test_a_micro_vm_says_which_servers_it_cannot_run(
+    workspace: Path, data_dir: Path, mcp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import require_backend
+
+    require_backend("microvm", monkeypatch)
+    cfg = McpServer(
+        command="npx", args=["-y", "@modelcontextprotocol/server-memory"], backend="microvm"
+    )
+
+    async def scenario() -> None:
+        h = handle(cfg, workspace, data_dir, mcp_cache)
+        try:
+            await h.list_tools()
+        finally:
+            await h.close()
+
+    with pytest.raises((McpServerError, ConfigError), match="cannot be brought in a micro-VM yet"):
+        asyncio.run(scenario())

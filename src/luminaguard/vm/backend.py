@@ -18,7 +18,8 @@ a read-write ``exec`` is a preview committed at once.
 What comes back from the guest is untrusted: every name is checked to stay
 inside the upper directory with no link followed, only files, directories,
 symlinks and whiteouts are made, and the total is capped at the preview disk
-cap. Not yet here: long-lived processes (MCP servers) and a network.
+cap. A long-lived process (an MCP server) runs in a clone of its own, the
+workspace read-only (``process``). Not yet here: a network.
 """
 
 from __future__ import annotations
@@ -29,22 +30,31 @@ import contextlib
 import io
 import os
 import shutil
+import socket
 import stat
+import sys
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from luminaguard.config import SandboxSettings
-from luminaguard.errors import ConfigError, SandboxError, SandboxUnavailable
-from luminaguard.protocols import ExecResult, Preview, ProcessSpec
+from luminaguard.errors import (
+    ConfigError,
+    LuminaGuardError,
+    SandboxError,
+    SandboxUnavailable,
+    VmError,
+)
+from luminaguard.protocols import ExecResult, Preview, ProcessLaunch, ProcessSpec
 from luminaguard.sandbox import preview as previews
 from luminaguard.sandbox.network import NetworkMode
 from luminaguard.sandbox.profile import SANDBOX_ENV, SANDBOX_UID
 from luminaguard.sandbox.workspace import Workspace, WorkspaceFiles
+from luminaguard.service.pools import peer_uid
 from luminaguard.vm.image import Image, find_image
 from luminaguard.vm.pool import ClonePool
 from luminaguard.vm.qemu import (
@@ -221,24 +231,7 @@ class MicrovmSandbox(WorkspaceFiles):
         try:
             agent = vm.agent
             assert agent is not None
-            setup = (
-                f"mkdir -p {GUEST_WS} {GUEST_UPPER} {GUEST_WORK} && tar -x -C {GUEST_WS} && "
-                # The workspace's root is the sandbox user's too (overlay shows the upper's).
-                f"chown {SANDBOX_UID}:{SANDBOX_UID} {GUEST_WS} {GUEST_UPPER} && "
-                f"chmod {stat.S_IMODE(os.stat(self.ws.root).st_mode):o} {GUEST_WS} {GUEST_UPPER} && "
-                + (
-                    f"mount -t overlay overlay -o lowerdir={GUEST_WS},upperdir={GUEST_UPPER},"
-                    f"workdir={GUEST_WORK} /newroot/workspace"
-                    if upper is not None
-                    else f"mount --bind {GUEST_WS} /newroot/workspace && "
-                    "mount -o remount,bind,ro /newroot/workspace"
-                )
-            )
-            staged = agent.run([BUSYBOX, "sh", "-c", setup], stdin=_tar_of(self.ws.root))
-            if staged.exit_code != 0:
-                raise SandboxError(
-                    f"the workspace could not be set up in the VM: {staged.stderr!r}"
-                )
+            self._stage(vm, upper)
             limit = self.settings.output_limit_kb * 1024
             timeout = timeout_s or self.settings.timeout_s
             result = agent.run(
@@ -263,7 +256,29 @@ class MicrovmSandbox(WorkspaceFiles):
             truncated=truncated,
         )
 
-    def _options(self, limit: int) -> dict[str, str]:
+    def _stage(self, vm: Vm, upper: Path | None) -> None:
+        """The workspace into the guest at /workspace: read-only, or (with
+        ``upper``) on an overlay whose writes stay in the guest's upper directory."""
+        agent = vm.agent
+        assert agent is not None
+        setup = (
+            f"mkdir -p {GUEST_WS} {GUEST_UPPER} {GUEST_WORK} && tar -x -C {GUEST_WS} && "
+            # The workspace's root is the sandbox user's too (overlay shows the upper's).
+            f"chown {SANDBOX_UID}:{SANDBOX_UID} {GUEST_WS} {GUEST_UPPER} && "
+            f"chmod {stat.S_IMODE(os.stat(self.ws.root).st_mode):o} {GUEST_WS} {GUEST_UPPER} && "
+            + (
+                f"mount -t overlay overlay -o lowerdir={GUEST_WS},upperdir={GUEST_UPPER},"
+                f"workdir={GUEST_WORK} /newroot/workspace"
+                if upper is not None
+                else f"mount --bind {GUEST_WS} /newroot/workspace && "
+                "mount -o remount,bind,ro /newroot/workspace"
+            )
+        )
+        staged = agent.run([BUSYBOX, "sh", "-c", setup], stdin=_tar_of(self.ws.root))
+        if staged.exit_code != 0:
+            raise SandboxError(f"the workspace could not be set up in the VM: {staged.stderr!r}")
+
+    def _options(self, limit: int | None) -> dict[str, str]:
         s = self.settings
         return {
             "chroot": "/newroot",
@@ -271,13 +286,14 @@ class MicrovmSandbox(WorkspaceFiles):
             "uid": str(SANDBOX_UID),
             "gid": str(SANDBOX_UID),
             "seccomp": "/seccomp.bpf",
-            "output_limit": str(limit),
             "rlimit_as": str(s.memory_mb * MIB),
             "rlimit_cpu": str(s.cpu_s),
             "rlimit_fsize": str(s.max_file_mb * MIB),
             "rlimit_nofile": str(s.max_open_files),
             "rlimit_nproc": str(s.pids_max),
             "rlimit_core": "0",
+            # None: a long-lived process's output is a stream, not a capped result.
+            **({"output_limit": str(limit)} if limit is not None else {}),
         }
 
     def _bring_back(self, vm: Vm, upper: Path) -> None:
@@ -312,18 +328,131 @@ class MicrovmSandbox(WorkspaceFiles):
         return []
 
     @contextlib.asynccontextmanager
-    async def process(self, spec: ProcessSpec, *, on_network: Any = None) -> Any:
-        raise SandboxUnavailable(
-            "MCP servers cannot run in a micro-VM yet: give that server "
-            '`backend = "gvisor"` (or "bwrap")'
-        )
-        yield  # pragma: no cover
+    async def process(
+        self, spec: ProcessSpec, *, on_network: Any = None
+    ) -> AsyncIterator[ProcessLaunch]:
+        """A long-lived process (an MCP server) in a clone of its own, the
+        workspace read-only. Its client starts a relay (``relay_main``) whose
+        stdin and stdout are the process's, joined through a socket to the
+        guest agent here. What it runs must be in the guest image (Debian's
+        python3 and git, busybox) or the workspace: host paths cannot be
+        brought in yet, and there is no network."""
+        why = _unsupported(spec)
+        if why:
+            raise ConfigError(
+                f'{why} in a micro-VM yet: give that server `backend = "gvisor"` (or "bwrap")'
+            )
+        bridge = await asyncio.to_thread(self._bridge, spec)
+        try:
+            relay = Path(__file__).with_name("relay_main.py")
+            yield ProcessLaunch(
+                [sys.executable, "-I", "-S", str(relay), str(bridge.path)], {"PATH": os.defpath}
+            )
+        finally:
+            await asyncio.to_thread(bridge.close)
+
+    def _bridge(self, spec: ProcessSpec) -> ProcessBridge:
+        vm = self._vm()
+        try:
+            self._stage(vm, None)
+            return ProcessBridge(vm, spec.argv, self._options(None), {**SANDBOX_ENV, **spec.env})
+        except BaseException:
+            vm.close()
+            raise
 
     def pool_stats(self) -> dict[str, object] | None:
         return self._runtime.pool.stats_dict() if self._runtime is not None else None
 
     def close(self) -> None:
         pass  # the pool is the process's (Runtime), shared by every sandbox in it
+
+
+def _unsupported(spec: ProcessSpec) -> str:
+    """Why ``spec`` cannot run in a micro-VM ("" when it can)."""
+    try:
+        mode = NetworkMode.parse(spec.network)
+    except LuminaGuardError as exc:
+        raise ConfigError(str(exc)) from None
+    if mode.kind != "none":
+        return "a long-lived process cannot have a network"
+    if spec.writable:
+        return "a long-lived process cannot write the workspace"
+    if spec.ro_paths:
+        return f"host paths ({', '.join(spec.ro_paths)}) cannot be brought"
+    return ""
+
+
+class ProcessBridge:
+    """One long-lived command in a clone, joined to its relay's socket: the
+    relay's bytes become ``I`` frames, ``O`` frames become the relay's. The
+    socket is in a 0700 directory and takes one connection, of our own uid."""
+
+    STDERR_KEPT = 64 * 1024
+
+    def __init__(
+        self, vm: Vm, argv: list[str], options: dict[str, str], env: dict[str, str]
+    ) -> None:
+        self.vm = vm
+        self.stderr = bytearray()
+        """The newest of what the command wrote on stderr (for a failing server's diagnosis)."""
+        self.dir = Path(tempfile.mkdtemp(prefix="lg-vmproc-"))
+        self.path = self.dir / "io.sock"
+        self._conn: socket.socket | None = None
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.path))
+        self._listener.listen(1)
+        self._thread = threading.Thread(
+            target=self._serve, args=(argv, options, env), name="lg-vm-process", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self, argv: list[str], options: dict[str, str], env: dict[str, str]) -> None:
+        agent = self.vm.agent
+        assert agent is not None
+        try:
+            while True:
+                conn, _ = self._listener.accept()
+                if peer_uid(conn) == os.getuid():
+                    break
+                conn.close()
+            self._conn = conn
+            agent.start(argv, options=options, env=env)
+            threading.Thread(target=self._up, args=(conn,), daemon=True).start()
+            while True:
+                kind, data = agent.frame()
+                if kind == "O":
+                    conn.sendall(data)
+                elif kind in ("E", "F"):
+                    self.stderr += data
+                    del self.stderr[: -self.STDERR_KEPT]
+                elif kind == "X":
+                    break
+        except (OSError, VmError):
+            pass  # the relay or the guest is gone: close() tidies up
+        finally:
+            if self._conn is not None:
+                with contextlib.suppress(OSError):
+                    self._conn.shutdown(socket.SHUT_RDWR)
+
+    def _up(self, conn: socket.socket) -> None:
+        agent = self.vm.agent
+        assert agent is not None
+        try:
+            while data := conn.recv(65536):
+                agent.send("I", data)
+            agent.send("I")  # end of the command's stdin
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self.vm.close()
+        if self._conn is not None:
+            self._conn.close()
+        self._thread.join(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _capped(data: bytes, limit: int) -> str:

@@ -160,15 +160,14 @@ class Agent:
         if kind != "R":
             raise VmError(f"the guest agent answered {kind!r} to a ping")
 
-    def run(
+    def start(
         self,
         argv: list[str],
         *,
-        stdin: bytes = b"",
         options: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
-        timeout_s: float = 120.0,
-    ) -> Result:
+    ) -> None:
+        """Start a command: its stdin is ``I`` frames, its output ``O``/``E``, its end ``X``."""
         fields = [f"{k}={v}" for k, v in (options or {}).items()]
         payload = b"\0".join(
             [
@@ -180,6 +179,17 @@ class Agent:
             ]
         )
         self.send("C", payload + b"\0")
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        options: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout_s: float = 120.0,
+    ) -> Result:
+        self.start(argv, options=options, env=env)
         for at in range(0, len(stdin), 65536):
             self.send("I", stdin[at : at + 65536])
         self.send("I")
