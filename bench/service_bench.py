@@ -4,7 +4,11 @@ included, beside a plain subprocess and `python -c pass`; the series take turns.
 
     python bench/service_bench.py [--n 15] [--json]
 
-The service is started for the run, on a temporary data directory.
+The service is started for the run, on a temporary data directory. Where
+Codex is installed (`codex` on PATH, or `make bench` puts it in
+.cache/codex), `codex sandbox -- /bin/true` (its default read-only sandbox)
+takes turns too, through its npm launcher and as its native binary: the
+speed issue's goal is the whole CLI through the service at most half of it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +28,21 @@ from typing import Any
 from luminaguard.stats import percentiles, series_line
 
 CLI = [sys.executable, "-m", "luminaguard"]
+CODEX_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "codex" / "node_modules"
+
+
+def codex_commands() -> dict[str, list[str]]:
+    """`codex sandbox -- /bin/true` by its npm launcher and by its native binary, where found."""
+    launcher = shutil.which("codex") or str(CODEX_CACHE / ".bin" / "codex")
+    if not os.access(launcher, os.X_OK):
+        return {}
+    found = {"codex_npm": [launcher, "sandbox", "--", "/bin/true"]}
+    root = Path(os.path.realpath(launcher)).parent.parent / "node_modules"
+    for base in (root, CODEX_CACHE):
+        for native in base.glob("@openai/codex-linux-*/vendor/*/bin/codex"):
+            found["codex_native"] = [str(native), "sandbox", "--", "/bin/true"]
+            return found
+    return found
 
 
 def main(n: int) -> dict[str, Any]:
@@ -50,13 +70,16 @@ def main(n: int) -> dict[str, Any]:
                     *CLI, "sandbox", "exec", "--workspace", str(ws), "--read-only", "--", "/bin/true",
                 ],
             }  # fmt: skip
+            codex = codex_commands()
+            commands.update(codex)
+            series.update({name: [] for name in codex})
             subprocess.run(
                 commands["cli_exec_via_service"], env=env, check=True
             )  # the pool is made
             for _ in range(n):
                 for name, argv in commands.items():
                     t = time.perf_counter()
-                    subprocess.run(argv, env=env, check=True)
+                    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
                     series[name].append((time.perf_counter() - t) * 1000)
         finally:
             service.terminate()
@@ -65,6 +88,10 @@ def main(n: int) -> dict[str, Any]:
     out["ratio_p50_via_service_over_standalone"] = round(
         out["cli_exec_via_service"]["p50_ms"] / out["cli_exec_standalone"]["p50_ms"], 2
     )
+    if "codex_npm" in out:
+        out["ratio_p50_via_service_over_codex_npm"] = round(
+            out["cli_exec_via_service"]["p50_ms"] / out["codex_npm"]["p50_ms"], 2
+        )
     return out
 
 
@@ -82,8 +109,17 @@ if __name__ == "__main__":
             "baseline_python",
             "cli_exec_standalone",
             "cli_exec_via_service",
+            "codex_npm",
+            "codex_native",
         ):
-            print(series_line(name, result[name]))
+            if name in result:
+                print(series_line(name, result[name]))
         print(
             f"via the service / standalone (p50): {result['ratio_p50_via_service_over_standalone']}x"
         )
+        if "codex_npm" in result:
+            print(
+                f"via the service / codex (npm) (p50): {result['ratio_p50_via_service_over_codex_npm']}x"
+            )
+        else:
+            print("codex: not installed (`npm install --prefix .cache/codex @openai/codex`)")

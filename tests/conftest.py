@@ -79,7 +79,7 @@ def host_web() -> Iterator[int]:
 def trust_config(workspace: Path, data_dir: Path | None = None) -> None:
     """Trust ``workspace``'s own luminaguard.toml as it is now (what `luminaguard trust`
     does), in ``data_dir`` (default: this test's)."""
-    from luminaguard.config import user_data_dir
+    from luminaguard.paths import user_data_dir
     from luminaguard.trust import trust
 
     trust(workspace / "luminaguard.toml", data_dir or user_data_dir())

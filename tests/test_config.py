@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.config import load_settings, user_data_dir
+from luminaguard.config import load_settings
 from luminaguard.errors import ConfigError
+from luminaguard.paths import user_data_dir
 from luminaguard.trust import trust
 
 

@@ -1,3 +1,3 @@
-from luminaguard.cli import main
+from luminaguard.quick import main
 
 raise SystemExit(main())

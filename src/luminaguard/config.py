@@ -25,9 +25,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from luminaguard.errors import ConfigError
+from luminaguard.paths import (
+    CONFIG_NAME,
+    ENV_PREFIX,
+    data_dir_of,
+    default_data_dir,
+    read_file,
+    user_config_path,
+)
 
-CONFIG_NAME = "luminaguard.toml"
-ENV_PREFIX = "LUMINAGUARD_"
 NOT_SETTINGS = frozenset({"CONFIG", "VM_DATA", "VM_CONSOLE"})
 """``LUMINAGUARD_`` variables that are not settings: the config file to read,
 where micro-VM images live (one cache for many data dirs), a guest console log."""
@@ -287,42 +293,6 @@ class Settings(_Section):
         return value
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "luminaguard"
-
-
-def user_config_dir(env: Mapping[str, str]) -> Path:
-    """``$XDG_CONFIG_HOME/luminaguard`` (``~/.config/luminaguard``): the user's own config."""
-    return Path(env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")) / "luminaguard"
-
-
-def user_config_path(env: Mapping[str, str]) -> Path | None:
-    """The user's own config: ``$LUMINAGUARD_CONFIG`` (which must exist), else
-    ``$XDG_CONFIG_HOME/luminaguard/luminaguard.toml`` if there is one."""
-    explicit = env.get(ENV_PREFIX + "CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"{ENV_PREFIX}CONFIG names {path}, which does not exist")
-        return path
-    path = user_config_dir(env) / CONFIG_NAME
-    return path if path.is_file() else None
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} cannot be read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    policy = data.get("policy")
-    if isinstance(policy, str) and not Path(policy).is_absolute():
-        data["policy"] = str(path.parent / policy)  # relative to the file that names it
-    return data
-
-
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` laid on ``base``, table by table; a new object (neither is changed later)."""
     out = copy.deepcopy(base)
@@ -332,22 +302,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The data directory as the user's own config (and environment) set it:
-    where trust is recorded, whatever a workspace says."""
-    env = os.environ if env is None else env
-    path = user_config_path(env)
-    return _data_dir_of(read_file(path) if path is not None else {}, env)
-
-
-def _data_dir_of(user: dict[str, Any], env: Mapping[str, str]) -> Path:
-    raw = env.get(ENV_PREFIX + "DATA_DIR") or user.get("data_dir")
-    path = Path(str(raw)).expanduser() if raw else default_data_dir()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"data_dir {path} is a file, not a directory")
-    return path
 
 
 def load_settings(
@@ -380,7 +334,7 @@ def load_settings(
     trusted = False
     if layered:
         mine = read_file(local)
-        trusted = trust.is_trusted(local, _data_dir_of(user, env), identity=trusted_as)
+        trusted = trust.is_trusted(local, data_dir_of(user, env), identity=trusted_as)
         data = _merge(user, mine)
         source = f"{local}{' (trusted)' if trusted else ''} over {source}"
     overrides = _env_overrides(env)

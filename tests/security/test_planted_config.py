@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.config import load_settings, user_data_dir
+from luminaguard.config import load_settings
 from luminaguard.errors import ConfigError
+from luminaguard.paths import user_data_dir
 
 
 def lg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

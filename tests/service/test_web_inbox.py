@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from luminaguard.core.card import DiffCard
 from luminaguard.core.risk import Assessment, Risk
 from luminaguard.policy.inbox import InboxStore
 from luminaguard.service.web import csrf_for
-from tests.conftest import LUMINAGUARD, write_playbook
+from tests.conftest import LUMINAGUARD, trust_config, write_playbook
 from tests.test_cli import lg
 
 
@@ -301,6 +302,40 @@ def test_a_runs_read_only_steps_use_the_services_warm_pool(
     assert r.returncode == 0 and r.stdout == "from the workspace\n"
     [pool] = pool_stats()
     assert pool["served"] == 3
+
+
+def test_sandbox_exec_through_the_service_imports_nothing_heavy(
+    service: Service, workspace: Path
+) -> None:
+    """The quick path: the service reads the settings and runs the command
+    before the full CLI (argparse over every command, pydantic) is imported."""
+    (workspace / "f.txt").write_text("quick\n")
+    argv = [*LUMINAGUARD, "sandbox", "exec", "--workspace", str(workspace), "--read-only"]
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv[1:], "--", "sh", "-c", "cat f.txt; exit 5"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 5 and r.stdout == "quick\n", r.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "luminaguard.quick" in imported
+    assert not {"pydantic", "luminaguard.cli", "luminaguard.config", "asyncio"} & imported
+    [pool] = pool_stats()
+    assert pool["served"] == 1
+
+
+def test_the_service_declines_what_its_pool_does_not_serve(
+    service: Service, workspace: Path
+) -> None:
+    """A workspace whose sandbox has a network: the quick path hands the
+    command back, and the full CLI runs it as it always would."""
+    (workspace / "luminaguard.toml").write_text('[sandbox]\nnetwork = "allow:example.com"\n')
+    trust_config(workspace)
+    r = lg(
+        "sandbox", "exec", "--workspace", str(workspace), "--read-only",
+        "--", "sh", "-c", "echo ran; exit 4",
+    )  # fmt: skip
+    assert r.returncode == 4 and r.stdout == "ran\n", r.stderr
+    assert pool_stats() == []  # nothing ran in the service's pool
 
 
 # Connects as whoever runs it; the refusal may come (and the socket close)

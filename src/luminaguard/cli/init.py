@@ -79,7 +79,8 @@ def add_init(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from luminaguard.config import CONFIG_NAME, Settings, user_config_dir
+    from luminaguard.config import Settings
+    from luminaguard.paths import CONFIG_NAME, user_config_dir
     from luminaguard.policy.policyfile import Policy
 
     if args.workspace is not None:

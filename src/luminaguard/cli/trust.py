@@ -22,7 +22,7 @@ def add_trust(sub: Any) -> None:
 
 def cmd_trust(args: argparse.Namespace) -> int:
     from luminaguard import trust
-    from luminaguard.config import CONFIG_NAME, user_data_dir
+    from luminaguard.paths import CONFIG_NAME, user_data_dir
 
     directory = (args.dir or Path.cwd()).resolve()
     config = directory / CONFIG_NAME
@@ -33,7 +33,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not config.is_file():
         raise UsageError(f"{directory} has no {CONFIG_NAME} to trust")
-    from luminaguard.config import read_file
+    from luminaguard.paths import read_file
 
     keys = sorted(k for k in trust.leaves(read_file(config)) if k not in trust.NARROWING)
     value = trust.trust(config, data_dir)

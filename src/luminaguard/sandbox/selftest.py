@@ -199,7 +199,7 @@ class PassCache:
 
     @classmethod
     def default(cls) -> PassCache:
-        from luminaguard.config import user_data_dir
+        from luminaguard.paths import user_data_dir
 
         return cls(user_data_dir() / "selftest-passes.json")
 

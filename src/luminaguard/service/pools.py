@@ -9,6 +9,8 @@ refused with one line. One request per connection, one JSON line each way:
     {"op": "exec", "workspace": DIR, "backend": "bwrap"|"gvisor", "argv": [...],
      "timeout_s": S, "stdin": TEXT, "settings": {SANDBOX SETTINGS}}
     → {"exit_code": N, "stdout": ..., "stderr": ..., "duration_s": ..., "timed_out": ..., "truncated": ...}
+    → {"declined": WHY}: without "settings", when the workspace's settings say
+      its command is not a pool's (a network, another backend or data dir)
     {"op": "stats"} → {"pools": [{"workspace": DIR, "backend": B, "idle": N, "served": N, ...}]}
 
 What is served here is what a warm pool serves: commands with the workspace
@@ -34,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from luminaguard.errors import ConfigError, LuminaGuardError
 from luminaguard.sandbox import POOLED
+from luminaguard.service.client import SOCKET_NAME, ask_service
 
 if TYPE_CHECKING:
     from luminaguard.config import SandboxSettings
 
-SOCKET_NAME = "service.sock"
 MAX_REQUEST = 1024 * 1024
 WORKSPACES = 4
 """Pools (a workspace on a backend) kept warm at once; the least recently used one is let go."""
@@ -125,7 +127,15 @@ class PoolService:
             return {"error": f"unknown op {op!r}; known: exec, stats"}
         argv = request.get("argv")
         workspace = request.get("workspace")
-        backend = request.get("backend", "bwrap")
+        backend = request.get("backend")
+        settings = request.get("settings")
+        if settings is None and isinstance(workspace, str):
+            # The client left the settings to us (the CLI's quick path): what
+            # it would have read, or a reason it must run the command itself.
+            declined, backend = await asyncio.to_thread(self._declines, workspace, backend)
+            if declined:
+                return {"declined": declined}
+        backend = backend or "bwrap"
         if backend not in POOLED:
             return {"error": f"no warm pool for backend {backend!r}; known: {', '.join(POOLED)}"}
         if (
@@ -135,7 +145,6 @@ class PoolService:
             or not isinstance(workspace, str)
         ):
             return {"error": "exec needs `argv` (strings) and `workspace`"}
-        settings = request.get("settings")
         if settings is not None and not isinstance(settings, dict):
             return {"error": "`settings` is an object of sandbox settings"}
         try:
@@ -157,6 +166,25 @@ class PoolService:
             "timed_out": result.timed_out,
             "truncated": result.truncated,
         }
+
+    def _declines(self, workspace: str, backend: str | None) -> tuple[str, str | None]:
+        """Why a command for ``workspace`` is not this service's to run ("" when
+        it is), and the backend its settings name when the client named none."""
+        from luminaguard.config import load_settings
+        from luminaguard.sandbox.network import NetworkMode
+
+        try:
+            settings = load_settings(Path(workspace))
+        except LuminaGuardError as exc:
+            return str(exc), backend
+        backend = backend or settings.sandbox.backend
+        if settings.data_dir.resolve() != self.path.parent.resolve():
+            return "the workspace's settings name another data directory", backend
+        if backend not in POOLED:
+            return f"no warm pool for backend {backend!r}", backend
+        if NetworkMode.parse(settings.sandbox.network).kind != "none":
+            return "the workspace's sandbox has a network", backend
+        return "", backend
 
     def _sandbox(self, workspace: str, backend: str, settings: dict[str, Any] | None) -> Any:
         """The workspace's sandbox on ``backend`` under ``settings``, kept warm
@@ -232,35 +260,6 @@ def pool_stats_via_service(data_dir: Path) -> list[dict[str, Any]] | None:
     """The running service's pools; None when no service listens."""
     answer = ask_service(data_dir, {"op": "stats"})
     return None if answer is None else list(answer["pools"])
-
-
-def ask_service(data_dir: Path, request: dict[str, Any]) -> dict[str, Any] | None:
-    """One request to the service's socket; None when no service listens."""
-    path = data_dir / SOCKET_NAME
-    if not path.exists():
-        return None
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        try:
-            client.connect(str(path))
-        except OSError:
-            return None  # a socket left by a service that is gone
-        client.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        client.close()
-    try:
-        answer = json.loads(data)
-    except ValueError:
-        raise LuminaGuardError("the local service answered something that is not JSON") from None
-    if "error" in answer:
-        raise LuminaGuardError(f"the local service: {answer['error']}")
-    return dict(answer)
 
 
 POOL_METRICS = (

@@ -108,7 +108,7 @@ class Runtime:
 def vm_data_dir() -> Path:
     """Where images and templates live: the user's data directory, or
     ``LUMINAGUARD_VM_DATA`` (one cache shared by many data directories: tests, CI)."""
-    from luminaguard.config import user_data_dir
+    from luminaguard.paths import user_data_dir
 
     shared = os.environ.get("LUMINAGUARD_VM_DATA")
     return Path(shared) if shared else user_data_dir()
