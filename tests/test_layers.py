@@ -22,7 +22,7 @@ from luminaguard.errors import LuminaGuardError
 SRC = Path(luminaguard.__file__).parent
 # Scripts run inside a sandbox (importing them would run them), and the
 # demo's sample project, which is data.
-NOT_MODULES = ("bridge_main", "supervisor_main", "__main__")
+NOT_MODULES = ("bridge_main", "supervisor_main", "relay_main", "__main__")
 
 
 def part_of(module: str) -> str | None:

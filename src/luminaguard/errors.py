@@ -12,7 +12,8 @@
     │   ├── NoIdmap               under root: the workspace's file system cannot be id-mapped
     │   ├── VmError               a micro-VM or its guest agent failed
     │   │   └── AgentTimeout      the guest agent said nothing in the time given
-    │   └── ImageError            the micro-VM's guest image could not be built
+    │   ├── ImageError            the micro-VM's guest image could not be built
+    │   └── CompileError          a small static helper could not be compiled (no gcc, a cache others can write)
     ├── ToolError                 a tool call failed; the agent sees it as an observation
     │   ├── ToolArgumentError     arguments missing, malformed or of the wrong type
     │   └── WorkspacePathError    a path that would leave the workspace
@@ -106,6 +107,10 @@ class AgentTimeout(VmError):
 
 class ImageError(SandboxError):
     """The micro-VM's image could not be built; the message says which step and why."""
+
+
+class CompileError(SandboxError):
+    """A static helper (``sandbox/native.py``) could not be compiled or cached."""
 
 
 class ToolError(LuminaGuardError):

@@ -40,7 +40,7 @@ def sandbox_exec(args: list[str]) -> int | None:
         data_dir = user_data_dir()
         if not (data_dir / "service.sock").exists():
             return None
-        from luminaguard.service.client import ask_service
+        from luminaguard.service_socket import ask_service
 
         answer = ask_service(data_dir, request)
     except LuminaGuardError:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.config import SandboxSettings
+from luminaguard.errors import CompileError
 from luminaguard.sandbox import backend_class, native
 from luminaguard.sandbox.bwrap import BwrapSandbox, Layout
 from luminaguard.sandbox.pool import SUPERVISOR, WarmPool, supervisor_command
@@ -94,7 +95,7 @@ def test_a_cached_binary_someone_else_could_change_is_not_used(
         assert native.cached(native.SUPERVISOR_SOURCE).read_bytes()[:4] == b"\x7fELF"
     # A cache directory others can write in: nothing in it is run.
     built.parent.chmod(0o777)
-    with pytest.raises(native.CompileError, match="can be changed by others"):
+    with pytest.raises(CompileError, match="can be changed by others"):
         native.cached(native.SUPERVISOR_SOURCE)
 
 

@@ -60,7 +60,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from luminaguard.config import load_settings
     from luminaguard.llm.metrics import ProviderMetrics, summarise
     from luminaguard.metrics import json_snapshot, prometheus_text
-    from luminaguard.service.pools import pool_prometheus, pool_stats_via_service
+    from luminaguard.service.pools import pool_prometheus
+    from luminaguard.service_socket import pool_stats_via_service
 
     settings = load_settings(Path.cwd())
     since, until = _when(args.since, "--since"), _when(args.until, "--until")

@@ -93,7 +93,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     backend = args.backend or settings.sandbox.backend
     if args.read_only and network.kind == "none" and backend in POOLED:
         # What a warm pool serves: the local service's, when it runs.
-        from luminaguard.service.pools import exec_via_service
+        from luminaguard.service_socket import exec_via_service
 
         answer = exec_via_service(
             settings.data_dir,
@@ -142,7 +142,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def _pool_status(args: argparse.Namespace) -> int:
     from luminaguard.config import load_settings
-    from luminaguard.service.pools import pool_stats_via_service
+    from luminaguard.service_socket import pool_stats_via_service
 
     settings = load_settings(Path.cwd())
     rows = pool_stats_via_service(settings.data_dir)

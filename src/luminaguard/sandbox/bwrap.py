@@ -194,7 +194,7 @@ class BwrapSandbox(WorkspaceFiles):
         """The command run in the local service's warm pool; None when no service runs."""
         if self.service is None:
             return None
-        from luminaguard.service.pools import exec_via_service
+        from luminaguard.service_socket import exec_via_service
 
         answer = await asyncio.to_thread(
             exec_via_service,

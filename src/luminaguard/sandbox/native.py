@@ -16,11 +16,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from luminaguard.errors import CompileError
+
 SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.c")
-
-
-class CompileError(Exception):
-    pass
 
 
 def compile_static(source: Path, out: Path) -> None:

@@ -27,8 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
-import struct
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -36,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from luminaguard.errors import ConfigError, LuminaGuardError
 from luminaguard.sandbox import POOLED
-from luminaguard.service.client import SOCKET_NAME, ask_service
+from luminaguard.service_socket import SOCKET_NAME, peer_uid
 
 if TYPE_CHECKING:
     from luminaguard.config import SandboxSettings
@@ -44,13 +42,6 @@ if TYPE_CHECKING:
 MAX_REQUEST = 1024 * 1024
 WORKSPACES = 4
 """Pools (a workspace on a backend) kept warm at once; the least recently used one is let go."""
-
-
-def peer_uid(sock: socket.socket) -> int:
-    _pid, uid, _gid = struct.unpack(
-        "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    )
-    return int(uid)
 
 
 class PoolService:
@@ -228,38 +219,6 @@ class PoolService:
     async def _reply(writer: asyncio.StreamWriter, data: dict[str, Any]) -> None:
         writer.write(json.dumps(data).encode() + b"\n")
         await writer.drain()
-
-
-def exec_via_service(
-    data_dir: Path,
-    workspace: Path,
-    argv: list[str],
-    *,
-    timeout_s: float | None,
-    backend: str = "bwrap",
-    stdin: str | None = None,
-    settings: SandboxSettings | None = None,
-) -> dict[str, Any] | None:
-    """Run ``argv`` (workspace read-only, no network) in the running service's
-    warm pool of ``backend``, under ``settings`` (default: the workspace's);
-    None when no service listens (the caller runs it itself)."""
-    request: dict[str, Any] = {
-        "op": "exec",
-        "workspace": str(workspace),
-        "backend": backend,
-        "argv": argv,
-        "stdin": stdin,
-        "timeout_s": timeout_s,
-    }
-    if settings is not None:
-        request["settings"] = settings.model_dump(mode="json")
-    return ask_service(data_dir, request)
-
-
-def pool_stats_via_service(data_dir: Path) -> list[dict[str, Any]] | None:
-    """The running service's pools; None when no service listens."""
-    answer = ask_service(data_dir, {"op": "stats"})
-    return None if answer is None else list(answer["pools"])
 
 
 POOL_METRICS = (

@@ -54,7 +54,7 @@ from luminaguard.sandbox import preview as previews
 from luminaguard.sandbox.network import NetworkMode
 from luminaguard.sandbox.profile import SANDBOX_ENV, SANDBOX_UID
 from luminaguard.sandbox.workspace import Workspace, WorkspaceFiles
-from luminaguard.service.pools import peer_uid
+from luminaguard.service_socket import peer_uid
 from luminaguard.vm.image import Image, find_image
 from luminaguard.vm.pool import ClonePool
 from luminaguard.vm.qemu import (

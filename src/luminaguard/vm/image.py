@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from luminaguard.errors import ImageError
+from luminaguard.errors import CompileError, ImageError
 from luminaguard.sandbox import native
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
@@ -187,7 +187,7 @@ def build_image(
         (work / "agent.c").write_bytes(agent_source)
         try:
             native.compile_static(work / "agent.c", agent)
-        except native.CompileError as exc:
+        except CompileError as exc:
             raise ImageError(str(exc)) from None
         modules = _modules(kernel_root)
         entries = initramfs_entries(
