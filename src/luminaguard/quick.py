@@ -35,23 +35,15 @@ def sandbox_exec(args: list[str]) -> int | None:
         return None
     from luminaguard.errors import LuminaGuardError
     from luminaguard.paths import user_data_dir
+    from luminaguard.service_socket import ask_service, shown
 
     try:
-        data_dir = user_data_dir()
-        if not (data_dir / "service.sock").exists():
-            return None
-        from luminaguard.service_socket import ask_service
-
-        answer = ask_service(data_dir, request)
+        answer = ask_service(user_data_dir(), request)
     except LuminaGuardError:
         return None  # the full CLI says what is wrong
     if answer is None or "exit_code" not in answer:
         return None
-    sys.stdout.write(answer["stdout"])
-    sys.stderr.write(answer["stderr"])
-    if answer["timed_out"]:
-        print(f"luminaguard: command timed out after {answer['duration_s']:.1f} s", file=sys.stderr)
-    return int(answer["exit_code"])
+    return shown(answer)
 
 
 def _exec_request(args: list[str]) -> dict[str, object] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,3 +90,12 @@ def ask_service(data_dir: Path, request: dict[str, Any]) -> dict[str, Any] | Non
     if "error" in answer:
         raise LuminaGuardError(f"the local service: {answer['error']}")
     return dict(answer)
+
+
+def shown(answer: dict[str, Any]) -> int:
+    """A command's answer from the service, written out as the CLI writes one; its exit code."""
+    sys.stdout.write(str(answer["stdout"]))
+    sys.stderr.write(str(answer["stderr"]))
+    if answer["timed_out"]:
+        print(f"luminaguard: command timed out after {answer['duration_s']:.1f} s", file=sys.stderr)
+    return int(answer["exit_code"])

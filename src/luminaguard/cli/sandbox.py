@@ -104,14 +104,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             settings=settings.sandbox,
         )
         if answer is not None:
-            sys.stdout.write(answer["stdout"])
-            sys.stderr.write(answer["stderr"])
-            if answer["timed_out"]:
-                print(
-                    f"luminaguard: command timed out after {answer['duration_s']:.1f} s",
-                    file=sys.stderr,
-                )
-            return int(answer["exit_code"])
+            from luminaguard.service_socket import shown
+
+            return shown(answer)
     sandbox_settings = settings.sandbox.model_copy(update={"network": str(network), "pool_size": 0})
     sandbox = open_sandbox(
         backend,

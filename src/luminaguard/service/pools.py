@@ -120,15 +120,6 @@ class PoolService:
         workspace = request.get("workspace")
         backend = request.get("backend")
         settings = request.get("settings")
-        if settings is None and isinstance(workspace, str):
-            # The client left the settings to us (the CLI's quick path): what
-            # it would have read, or a reason it must run the command itself.
-            declined, backend = await asyncio.to_thread(self._declines, workspace, backend)
-            if declined:
-                return {"declined": declined}
-        backend = backend or "bwrap"
-        if backend not in POOLED:
-            return {"error": f"no warm pool for backend {backend!r}; known: {', '.join(POOLED)}"}
         if (
             not isinstance(argv, list)
             or not argv
@@ -139,7 +130,21 @@ class PoolService:
         if settings is not None and not isinstance(settings, dict):
             return {"error": "`settings` is an object of sandbox settings"}
         try:
-            sandbox = await asyncio.to_thread(self._sandbox, workspace, backend, settings)
+            if settings is None:
+                # The client left the settings to us (the CLI's quick path): what
+                # it would have read, or a reason it must run the command itself.
+                declined, backend, sandbox_settings = await asyncio.to_thread(
+                    self._workspace_settings, workspace, backend
+                )
+                if sandbox_settings is None:
+                    return {"declined": declined}
+            else:
+                sandbox_settings = _validated(settings)
+            backend = backend or "bwrap"
+            if backend not in POOLED:
+                known = ", ".join(POOLED)
+                return {"error": f"no warm pool for backend {backend!r}; known: {known}"}
+            sandbox = await asyncio.to_thread(self._sandbox, workspace, backend, sandbox_settings)
             result = await sandbox.exec(
                 argv,
                 stdin=request.get("stdin"),
@@ -158,46 +163,37 @@ class PoolService:
             "truncated": result.truncated,
         }
 
-    def _declines(self, workspace: str, backend: str | None) -> tuple[str, str | None]:
-        """Why a command for ``workspace`` is not this service's to run ("" when
-        it is), and the backend its settings name when the client named none."""
+    def _workspace_settings(
+        self, workspace: str, backend: str | None
+    ) -> tuple[str, str | None, SandboxSettings | None]:
+        """The workspace's backend (the client's, else its settings') and sandbox
+        settings; or, with no settings, why its command is not this service's to run."""
         from luminaguard.config import load_settings
         from luminaguard.sandbox.network import NetworkMode
 
         try:
             settings = load_settings(Path(workspace))
         except LuminaGuardError as exc:
-            return str(exc), backend
+            return str(exc), backend, None
         backend = backend or settings.sandbox.backend
         if settings.data_dir.resolve() != self.path.parent.resolve():
-            return "the workspace's settings name another data directory", backend
+            return "the workspace's settings name another data directory", backend, None
         if backend not in POOLED:
-            return f"no warm pool for backend {backend!r}", backend
+            return f"no warm pool for backend {backend!r}", backend, None
         if NetworkMode.parse(settings.sandbox.network).kind != "none":
-            return "the workspace's sandbox has a network", backend
-        return "", backend
+            return "the workspace's sandbox has a network", backend, None
+        return "", backend, settings.sandbox
 
-    def _sandbox(self, workspace: str, backend: str, settings: dict[str, Any] | None) -> Any:
+    def _sandbox(self, workspace: str, backend: str, settings: SandboxSettings) -> Any:
         """The workspace's sandbox on ``backend`` under ``settings``, kept warm
         (made on first use)."""
-        from pydantic import ValidationError
-
-        from luminaguard.config import SandboxSettings, describe_validation_error, load_settings
-
-        if settings is None:
-            sandbox_settings = load_settings(Path(workspace)).sandbox
-        else:
-            try:
-                sandbox_settings = SandboxSettings.model_validate(settings)
-            except ValidationError as exc:
-                raise ConfigError(f"sandbox settings: {describe_validation_error(exc)}") from None
         key = (
             backend,
             str(Path(workspace).resolve()),
-            json.dumps(sandbox_settings.model_dump(mode="json"), sort_keys=True),
+            json.dumps(settings.model_dump(mode="json"), sort_keys=True),
         )
         with self._made:
-            return self._sandbox_for(key, sandbox_settings)
+            return self._sandbox_for(key, settings)
 
     def _sandbox_for(self, key: tuple[str, str, str], sandbox_settings: SandboxSettings) -> Any:
         from luminaguard.sandbox import open_sandbox
@@ -219,6 +215,17 @@ class PoolService:
     async def _reply(writer: asyncio.StreamWriter, data: dict[str, Any]) -> None:
         writer.write(json.dumps(data).encode() + b"\n")
         await writer.drain()
+
+
+def _validated(settings: dict[str, Any]) -> SandboxSettings:
+    from pydantic import ValidationError
+
+    from luminaguard.config import SandboxSettings, describe_validation_error
+
+    try:
+        return SandboxSettings.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(f"sandbox settings: {describe_validation_error(exc)}") from None
 
 
 POOL_METRICS = (
