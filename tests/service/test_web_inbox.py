@@ -323,12 +323,21 @@ def test_sandbox_exec_through_the_service_imports_nothing_heavy(
     assert pool["served"] == 1
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param('[sandbox]\nnetwork = "allow:example.com"\n', id="a-network"),
+        pytest.param('data_dir = "{elsewhere}"\n', id="another-data-dir"),
+    ],
+)
 def test_the_service_declines_what_its_pool_does_not_serve(
-    service: Service, workspace: Path
+    service: Service, workspace: Path, tmp_path: Path, config: str
 ) -> None:
-    """A workspace whose sandbox has a network: the quick path hands the
+    """A workspace whose sandbox has a network, or whose settings keep their
+    audit log and grants in another data directory: the quick path hands the
     command back, and the full CLI runs it as it always would."""
-    (workspace / "luminaguard.toml").write_text('[sandbox]\nnetwork = "allow:example.com"\n')
+    elsewhere = tmp_path / "elsewhere"
+    (workspace / "luminaguard.toml").write_text(config.format(elsewhere=elsewhere))
     trust_config(workspace)
     r = lg(
         "sandbox", "exec", "--workspace", str(workspace), "--read-only",
