@@ -78,12 +78,17 @@ def add_swarm(sub: Any) -> None:
 
 
 def cmd_swarm(args: argparse.Namespace) -> int:
+    from luminaguard.swarm import status as swarms
     from luminaguard.swarm import worktree
-    from luminaguard.swarm.queue import Queue
+    from luminaguard.swarm.queue import Queue, queue_path
 
     repo = args.repo.resolve()
     worktree.require_repo(repo)
-    queue = Queue(repo / ".luminaguard" / "swarm.db")
+    queue = Queue(queue_path(repo))
+    if args.swarm_command in ("add", "run"):
+        from luminaguard.config import load_settings
+
+        swarms.remember(load_settings(repo).data_dir, repo)  # for the service's swarm page
     if args.swarm_command == "add":
         if args.count < 1:
             raise UsageError("--count must be at least 1")
@@ -111,7 +116,9 @@ def cmd_swarm(args: argparse.Namespace) -> int:
         print(f"cleared {gone} item(s)")
         return EXIT_OK
     if args.swarm_command == "status":
-        status = _swarm_status(queue)
+        from luminaguard.config import load_settings
+
+        status = swarms.status(queue, load_settings(Path.cwd()).data_dir)
         if args.json:
             print(json.dumps(status, indent=2))
             return EXIT_OK
@@ -198,23 +205,3 @@ def agent_capacity() -> tuple[int, str]:
         f"at {AGENT_MEMORY_MB} MiB each"
     )
     return most, why
-
-
-def _swarm_status(queue: Any) -> dict[str, Any]:
-    from luminaguard.config import load_settings
-    from luminaguard.policy.inbox import InboxStore
-
-    inbox = InboxStore(load_settings(Path.cwd()).data_dir / "inbox.db")
-    waiting: dict[str, int] = {}
-    for p in inbox.pending():
-        waiting[p.run_id] = waiting.get(p.run_id, 0) + 1
-    agents = [
-        {**a, "pending_approvals": waiting.get(a["run_id"] or "", 0)}
-        for a in queue.agents()
-        if a["state"] not in ("stopped", "gone", "replaced")
-    ]
-    details = [
-        {k: i[k] for k in ("id", "state", "attempts", "completions", "branch", "task", "reasons")}
-        for i in queue.details()
-    ]
-    return {"items": queue.counts(), "items_detail": details, "agents": agents}

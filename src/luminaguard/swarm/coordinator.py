@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from luminaguard.swarm import worktree
-from luminaguard.swarm.queue import Queue
+from luminaguard.swarm.queue import Queue, queue_path
 
 CHECK_S = 0.25
 
@@ -74,7 +74,7 @@ class Coordinator:
         self.hung_after_s = hung_after_s
         self.keep = keep_worktrees
         self.grace_s = grace_s
-        self.queue = Queue(self.repo / ".luminaguard" / "swarm.db")
+        self.queue = Queue(queue_path(self.repo))
         self.slots: list[Slot] = []
         self.stopping = False
         self.replaced = 0

@@ -38,6 +38,11 @@ class Item:
 ITEM_COLUMNS = "id, task, playbook, model, priority, attempts, lease_token, branch"
 
 
+def queue_path(repo: Path) -> Path:
+    """Where a repository's swarm queue is."""
+    return repo / ".luminaguard" / "swarm.db"
+
+
 class Queue:
     def __init__(self, path: Path, *, max_attempts: int = 3) -> None:
         self.path = path

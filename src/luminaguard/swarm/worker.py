@@ -25,7 +25,7 @@ from luminaguard.errors import LeaseLost
 from luminaguard.policy.policyfile import load_policy
 from luminaguard.store import private_file
 from luminaguard.swarm import worktree
-from luminaguard.swarm.queue import Item, Queue
+from luminaguard.swarm.queue import Item, Queue, queue_path
 
 IDLE_POLL_S = 0.2
 BEAT_S = 1.0
@@ -63,7 +63,7 @@ class Worker:
         self.lease_s = lease_s
         self.keep = keep
         self.log = log
-        self.queue = Queue(repo / ".luminaguard" / "swarm.db")
+        self.queue = Queue(queue_path(repo))
         self.base = worktree.base_branch(repo)
         self.stop = asyncio.Event()
         self.item: Item | None = None
