@@ -197,3 +197,50 @@ def test_a_running_runs_page_follows_its_journal(
         run.communicate(timeout=60)
     finally:
         run.kill()
+
+
+def test_a_runs_page_adds_each_record_as_text_without_a_reload(
+    service: Service,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    from luminaguard.audit.run import RunRecorder
+    from tests.service.test_web_inbox import data_dir
+
+    recorder = RunRecorder(data_dir(), task="follow", workspace=tmp_path, model="scripted")
+    page = browser.new_page()
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    loads: list[str] = []
+    page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
+    page.goto(f"http://127.0.0.1:{service.port}/runs/{recorder.run_id}")
+    page.on("load", lambda: loads.append("load"))
+    page.wait_for_timeout(300)  # its event stream is open
+    recorder.record("user", {"content": "<img src=x onerror=alert(1)><b>bold</b> step one"})
+    page.wait_for_selector("#journal pre:has-text('step one')", timeout=10_000)
+    assert loads == []  # added to the page, not a reload
+    assert page.locator("#journal b").count() == 0 and page.locator("#journal img").count() == 0
+    assert "<b>bold</b>" in page.locator("#journal pre").last.inner_text()
+    recorder.finish("finished", {})
+    page.wait_for_selector("text=the journal verifies", timeout=10_000)  # reloaded: its verdict
+    assert alerts == []
+
+
+def test_a_side_by_side_diff_fits_a_phone(
+    service: Service,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    from luminaguard.core.effects import unified_diff
+
+    old = "".join(f"line {i}: " + "word " * 20 + "\n" for i in range(20))
+    new = old.replace("line 3:", "line three, rather longer than before:")
+    put_card(modified=[{"path": "notes.md", "diff": unified_diff(old, new, "notes.md")}])
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(f"http://127.0.0.1:{service.port}/?token={service.token}")
+    page.goto(f"http://127.0.0.1:{service.port}/?diff=split")
+    assert page.locator("table.diff td.del").count() == 1
+    assert page.locator("table.diff td.add").count() == 1
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+    page.screenshot(path=str(tmp_path / "split-diff-phone.png"), full_page=True)

@@ -1,5 +1,6 @@
-"""The local service's web side: one inbox for every agent's approvals, and
-``/metrics``, on 127.0.0.1 only.
+"""The local service's web side, on 127.0.0.1 only: one inbox for every
+agent's approvals, the runs (a running one streamed), the swarms, charts of
+the providers and pools, and ``/metrics``.
 
 Who may use it: whoever holds the per-install token (``token``: 0600 in the
 data dir, printed by `luminaguard serve` and `luminaguard open`). The page is
@@ -10,8 +11,9 @@ one: 403. ``/metrics`` takes it as ``Authorization: Bearer T``.
 Every state-changing request (a POST) must carry the CSRF token of the page
 (derived from the install token, so it is never in a URL) and, when the
 browser sends one, an ``Origin`` of this very service. The Content-Security-Policy
-allows no script at all, and nothing from a card is HTML: the card is the same
-inert text the terminal shows (``ui.cards``), escaped.
+allows no script but our own file (``/live.js``), and nothing from a card, a
+journal, a swarm or a provider is HTML: every string is made inert and escaped
+as it is written out (``card_html`` for cards).
 
 The store is the existing SQLite inbox, so a decision made here shows at once
 in `luminaguard approvals` and in the Textual view, and the reverse.
@@ -30,12 +32,16 @@ import secrets
 import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from luminaguard.core.risk import ICONS
 from luminaguard.core.text import inert
+from luminaguard.service.card_html import CSS as CARD_CSS
+from luminaguard.service.card_html import MODES as DIFF_MODES
+from luminaguard.service.charts import PoolHistory, provider_charts
 from luminaguard.service.pools import pool_prometheus
 from luminaguard.store import PRIVATE_FILE, private_dir
 
@@ -45,9 +51,11 @@ CSP = (
     "img-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 LIVE_JS = """\
-// A page reloads itself when what it shows changes (a card comes or goes, a
-// run's journal grows), unless the person is typing a reason. Served as a
-// file: the CSP allows no inline script.
+// A page follows what it shows. A run's page is sent each journal record as
+// it lands (a "record" event: set as text, never as HTML); any other change
+// (a card comes or goes, a run ends, a swarm moves) reloads the page, unless
+// the person is typing a reason. Served as a file: the CSP allows no inline
+// script.
 const seen = document.documentElement.dataset.version || "";
 const events = new EventSource(
   "/events?page=" + encodeURIComponent(location.pathname) + "&seen=" + encodeURIComponent(seen));
@@ -55,6 +63,18 @@ events.onmessage = () => {
   const typing = document.activeElement && document.activeElement.tagName === "INPUT";
   if (!typing) location.reload();
 };
+events.addEventListener("record", (event) => {
+  const rec = JSON.parse(event.data);
+  const row = document.createElement("tr");
+  for (const key of ["seq", "type", "text"]) {
+    const cell = document.createElement("td");
+    const text = document.createElement(key === "text" ? "pre" : "span");
+    text.textContent = rec[key];
+    cell.appendChild(text);
+    row.appendChild(cell);
+  }
+  document.getElementById("journal").appendChild(row);
+});
 """
 WATCH_S = 0.1
 """How often /events looks at the inbox for a change."""
@@ -102,6 +122,7 @@ class WebService:
         self.csrf = csrf_for(self.secret)
         self.principal = principal
         self.pools = pools or list
+        self.history = PoolHistory(self.pools)
         self.store = InboxStore(data_dir / "inbox.db")
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -120,6 +141,9 @@ class WebService:
         return f"{self.origin}/?token={self.secret}"
 
     def serve_forever(self) -> None:
+        threading.Thread(
+            target=self.history.run, args=(self.stopping,), name="lg-pool-history", daemon=True
+        ).start()
         self.httpd.serve_forever(poll_interval=0.2)
 
     def shutdown(self) -> None:
@@ -155,8 +179,14 @@ class WebService:
     def version(self, page: str = "/", index: Any = None) -> tuple[int, ...]:
         """What ``page`` shows, in a few numbers: for the inbox, they change
         when a card or a question comes or goes; for a run, when its journal
-        grows or it ends. ``index``: an open run index to ask (an event
-        stream keeps one, rather than opening it at every look)."""
+        grows (its size) or it ends; for the swarms, when an item or an agent
+        changes state. ``index``: an open run index to ask (an event stream
+        keeps one, rather than opening it at every look)."""
+        if page == "/swarms":
+            state = [
+                (str(repo), s["items_detail"], _still(s["agents"])) for repo, s in self.swarms()
+            ]
+            return (zlib.crc32(json.dumps(state, default=str).encode()),)
         if not page.startswith("/runs/"):
             with self.lock:
                 return self.store.waiting()
@@ -170,6 +200,24 @@ class WebService:
             return (Path(run["path"]).stat().st_size, 1 if run["outcome"] else 0)
         except OSError:
             return (0,)
+
+    def swarms(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Each of this user's swarms (``swarm.status.known``) and its status."""
+        from luminaguard.errors import LuminaGuardError
+        from luminaguard.swarm import status
+        from luminaguard.swarm.queue import Queue, queue_path
+
+        out = []
+        for repo in status.known(self.data_dir):
+            try:
+                queue = Queue(queue_path(repo))
+            except LuminaGuardError:
+                continue  # gone, or not readable: not shown
+            try:
+                out.append((repo, status.status(queue, self.data_dir)))
+            finally:
+                queue.close()
+        return out
 
     @contextlib.contextmanager
     def run_index(self) -> Iterator[Any]:
@@ -271,6 +319,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             bearer = auth[7:] if auth.startswith("Bearer ") else None
             if self._check(bearer):
                 self._send(200, self.service.metrics(), "text/plain; version=0.0.4")
+        elif url.path in ("/swarms", "/stats"):
+            if self._check(self._cookie_token()):
+                if url.path == "/swarms":
+                    self._send(200, self._swarms_page(), "text/html")
+                    return
+                try:
+                    hours = float(query.get("hours", ["24"])[0])
+                except ValueError:
+                    hours = 24.0
+                if not 0 < hours <= 24 * 366:
+                    hours = 24.0
+                self._send(200, self._stats_page(hours), "text/html")
         elif url.path == "/runs" or url.path.startswith("/runs/"):
             if self._check(self._cookie_token()):
                 run_id = (
@@ -289,7 +349,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self._redirect("/", cookie=cookie)
                 return
             if self._check(self._cookie_token()):
-                self._send(200, self._inbox_page(query.get("done", [""])[0]), "text/html")
+                mode = query.get("diff", ["unified"])[0]
+                mode = mode if mode in DIFF_MODES else "unified"
+                self._send(200, self._inbox_page(query.get("done", [""])[0], mode), "text/html")
         else:
             self._plain(404, "not found\n")
 
@@ -356,18 +418,57 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._redirect(f"/?done={urllib.parse.quote('question-' + action)}")
 
     def _events(self, page: str, rendered: str) -> None:
-        """Server-sent events: one `changed` each time what ``page`` shows
-        changes (from what it showed when it was ``rendered``), until the page
-        goes away."""
+        """Server-sent events until the page goes away: for a run's page,
+        each record its journal gains (``record``) and a ``changed`` when the
+        run ends; for any other page, a ``changed`` each time what it shows
+        changes (from what it showed when it was ``rendered``)."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self._security_headers()
         self.end_headers()
         with self.service.run_index() as index:
+            if page.startswith("/runs/"):
+                self._follow_run(urllib.parse.unquote(page[len("/runs/") :]), index, rendered)
+                return
             seen = self.service.version(page, index)
             if rendered and rendered != _version_text(seen):
                 seen = ()  # it changed while the page loaded: say so at once
             self._follow(page, index, seen)
+
+    def _follow_run(self, run_id: str, index: Any, rendered: str) -> None:
+        """A run's journal from the byte the page was rendered up to
+        (``rendered``: its version, the journal's size first), record by record."""
+        from luminaguard.service.journal_view import records_between, row
+
+        run = index.get(run_id)
+        if run is None:
+            return
+        path = Path(run["path"])
+        offset = int(rendered.split(".")[0]) if rendered.split(".")[0].isdigit() else 0
+        quiet = time.monotonic()
+        try:
+            while not self.service.stopping.is_set():
+                # Looked at before the journal is read: every record written
+                # before the run ended is sent before the page is told it did.
+                ended = bool((index.get(run_id) or {}).get("outcome"))
+                records, offset = records_between(path, offset)
+                for rec in records:
+                    data = json.dumps(row(rec), ensure_ascii=False)
+                    self.wfile.write(f"event: record\ndata: {data}\n\n".encode())
+                if records:
+                    self.wfile.flush()
+                    quiet = time.monotonic()
+                if ended:
+                    self.wfile.write(b"data: changed\n\n")  # the page shows its verdict
+                    self.wfile.flush()
+                    return
+                if time.monotonic() - quiet > KEEPALIVE_S:
+                    self.wfile.write(b": still here\n\n")
+                    self.wfile.flush()
+                    quiet = time.monotonic()
+                time.sleep(WATCH_S)
+        except OSError:
+            pass  # the page went away
 
     def _follow(self, page: str, index: Any, seen: tuple[int, ...]) -> None:
         quiet = time.monotonic()
@@ -402,8 +503,97 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#f6f8fa;"
             "padding:.5rem;border-radius:6px}",
             "td{padding:.15rem .5rem;vertical-align:top}nav a{margin-right:1rem}",
-            "</style></head><body><nav><a href='/'>Inbox</a><a href='/runs'>Runs</a></nav>",
+            ".charts{display:flex;flex-wrap:wrap;gap:.75rem}.chart{margin:0;flex:1 1 16rem}",
+            "figcaption,.legend{font-size:.8rem}",
+            CARD_CSS,
+            "</style></head><body><nav><a href='/'>Inbox</a><a href='/runs'>Runs</a>"
+            "<a href='/swarms'>Swarms</a><a href='/stats'>Metrics</a></nav>",
         ]
+
+    def _swarms_page(self) -> str:
+        """Every swarm of this user: its items, and its agents with what each
+        is doing and the approvals it waits for."""
+        e = html.escape
+        version = self.service.version("/swarms")
+        swarms = self.service.swarms()
+        parts = [
+            *self._head("LuminaGuard swarms", version),
+            "<script src='/live.js' defer></script>",
+            f"<h1>Swarms ({len(swarms)})</h1>",
+        ]
+        if not swarms:
+            parts.append(
+                "<p>No swarm yet: <code>luminaguard swarm add TASK</code> in a repository.</p>"
+            )
+        for repo, st in swarms:
+            c = st["items"]
+            parts += [
+                f"<section><h2>{e(str(repo))}</h2>",
+                f"<p>{c['queued']} queued · {c['running']} running · {c['done']} done · "
+                f"{c['failed']} failed</p>",
+                "<table><tr><th>agent</th><th>state</th><th>item</th><th>run</th>"
+                "<th>beat</th><th>doing</th></tr>",
+            ]
+            for a in st["agents"]:
+                run = a["run_id"] or ""
+                link = (
+                    f"<a href='{e('/runs/' + urllib.parse.quote(run, safe=''))}'>{e(run)}</a>"
+                    if run
+                    else "–"
+                )
+                waiting = (
+                    f" · <a href='/'>{a['pending_approvals']} approval(s) waiting</a>"
+                    if a["pending_approvals"]
+                    else ""
+                )
+                parts.append(
+                    f"<tr><td>{e(str(a['id']))}</td><td>{e(str(a['state']))}</td>"
+                    f"<td>{e(str(a['item'] or '–'))}</td><td>{link}</td>"
+                    f"<td>{float(a['heartbeat_age_s']):.0f} s ago</td>"
+                    f"<td>{e(inert(str(a['last_action'] or ''))[:200])}{waiting}</td></tr>"
+                )
+            parts.append("</table><details><summary>items</summary><table>")
+            for i in st["items_detail"]:
+                parts.append(
+                    f"<tr><td>{e(str(i['id']))}</td><td>{e(str(i['state']))}</td>"
+                    f"<td>attempts {int(i['attempts'])}</td><td>{e(str(i['branch']))}</td>"
+                    f"<td>{e(inert(str(i['task']))[:200])}</td></tr>"
+                )
+            parts.append("</table></details></section>")
+        parts.append("</body></html>")
+        return "".join(parts)
+
+    def _stats_page(self, hours: float) -> str:
+        """Providers' latency, success and cost over the last ``hours``, and
+        the warm pools over the last hour, as small charts."""
+        from luminaguard.llm.metrics import ProviderMetrics
+
+        now = time.time()
+        since = now - hours * 3600
+        store = ProviderMetrics(self.service.data_dir / "metrics.db")
+        try:
+            rows = store.rows(since=since, until=now)
+        finally:
+            store.close()
+        spans = " · ".join(
+            f"<a href='/stats?hours={h:g}'>{label}</a>"
+            for h, label in ((1, "1 h"), (24, "24 h"), (168, "7 days"))
+        )
+        providers = provider_charts(rows, since, now)
+        pools = self.service.history.charts()
+        return "".join(
+            [
+                *self._head("LuminaGuard metrics"),
+                f"<h1>Metrics</h1><p>providers over the last {hours:g} h: {spans} · "
+                "Prometheus text at <code>/metrics</code></p>",
+                "<h2>Providers</h2>",
+                *(providers or ["<p>No model requests in this window.</p>"]),
+                f"<h2>Warm pools <small>(sampled every {self.service.history.EVERY_S:g} s, "
+                "the last hour)</small></h2>",
+                *(pools or ["<p>No pool yet: they are made at the first command.</p>"]),
+                "</body></html>",
+            ]
+        )
 
     def _runs_page(self) -> str:
         """Every run, newest first, with its status."""
@@ -427,8 +617,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _run_page(self, run_id: str) -> str | None:
         """One run's journal, record by record, and whether it verifies. The
         journal's path comes from the index, never from the address."""
-        from luminaguard.audit.journal import read_records, verify
-        from luminaguard.core.text import cut
+        from luminaguard.audit.journal import verify
+        from luminaguard.service.journal_view import records_between, row
 
         with self.service.run_index() as index:
             run = index.get(run_id)
@@ -450,20 +640,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             f"<h1>Run {e(run_id)}</h1><p>{e(str(run['task'])[:500])}</p>",
             f"<p>started {e(str(run['started'])[:19])} · outcome {e(str(run['outcome'] or 'running'))}</p>",
             verdict,
-            "<table>",
+            "<table id='journal'>",
         ]
-        for rec in read_records(path):
-            data = json.dumps(rec.get("data", {}), ensure_ascii=False, default=str)
+        for rec in records_between(path, 0, version[0])[0]:
+            r = row(rec)
             parts.append(
-                f"<tr><td>{e(str(rec.get('seq', '')))}</td><td>{e(str(rec.get('type', '')))}</td>"
-                f"<td><pre>{e(inert(cut(data, 2000)))}</pre></td></tr>"
+                f"<tr><td><span>{e(r['seq'])}</span></td><td><span>{e(r['type'])}</span></td>"
+                f"<td><pre>{e(r['text'])}</pre></td></tr>"
             )
         parts.append("</table></body></html>")
         return "".join(parts)
 
-    def _inbox_page(self, done: str) -> str:
+    def _inbox_page(self, done: str, diff_mode: str = "unified") -> str:
         from luminaguard.core.grant import GRANT_HOURS, new_grant
-        from luminaguard.ui.cards import render_card_text
+        from luminaguard.service.card_html import card_html
+        from luminaguard.ui.cards import KIND_LABELS
 
         e = html.escape
         version, items, questions = self.service.snapshot()
@@ -476,6 +667,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "</style>",
             f"<h1>Approvals waiting: {len(items)}</h1>",
             f"<p>Questions from MCP servers: {len(questions)}</p>" if questions else "",
+            "<p>diffs: "
+            + " · ".join(
+                f"<strong>{label}</strong>"
+                if mode == diff_mode
+                else f"<a href='/?diff={mode}'>{label}</a>"
+                for mode, label in (("unified", "unified"), ("split", "side by side"))
+            )
+            + "</p>",
         ]
         if done:
             parts.append(f"<p role='status'>{e(done)}</p>")
@@ -483,15 +682,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             parts += self._question_form(q)
         for item in items:
             level = item.card.risk.label
-            card = render_card_text(item.card, color=False, width=80)
             decide = self._form("/decide", item.id)
             grant = new_grant(item.card, GRANT_HOURS).scope_text()
             parts += [
                 f"<section class='card' id='card-{item.id}' style='border-color:{COLOURS[level]}'>",
-                f"<h2>{ICONS[item.card.risk]} #{item.id} {e(level.upper())} · {e(item.card.tool)}</h2>",
+                f"<h2>{ICONS[item.card.risk]} #{item.id} {e(level.upper())} · "
+                f"{e(KIND_LABELS.get(item.card.kind, item.card.kind))} · {e(item.card.tool)}</h2>",
                 f"<p>agent {e(item.agent)} · run {e(item.run_id)} · step {item.step}<br>"
                 f"task: {e(item.task[:200])}</p>",
-                f"<pre>{e(card)}</pre>",
+                card_html(item.card, mode=diff_mode),
                 decide,
                 "<button name='verdict' value='approve'>Approve</button></form>",
                 decide,
@@ -585,6 +784,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _plain(self, status: int, text: str) -> None:
         self._send(status, text, "text/plain")
+
+
+def _still(agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Agents without their heartbeat's age (which changes every look)."""
+    return [{k: v for k, v in a.items() if k != "heartbeat_age_s"} for a in agents]
 
 
 def _version_text(version: tuple[int, ...]) -> str:
