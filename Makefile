@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/swarm_bench.py
 	$(BIN)/python bench/mcp_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/service_bench.py --backend microvm --n 7
 	$(BIN)/python bench/inbox_bench.py
 
 clean:

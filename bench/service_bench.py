@@ -2,7 +2,7 @@
 pool) against the same command run standalone (a cold sandbox), the whole CLI
 included, beside a plain subprocess and `python -c pass`; the series take turns.
 
-    python bench/service_bench.py [--n 15] [--json]
+    python bench/service_bench.py [--n 15] [--backend bwrap|gvisor|microvm] [--json]
 
 The service is started for the run, on a temporary data directory. Where
 Codex is installed (`codex` on PATH, or `make bench` puts it in
@@ -28,7 +28,10 @@ from typing import Any
 from luminaguard.stats import percentiles, series_line
 
 CLI = [sys.executable, "-m", "luminaguard"]
-CODEX_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "codex" / "node_modules"
+ROOT = Path(__file__).resolve().parents[1]
+CODEX_CACHE = ROOT / ".cache" / "codex" / "node_modules"
+VM_CACHE = ROOT / ".cache" / "vm"
+"""The micro-VM's image and templates as the tests build them (used when there)."""
 
 
 def codex_commands() -> dict[str, list[str]]:
@@ -45,9 +48,12 @@ def codex_commands() -> dict[str, list[str]]:
     return found
 
 
-def main(n: int) -> dict[str, Any]:
+def main(n: int, backend: str = "bwrap") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_STATE_HOME": tmp, "XDG_CONFIG_HOME": tmp}
+        if backend == "microvm" and "LUMINAGUARD_VM_DATA" not in env and VM_CACHE.is_dir():
+            env["LUMINAGUARD_VM_DATA"] = str(VM_CACHE)
+        on = ["--backend", backend]
         ws = Path(tmp) / "ws"
         ws.mkdir()
         service = subprocess.Popen(
@@ -65,17 +71,18 @@ def main(n: int) -> dict[str, Any]:
             commands = {
                 "baseline_subprocess": ["/bin/true"],
                 "baseline_python": [sys.executable, "-c", "pass"],
-                "cli_exec_standalone": [*CLI, "sandbox", "exec", "--workspace", str(ws), "--", "/bin/true"],
+                "cli_exec_standalone": [*CLI, "sandbox", "exec", "--workspace", str(ws), *on, "--", "/bin/true"],
                 "cli_exec_via_service": [
-                    *CLI, "sandbox", "exec", "--workspace", str(ws), "--read-only", "--", "/bin/true",
+                    *CLI, "sandbox", "exec", "--workspace", str(ws), *on, "--read-only", "--", "/bin/true",
                 ],
             }  # fmt: skip
             codex = codex_commands()
             commands.update(codex)
             series.update({name: [] for name in codex})
-            subprocess.run(
-                commands["cli_exec_via_service"], env=env, check=True
-            )  # the pool is made
+            for first in ("cli_exec_standalone", "cli_exec_via_service"):  # the pool is made
+                tried = subprocess.run(commands[first], env=env, capture_output=True, text=True)
+                if tried.returncode != 0:
+                    return {"backend": backend, "unavailable": tried.stderr.strip()}
             for _ in range(n):
                 for name, argv in commands.items():
                     t = time.perf_counter()
@@ -84,7 +91,10 @@ def main(n: int) -> dict[str, Any]:
         finally:
             service.terminate()
             service.wait(30)
-    out: dict[str, Any] = {name: percentiles(s) for name, s in series.items()}
+    out: dict[str, Any] = {
+        "backend": backend,
+        **{name: percentiles(s) for name, s in series.items()},
+    }
     out["ratio_p50_via_service_over_standalone"] = round(
         out["cli_exec_via_service"]["p50_ms"] / out["cli_exec_standalone"]["p50_ms"], 2
     )
@@ -98,12 +108,16 @@ def main(n: int) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=15)
+    parser.add_argument("--backend", default="bwrap", choices=["bwrap", "gvisor", "microvm"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = main(args.n)
+    result = main(args.n, args.backend)
     if args.json:
         print(json.dumps(result, indent=2))
+    elif "unavailable" in result:
+        print(f"backend {args.backend}: not measured: {result['unavailable']}")
     else:
+        print(f"backend {args.backend}")
         for name in (
             "baseline_subprocess",
             "baseline_python",

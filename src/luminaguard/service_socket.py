@@ -20,6 +20,7 @@ from luminaguard.errors import LuminaGuardError
 
 if TYPE_CHECKING:
     from luminaguard.config import SandboxSettings
+    from luminaguard.protocols import ExecResult
 
 SOCKET_NAME = "service.sock"
 
@@ -55,6 +56,44 @@ def exec_via_service(
     if settings is not None:
         request["settings"] = settings.model_dump(mode="json")
     return ask_service(data_dir, request)
+
+
+async def run_in_service(
+    data_dir: Path,
+    workspace: Path,
+    argv: list[str],
+    *,
+    backend: str,
+    settings: SandboxSettings,
+    stdin: str | None,
+    timeout_s: float | None,
+) -> ExecResult | None:
+    """``exec_via_service`` from a sandbox's event loop, its answer as the
+    sandbox's own result; None when no service listens."""
+    import asyncio
+
+    from luminaguard.protocols import ExecResult
+
+    answer = await asyncio.to_thread(
+        exec_via_service,
+        data_dir,
+        workspace,
+        argv,
+        timeout_s=timeout_s,
+        backend=backend,
+        stdin=stdin,
+        settings=settings,
+    )
+    if answer is None:
+        return None
+    return ExecResult(
+        exit_code=int(answer["exit_code"]),
+        stdout=str(answer["stdout"]),
+        stderr=str(answer["stderr"]),
+        duration_s=float(answer["duration_s"]),
+        timed_out=bool(answer["timed_out"]),
+        truncated=bool(answer["truncated"]),
+    )
 
 
 def pool_stats_via_service(data_dir: Path) -> list[dict[str, Any]] | None:

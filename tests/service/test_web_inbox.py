@@ -233,12 +233,12 @@ def pool_stats() -> list[dict[str, object]]:
 
 
 def test_sandbox_exec_acquires_from_the_services_warm_pool(
-    service: Service, workspace: Path, process_backend: str
+    sandbox_backend: str, service: Service, workspace: Path
 ) -> None:
     (workspace / "f.txt").write_text("from the workspace\n")
     sock = data_dir() / "service.sock"
     assert sock.stat().st_mode & 0o777 == 0o600
-    backend = ["--backend", process_backend]
+    backend = ["--backend", sandbox_backend]
     for _ in range(3):
         r = lg(
             "sandbox", "exec", "--workspace", str(workspace), *backend, "--read-only",
@@ -246,7 +246,9 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
         )  # fmt: skip
         assert r.returncode == 0 and r.stdout == "from the workspace\n", r.stderr
     [pool] = pool_stats()
-    assert pool["workspace"] == str(workspace.resolve()) and pool["backend"] == process_backend
+    # The micro-VM's clone pool is one for every workspace.
+    shown = "*" if sandbox_backend == "microvm" else str(workspace.resolve())
+    assert pool["workspace"] == shown and pool["backend"] == sandbox_backend
     # One pool outlived three CLI processes, and a warm sandbox was ready for the later ones.
     assert pool["served"] == 3 and int(pool["served_idle"]) >= 1  # type: ignore[call-overload]
     # Still confined: the workspace is read-only there, and an exit code passes through.
@@ -267,17 +269,19 @@ def test_sandbox_exec_acquires_from_the_services_warm_pool(
         "GET", "/metrics", headers={"Authorization": f"Bearer {service.token}"}
     )
     body = metrics.read_body  # type: ignore[attr-defined]
-    label = f'backend="{process_backend}"'
+    label = f'backend="{sandbox_backend}"'
     assert re.search(rf"luminaguard_pool_served\{{workspace=.*{label}\}} 4", body), body
     assert re.search(rf'luminaguard_pool_acquire_ms\{{.*{label},quantile="0.5"\}}', body)
     status = json.loads(lg("pool", "status", "--json").stdout)
     assert status["service"] is True and status["pools"][0]["served"] == 4
-    assert f"{process_backend} " in lg("pool", "status").stdout
+    assert f"{sandbox_backend} " in lg("pool", "status").stdout
 
 
 def test_a_runs_read_only_steps_use_the_services_warm_pool(
-    service: Service, workspace: Path, tmp_path: Path, process_backend: str
+    sandbox_backend: str, service: Service, workspace: Path, tmp_path: Path
 ) -> None:
+    """On every backend (the sandbox's fixture first: the service inherits
+    where the micro-VM's image is)."""
     (workspace / "f.txt").write_text("from the workspace\n")
     steps = [
         {"tool_calls": [{"name": "shell", "arguments": {"command": "cat f.txt"}}]},
@@ -287,16 +291,16 @@ def test_a_runs_read_only_steps_use_the_services_warm_pool(
     pb = write_playbook(tmp_path / "p.json", steps)
     r = lg(
         "run", "look", "--workspace", str(workspace), "--playbook", str(pb),
-        "--sandbox", process_backend, "--json",
+        "--sandbox", sandbox_backend, "--json",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "from the workspace" in r.stdout
     # Both steps ran in the service's pool (a run alone would have used its own).
     [pool] = pool_stats()
-    assert pool["backend"] == process_backend and pool["served"] == 2, pool
+    assert pool["backend"] == sandbox_backend and pool["served"] == 2, pool
     # The same settings as `sandbox exec`: the same pool serves it too.
     r = lg(
-        "sandbox", "exec", "--workspace", str(workspace), "--backend", process_backend,
+        "sandbox", "exec", "--workspace", str(workspace), "--backend", sandbox_backend,
         "--read-only", "--", "cat", "f.txt",
     )  # fmt: skip
     assert r.returncode == 0 and r.stdout == "from the workspace\n"

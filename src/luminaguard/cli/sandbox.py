@@ -208,8 +208,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
     if args.pool_command == "status":
         return _pool_status(args)
-    if args.backend not in (*POOLED, "microvm"):
-        known = ", ".join((*POOLED, "microvm"))
+    if args.backend not in POOLED:
+        known = ", ".join(POOLED)
         raise UsageError(f"no pool benchmark for backend {args.backend!r}; known backends: {known}")
     if args.n < 1:
         raise UsageError("--n must be at least 1")

@@ -32,8 +32,9 @@ register("bwrap", "luminaguard.sandbox.bwrap:BwrapSandbox")
 register("gvisor", "luminaguard.sandbox.gvisor:GvisorSandbox")
 register("microvm", "luminaguard.vm.backend:MicrovmSandbox")
 
-POOLED = ("bwrap", "gvisor")
-"""The backends with a warm pool (``pool bench``, the local service's pools)."""
+POOLED = ("bwrap", "gvisor", "microvm")
+"""The backends with a warm pool (``pool bench``, the local service's pools;
+microvm's is its clone pool, one per process)."""
 
 
 def backend_class(name: str) -> Any:

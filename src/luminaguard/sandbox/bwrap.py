@@ -170,9 +170,16 @@ class BwrapSandbox(WorkspaceFiles):
         pool = self._warm_pool() if read_only and offline else None
         if pool is not None and pool.fits(argv):
             self._last_network = []
-            served = await self._via_service(argv, stdin, timeout_s)
-            if served is not None:
-                return served
+            if self.service is not None:
+                from luminaguard.service_socket import run_in_service
+
+                served = await run_in_service(
+                    self.service, self.workspace, list(argv), backend=self.name,
+                    settings=self.settings, stdin=stdin, timeout_s=timeout_s,
+                )  # fmt: skip
+                if served is not None:
+                    return served
+                self.service = None  # not running: this sandbox's own pool from now on
             pool.fill()
             return await pool.run(argv, stdin=stdin, timeout_s=timeout_s)
         layout = self.layout
@@ -187,36 +194,6 @@ class BwrapSandbox(WorkspaceFiles):
 
     def network_records(self) -> list[dict[str, object]]:
         return list(self._last_network)
-
-    async def _via_service(
-        self, argv: Sequence[str], stdin: str | None, timeout_s: float | None
-    ) -> ExecResult | None:
-        """The command run in the local service's warm pool; None when no service runs."""
-        if self.service is None:
-            return None
-        from luminaguard.service_socket import exec_via_service
-
-        answer = await asyncio.to_thread(
-            exec_via_service,
-            self.service,
-            self.workspace,
-            list(argv),
-            timeout_s=timeout_s,
-            backend=self.name,
-            stdin=stdin,
-            settings=self.settings,
-        )
-        if answer is None:
-            self.service = None  # not running: this sandbox's own pool from now on
-            return None
-        return ExecResult(
-            exit_code=int(answer["exit_code"]),
-            stdout=str(answer["stdout"]),
-            stderr=str(answer["stderr"]),
-            duration_s=float(answer["duration_s"]),
-            timed_out=bool(answer["timed_out"]),
-            truncated=bool(answer["truncated"]),
-        )
 
     def _warm_pool(self) -> WarmPool | None:
         """The warm pool serves the common case: GREEN commands, which run with

@@ -82,11 +82,18 @@ class PoolService:
         self.path.unlink(missing_ok=True)
 
     def stats(self) -> list[dict[str, Any]]:
-        rows = []
+        """A row per pool. The micro-VM's clone pool is one for the whole
+        process, whichever workspace a clone is staged with: one row, ``*``."""
+        rows: list[dict[str, Any]] = []
         for (backend, workspace, _), sandbox in list(self.sandboxes.items()):
             stats = sandbox.pool_stats()
-            if stats is not None:
-                rows.append({"workspace": workspace, "backend": backend, **stats})
+            if stats is None:
+                continue
+            if backend == "microvm":
+                if any(row["backend"] == "microvm" for row in rows):
+                    continue
+                workspace = "*"
+            rows.append({"workspace": workspace, "backend": backend, **stats})
         return rows
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -147,10 +147,14 @@ class MicrovmSandbox(WorkspaceFiles):
         read_only: bool = False,
         ro_binds: Sequence[tuple[str, str]] = (),
         env: dict[str, str] | None = None,
+        service: Path | None = None,
     ) -> None:
         self.ws = Workspace(workspace)
         self.workspace = self.ws.root
         self.settings = settings
+        self.service = service
+        """The data directory of a local service whose clone pool runs the
+        read-only commands (this process's own pool when none runs)."""
         mode = network or NetworkMode.parse(settings.network)
         if mode.kind != "none":
             raise ConfigError(
@@ -188,6 +192,16 @@ class MicrovmSandbox(WorkspaceFiles):
         if not argv:
             raise SandboxError("empty command")
         if read_only or self.read_only:
+            if self.service is not None and not self.env:
+                from luminaguard.service_socket import run_in_service
+
+                served = await run_in_service(
+                    self.service, self.workspace, list(argv), backend="microvm",
+                    settings=self.settings, stdin=stdin, timeout_s=timeout_s,
+                )  # fmt: skip
+                if served is not None:
+                    return served
+                self.service = None  # not running: this process's own pool from now on
             return await asyncio.to_thread(self._run, list(argv), stdin, timeout_s, None)
         # Written for real: the changes come back as a preview, committed at once.
         done = await self.preview(argv, stdin=stdin, timeout_s=timeout_s)
