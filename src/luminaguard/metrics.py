@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,15 +110,33 @@ class ProviderCollector(Collector):
         durations: dict[tuple[str, ...], list[float]] = {}
         tokens: dict[tuple[str, ...], list[float]] = {}
         ttft: dict[tuple[str, ...], list[float]] = {}
+        # Rows grouped in one pass (a key per row, made in C), then each
+        # group's columns at once; summarise would also work out percentiles
+        # that no scrape shows.
+        groups: dict[tuple[str, str, str, str | None, int], list[Row]] = {}
+        group_of = operator.itemgetter(1, 2, 3, 10, 9)  # provider, model, task, error, ok
         for r in self.rows:
-            key = (r.provider, r.model, "chat", r.error_type or "")
-            durations.setdefault(key, []).append(r.duration_s)
-            if r.ok:
-                base = (r.provider, r.model, "chat")
-                tokens.setdefault((*base, "input"), []).append(r.tokens_in)
-                tokens.setdefault((*base, "output"), []).append(r.tokens_out)
-                if r.ttft_s is not None:
-                    ttft.setdefault(base, []).append(r.ttft_s)
+            groups.setdefault(group_of(r), []).append(r)
+        counts: dict[tuple[str, str, str], list[int]] = {}
+        spend: dict[tuple[str, str], float] = {}
+        for (provider, model, task, error, ok), rs in groups.items():
+            durations.setdefault((provider, model, "chat", error or ""), []).extend(
+                r.duration_s for r in rs
+            )
+            c = counts.setdefault((provider, model, task), [0, 0, 0])
+            c[0] += len(rs)
+            spend[(provider, model)] = spend.get((provider, model), 0.0) + sum(
+                r.cost_usd for r in rs
+            )
+            if ok:
+                c[1] += len(rs)
+                c[2] += sum(r.won for r in rs)
+                base = (provider, model, "chat")
+                tokens.setdefault((*base, "input"), []).extend(r.tokens_in for r in rs)
+                tokens.setdefault((*base, "output"), []).extend(r.tokens_out for r in rs)
+                firsts = [r.ttft_s for r in rs if r.ttft_s is not None]
+                if firsts:
+                    ttft.setdefault(base, []).extend(firsts)
         yield _histogram(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration.",
@@ -151,17 +170,10 @@ class ProviderCollector(Collector):
             "Share of successful responses that won (see docs).",
             labels=["gen_ai_provider_name", "gen_ai_request_model", "task_type"],
         )
-        for s in summarise(self.rows):
-            requests.add_metric(
-                [s["provider"], s["model"], s["task_type"], "success"], s["successes"]
-            )
-            requests.add_metric(
-                [s["provider"], s["model"], s["task_type"], "error"], s["requests"] - s["successes"]
-            )
-            wins.add_metric([s["provider"], s["model"], s["task_type"]], s["win_rate"])
-        spend: dict[tuple[str, str], float] = {}
-        for r in self.rows:
-            spend[(r.provider, r.model)] = spend.get((r.provider, r.model), 0.0) + r.cost_usd
+        for (provider, model, task), (n, ok, won) in sorted(counts.items()):
+            requests.add_metric([provider, model, task, "success"], ok)
+            requests.add_metric([provider, model, task, "error"], n - ok)
+            wins.add_metric([provider, model, task], round(won / ok, 4) if ok else 0.0)
         for (provider, model), value in sorted(spend.items()):
             cost.add_metric([provider, model], value)
         yield requests
