@@ -164,3 +164,25 @@ def test_the_metrics_page_charts_providers_and_pools(
     assert "bwrap · " + str(workspace.resolve()) in page
     assert service.signed_in("GET", "/stats?hours=nonsense").status == 200
     assert service.request("GET", "/stats").status == 401
+
+
+def test_metrics_count_runs_by_outcome(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    def runs() -> list[str]:
+        body = service.request(
+            "GET", "/metrics", headers={"Authorization": f"Bearer {service.token}"}
+        ).read_body  # type: ignore[attr-defined]
+        return [line for line in body.splitlines() if line.startswith("luminaguard_runs{")]
+
+    assert runs() == []
+    first = RunRecorder(data_dir(), task="one", workspace=tmp_path, model="scripted")
+    second = RunRecorder(data_dir(), task="two", workspace=tmp_path, model="scripted")
+    assert runs() == ['luminaguard_runs{outcome="running"} 2']
+    first.finish("finished", {})
+    second.finish("denied", {})
+    assert runs() == [
+        'luminaguard_runs{outcome="denied"} 1',
+        'luminaguard_runs{outcome="finished"} 1',
+    ]

@@ -260,8 +260,28 @@ class WebService:
             "# TYPE luminaguard_questions_pending gauge",
             f"luminaguard_questions_pending {questions}",
         ]
+        lines += [
+            "# HELP luminaguard_runs Runs by outcome (running and interrupted ones included).",
+            "# TYPE luminaguard_runs gauge",
+            *(
+                f"luminaguard_runs{{outcome={json.dumps(k)}}} {n}"
+                for k, n in self.runs_by_outcome()
+            ),
+        ]
         lines += pool_prometheus(self.pools())
         return text + "\n".join(lines) + "\n"
+
+    def runs_by_outcome(self) -> list[tuple[str, int]]:
+        """How many runs ended each way, and how many run or were interrupted now."""
+        from luminaguard.audit.run import status_of
+
+        with self.run_index() as index:
+            runs = index.list()
+        counts: dict[str, int] = {}
+        for run in runs:
+            status = status_of(self.data_dir, run)
+            counts[status] = counts.get(status, 0) + 1
+        return sorted(counts.items())
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
