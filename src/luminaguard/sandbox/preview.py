@@ -43,8 +43,10 @@ from luminaguard.sandbox.workspace import Transaction, Workspace
 if TYPE_CHECKING:
     from luminaguard.sandbox.spawn import Spawn
 
-Runner = Callable[[Path], Awaitable[tuple[ExecResult, list[dict[str, object]]]]]
-"""Runs the previewed command, leaving its writes in the upper directory given."""
+Runner = Callable[[Path], Awaitable[tuple[ExecResult, list[dict[str, object]], bool]]]
+"""Runs the previewed command, leaving its writes in the upper directory
+given; and its network attempts, and whether it wrote past the disk cap (its
+writes are then not all there)."""
 
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
@@ -123,8 +125,9 @@ async def run_preview(
     # started: a path another writer changes while the command runs is stale.
     started_ns = time.time_ns()
     try:
+        over_cap = False
         if runner is not None:
-            result, attempts = await runner(upper)
+            result, attempts, over_cap = await runner(upper)
         else:
             result, attempts = await launch(
                 layout,
@@ -136,7 +139,7 @@ async def run_preview(
                 spawner=spawner or Spawn,
             )
         effects, before = scan(upper, ws.root)
-        if tree_size(upper, cap) > cap:
+        if over_cap or tree_size(upper, cap) > cap:
             effects.unobserved.append(
                 f"the preview wrote more than its disk cap of {settings.preview_disk_mb} MiB "
                 "and was stopped, so its effects are incomplete"

@@ -135,6 +135,15 @@ def _template(image: Image, accel: str, data_dir: Path) -> Template:
     return template
 
 
+class OverCap(Exception):
+    """A preview's guest wrote more than the preview disk cap; ``result`` is
+    what its command returned."""
+
+    def __init__(self, result: ExecResult) -> None:
+        super().__init__("the preview wrote more than its disk cap")
+        self.result = result
+
+
 class MicrovmSandbox(WorkspaceFiles):
     """Runs each command in a fresh micro-VM clone over one workspace."""
 
@@ -227,9 +236,12 @@ class MicrovmSandbox(WorkspaceFiles):
                 "guest's changes as an overlay layer); use bwrap for previews"
             )
 
-        async def runner(upper: Path) -> tuple[ExecResult, list[dict[str, object]]]:
-            result = await asyncio.to_thread(self._run, list(argv), stdin, timeout_s, upper)
-            return result, []
+        async def runner(upper: Path) -> tuple[ExecResult, list[dict[str, object]], bool]:
+            try:
+                result = await asyncio.to_thread(self._run, list(argv), stdin, timeout_s, upper)
+            except OverCap as over:
+                return over.result, [], True  # nothing brought back: a RED card says why
+            return result, [], False
 
         return await previews.run_preview(
             self.workspace, self.settings, argv, stdin=stdin, timeout_s=timeout_s, runner=runner
@@ -255,13 +267,12 @@ class MicrovmSandbox(WorkspaceFiles):
                 env={**SANDBOX_ENV, **self.env},
                 timeout_s=timeout,
             )
-            if upper is not None:
-                self._bring_back(vm, upper)
+            over_cap = upper is not None and not self._bring_back(vm, upper)
         finally:
             vm.close()
         out, err = result.stdout, result.stderr
         truncated = len(out) > limit or len(err) > limit
-        return ExecResult(
+        done = ExecResult(
             exit_code=124 if result.timed_out else result.exit_code,
             stdout=_capped(out, limit),
             stderr=_capped(err, limit),
@@ -269,6 +280,9 @@ class MicrovmSandbox(WorkspaceFiles):
             timed_out=result.timed_out,
             truncated=truncated,
         )
+        if over_cap:
+            raise OverCap(done)
+        return done
 
     def _stage(self, vm: Vm, upper: Path | None) -> None:
         """The workspace into the guest at /workspace: read-only, or (with
@@ -310,7 +324,9 @@ class MicrovmSandbox(WorkspaceFiles):
             **({"output_limit": str(limit)} if limit is not None else {}),
         }
 
-    def _bring_back(self, vm: Vm, upper: Path) -> None:
+    def _bring_back(self, vm: Vm, upper: Path) -> bool:
+        """The guest's changes into ``upper``; False, with nothing brought
+        back, when they are larger than the preview disk cap."""
         agent = vm.agent
         assert agent is not None
         cap = self.settings.preview_disk_mb * MIB
@@ -319,10 +335,8 @@ class MicrovmSandbox(WorkspaceFiles):
         )
         if packed.exit_code != 0:
             raise SandboxError(f"the VM's changes could not be read back: {packed.stderr!r}")
-        if len(packed.stdout) > cap:
-            raise SandboxError(
-                f"the command wrote more than the preview disk cap of {self.settings.preview_disk_mb} MiB"
-            )
+        if len(packed.stdout) >= cap:
+            return False  # they stay in the guest, and go with it: the host's disk is not filled
         opaque = agent.run(["lg-opaque", GUEST_UPPER]).stdout.decode("utf-8", "replace")
         unpack(packed.stdout, upper)
         prefix = GUEST_UPPER.rstrip("/") + "/"
@@ -331,6 +345,7 @@ class MicrovmSandbox(WorkspaceFiles):
                 target = _inside(upper, line[len(prefix) :])
                 if target is not None and target.is_dir() and not target.is_symlink():
                     os.setxattr(target, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+        return True
 
     def commit(self, handle: str) -> None:
         previews.commit(handle, self.workspace)
