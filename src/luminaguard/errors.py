@@ -5,13 +5,15 @@
     │   ├── ConfigError           bad luminaguard.toml, environment override or policy file
     │   ├── PlaybookError         a scripted playbook that cannot be read or replayed
     │   └── UsageError            bad command-line arguments or model spec
+    │       └── RunBusy           the run is held by another process (it runs there)
     ├── SandboxError              a sandbox could not be started or used
     │   ├── SandboxUnavailable    no working backend on this machine (see `doctor`); also a UserError
     │   ├── CommitConflict        the workspace changed since the preview; nothing was applied
     │   ├── NetworkViolation      a command tried a host its network mode refuses
     │   ├── NoIdmap               under root: the workspace's file system cannot be id-mapped
     │   ├── VmError               a micro-VM or its guest agent failed
-    │   │   └── AgentTimeout      the guest agent said nothing in the time given
+    │   │   ├── AgentTimeout      the guest agent said nothing in the time given
+    │   │   └── OverCap           a micro-VM preview wrote past its disk cap (a RED card, not a failure)
     │   ├── ImageError            the micro-VM's guest image could not be built
     │   └── CompileError          a small static helper could not be compiled (no gcc, a cache others can write)
     ├── ToolError                 a tool call failed; the agent sees it as an observation
@@ -30,6 +32,7 @@
     ├── McpAuthorizationError     an MCP server needs authorization that could not be obtained
     ├── QuotaExceeded             one of the policy's rate limits or quotas is used up
     ├── DeniedAndStop             a denial after which the run must end
+    ├── AwaitingDecision          a fleet step stops at a card for a person (the workflow waits)
     ├── GitError                  a git command failed
     ├── LeaseLost                 a swarm item's lease was reclaimed; its worker must stop
     └── AuditError                a journal or the run index cannot be read or written
@@ -43,6 +46,8 @@ that is outside this tree or missing from this drawing.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class LuminaGuardError(Exception):
@@ -63,6 +68,11 @@ class PlaybookError(UserError):
 
 class UsageError(UserError):
     """Command-line arguments or a model spec are invalid."""
+
+
+class RunBusy(UsageError):
+    """The run is held by another process, which is running it; it can be
+    resumed once that process lets go (a fleet step tries again)."""
 
 
 class SandboxError(LuminaGuardError):
@@ -103,6 +113,16 @@ class VmError(SandboxError):
 
 class AgentTimeout(VmError):
     """The guest agent said nothing within the time given."""
+
+
+class OverCap(VmError):
+    """A micro-VM preview's guest wrote more than the preview disk cap: nothing
+    was brought back; ``result`` is what its command returned (an ExecResult).
+    The preview becomes a RED card, not an error."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__("the preview wrote more than its disk cap")
+        self.result = result
 
 
 class ImageError(SandboxError):
@@ -186,6 +206,16 @@ class QuotaExceeded(LuminaGuardError):
         super().__init__(message)
         self.key = key
         self.retry_after_s = retry_after_s
+
+
+class AwaitingDecision(LuminaGuardError):
+    """A fleet step reached a card only a person can decide (``call``, a
+    ToolCall, and ``card``, its DiffCard): the step ends, its workflow waits
+    for the decision."""
+
+    def __init__(self, call: Any, card: Any) -> None:
+        super().__init__(f"call {call.id} waits for a decision")
+        self.call, self.card = call, card
 
 
 class DeniedAndStop(LuminaGuardError):

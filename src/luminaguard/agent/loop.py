@@ -102,13 +102,36 @@ class Agent:
         self._count_calls = None if provider_counts_calls else model_call_limit(gate, self.report)
 
     async def run(self, task: str) -> RunResult:
-        self.messages.append(Message("user", task))
-        self.recorder.record("user", {"content": task})
+        self.begin(task)
         return await self._loop()
 
     async def resume(self, records: list[dict[str, Any]]) -> RunResult:
         """Continue a run from its journal: rebuild the conversation, then carry
         out the calls of the last turn that have no recorded result."""
+        self.restore(records)
+        return await self._loop()
+
+    def begin(self, task: str) -> None:
+        """Start a run driven a step at a time (``advance``)."""
+        self.messages.append(Message("user", task))
+        self.recorder.record("user", {"content": task})
+
+    async def advance(self) -> RunResult | None:
+        """One step of a run driven from outside (a fleet workflow runs one per
+        activity): the calls still pending, then one model turn and its calls.
+        The run's result once it has ended (its journal closed), else None."""
+        try:
+            calls, self.pending = self.pending, []
+            for call in calls:
+                await self._act_and_observe(call)
+            await self.step()
+        except RunEnded as end:
+            return self.end(end)
+        return None
+
+    def restore(self, records: list[dict[str, Any]]) -> None:
+        """Rebuild the run's state from its journal (``replay``); interrupted
+        calls are told to the model, pending ones wait in ``pending``."""
         state = replay(records)
         self.messages += state.messages
         self.steps, self.tokens_in, self.tokens_out = state.steps, state.tokens_in, state.tokens_out
@@ -122,7 +145,6 @@ class Agent:
         self.recorder.record(
             "run_resumed", {"steps": self.steps, "pending_calls": [c.id for c in self.pending]}
         )
-        return await self._loop()
 
     async def turn(self, text: str) -> RunEnded:
         """One exchange of a chat: the person's message, then the model's steps

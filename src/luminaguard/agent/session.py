@@ -86,7 +86,9 @@ class Session:
         *,
         task: str = "",
         resume: str | None = None,
+        run_id: str | None = None,
     ) -> None:
+        """A new run (``run_id``: with that id), or the run ``resume`` reopened."""
         from luminaguard.llm.metrics import ProviderMetrics
         from luminaguard.policy.gate import ApprovalManager, GateContext
         from luminaguard.policy.grants import GrantStore
@@ -118,6 +120,7 @@ class Session:
                 task=task,
                 workspace=workspace,
                 model=spec or "router",
+                new_id=run_id,
                 options=options.details,
             )
         self.grants = GrantStore(
@@ -296,12 +299,26 @@ class Session:
             )
         self.toolbox.refresh()
 
+    async def advance(self) -> RunResult | None:
+        """One step of the run (``Agent.advance``), its MCP servers connected
+        for it: the result once the run has ended, else None."""
+        await self._connect()
+        try:
+            if self.resuming:
+                self.agent.restore(self.records)
+            else:
+                self.agent.begin(self.task)
+            return await self.agent.advance()
+        finally:
+            await self._disconnect()
+
     async def _run(self) -> RunResult:
         return await (
             self.agent.resume(self.records) if self.resuming else self.agent.run(self.task)
         )
 
     def close(self) -> None:
+        self.recorder.close()
         self.sandbox.close()
         self.grants.close()
         self.metrics.close()

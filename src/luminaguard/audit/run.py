@@ -12,7 +12,7 @@ from typing import Any
 from luminaguard.audit.index import RunIndex
 from luminaguard.audit.journal import Journal, now_iso, read_records, verify
 from luminaguard.audit.signing import Signer
-from luminaguard.errors import AuditError, UsageError
+from luminaguard.errors import AuditError, RunBusy, UsageError
 from luminaguard.store import private_file
 
 
@@ -79,8 +79,11 @@ class RunRecorder:
         workspace: Path,
         model: str,
         run_id: str | None = None,
+        new_id: str | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
+        """A new run (with the id ``new_id`` if given: a fleet workflow's), or
+        the run ``run_id`` reopened (see ``resume``)."""
         self.index = RunIndex(data_dir / "index.db")
         if run_id is not None:  # resuming: see `resume`
             row = self.index.get(run_id)
@@ -88,7 +91,7 @@ class RunRecorder:
             self.run_id: str = str(row["id"])
             self._lock = hold(data_dir, self.run_id)
             if self._lock is None:
-                raise UsageError(
+                raise RunBusy(
                     f"run {self.run_id} is still running in another process; it can be resumed once it stops"
                 )
             self.path = Path(row["path"])
@@ -97,7 +100,9 @@ class RunRecorder:
                 self.path, head=records[-1]["hash"], seq=len(records), signer=Signer.for_user()
             )
             return
-        self.run_id = new_run_id()
+        self.run_id = new_id or new_run_id()
+        if new_id is not None and self.index.get(new_id) is not None:
+            raise UsageError(f"run {new_id} exists already")
         self._lock = hold(data_dir, self.run_id)
         self.path = data_dir / "runs" / f"{self.run_id}.jsonl"
         self.journal = Journal(self.path, signer=Signer.for_user())
@@ -136,7 +141,7 @@ class RunRecorder:
                 f"run {row['id']} already ended ({row['outcome']}); only an interrupted run can be resumed"
             )
         if is_live(data_dir, str(row["id"])):
-            raise UsageError(
+            raise RunBusy(
                 f"run {row['id']} is still running in another process; it can be resumed once it stops"
             )
         problems = verify(Path(row["path"]), row["records"], row["head"])
@@ -162,6 +167,11 @@ class RunRecorder:
     def finish(self, outcome: str, data: dict[str, Any]) -> None:
         self.record("run_finished", {"outcome": outcome, **data})
         self.index.finish(self.run_id, outcome=outcome, finished=now_iso())
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the run (its journal, its lock): ended, or to be resumed
+        by another process (a fleet worker's next step). Idempotent."""
         self.journal.close()
         self.index.close()
         if self._lock is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from luminaguard.errors import AuditError
@@ -39,27 +39,33 @@ class Signer:
     @classmethod
     def for_user(cls) -> Signer:
         """This user's key, created (0600, never readable by anyone else) if there is none."""
-        path = key_path()
-        try:
-            return cls(_read(path))
-        except FileNotFoundError:
-            pass
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        private = Ed25519PrivateKey.generate().private_bytes_raw()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except FileExistsError:  # another process made it first: use that one
-            return cls(_read(path))
-        except OSError as exc:
-            raise AuditError(f"cannot create the journal key {path}: {exc}") from exc
-        with os.fdopen(fd, "wb") as f:
-            f.write(base64.b64encode(private))
-        return cls(private)
+        return cls(user_key(KEY_NAME, lambda: Ed25519PrivateKey.generate().private_bytes_raw()))
 
     def sign(self, digest: str) -> str:
         return _b64(self._key.sign(digest.encode("ascii")))
+
+
+def user_key(name: str, make: Callable[[], bytes]) -> bytes:
+    """The secret ``name`` in this user's config directory, made by ``make``
+    (0600, in a 0700 directory) if there is none yet."""
+    path = key_path().with_name(name)
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        pass
+    secret = make()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:  # another process made it first: use that one
+        return _read(path)
+    except OSError as exc:
+        raise AuditError(f"cannot create the key {path}: {exc}") from exc
+    with os.fdopen(fd, "wb") as f:
+        f.write(base64.b64encode(secret))
+    return secret
 
 
 def user_public_key() -> str | None:
@@ -94,7 +100,7 @@ def _read(path: Path) -> bytes:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
-        raise AuditError(f"the journal key {path} cannot be read: {exc}") from exc
+        raise AuditError(f"the key {path} cannot be read: {exc}") from exc
 
 
 def _b64(raw: bytes) -> str:

@@ -17,6 +17,15 @@ from typing import Any
 from luminaguard.core.risk import Assessment, Risk
 
 EXCERPT = 2000
+PRINTED = ("stdout", "stderr")
+"""A preview's output: shown on the card, not part of what it would change."""
+
+
+def _digest(content: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -48,10 +57,19 @@ class DiffCard:
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(
-            self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return _digest(self.content())
+
+    @property
+    def change_hash(self) -> str:
+        """The hash of what the action would change: the card's content without
+        what the command printed. A decision made on one preview holds for
+        another preview of the same call with the same changes, level and
+        reasons (a fleet run previews again on the worker that carries it
+        out, and a test run's timing line differs each time)."""
+        content = self.content()
+        if content["effects"]:
+            content["effects"] = {k: v for k, v in content["effects"].items() if k not in PRINTED}
+        return _digest(content)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.content(), "hash": self.hash, "context": self.context}

@@ -171,17 +171,25 @@ def load_policy(path: Path | None) -> Policy:
     if path is None:
         return Policy()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"policy file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"policy file {path} cannot be read: {exc}") from exc
+    return parse_policy(text, str(path))
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    """A policy from its TOML text (read from ``source``: a fleet run carries
+    its policy's text, so that every worker decides by the same one)."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"policy file {path} is not valid TOML: {exc}") from exc
+        raise ConfigError(f"policy file {source} is not valid TOML: {exc}") from exc
     data.pop("source", None)
     try:
-        return Policy.model_validate({**data, "source": str(path)})
+        return Policy.model_validate({**data, "source": source})
     except ConfigError as exc:
-        raise ConfigError(f"policy file {path}: {exc}") from exc
+        raise ConfigError(f"policy file {source}: {exc}") from exc
     except ValidationError as exc:
-        raise ConfigError(f"policy file {path}: {describe_validation_error(exc)}") from exc
+        raise ConfigError(f"policy file {source}: {describe_validation_error(exc)}") from exc

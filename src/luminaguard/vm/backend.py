@@ -45,6 +45,7 @@ from luminaguard.config import SandboxSettings
 from luminaguard.errors import (
     ConfigError,
     LuminaGuardError,
+    OverCap,
     SandboxError,
     SandboxUnavailable,
     VmError,
@@ -133,15 +134,6 @@ def _template(image: Image, accel: str, data_dir: Path) -> Template:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return template
-
-
-class OverCap(Exception):
-    """A preview's guest wrote more than the preview disk cap; ``result`` is
-    what its command returned."""
-
-    def __init__(self, result: ExecResult) -> None:
-        super().__init__("the preview wrote more than its disk cap")
-        self.result = result
 
 
 class MicrovmSandbox(WorkspaceFiles):
@@ -240,6 +232,7 @@ class MicrovmSandbox(WorkspaceFiles):
             try:
                 result = await asyncio.to_thread(self._run, list(argv), stdin, timeout_s, upper)
             except OverCap as over:
+                assert isinstance(over.result, ExecResult)
                 return over.result, [], True  # nothing brought back: a RED card says why
             return result, [], False
 
