@@ -34,9 +34,10 @@ from luminaguard.paths import (
     user_config_path,
 )
 
-NOT_SETTINGS = frozenset({"CONFIG", "VM_DATA", "VM_CONSOLE"})
+NOT_SETTINGS = frozenset({"CONFIG", "VM_DATA", "VM_CONSOLE", "FLEET_KEY"})
 """``LUMINAGUARD_`` variables that are not settings: the config file to read,
-where micro-VM images live (one cache for many data dirs), a guest console log."""
+where micro-VM images live (one cache for many data dirs), a guest console log,
+the fleet's payload key (a secret: never in a settings file)."""
 
 
 class _Section(BaseModel):
@@ -252,6 +253,17 @@ class McpSettings(_Section):
     """Where `npx` packages are installed before a sandboxed server starts (default: `<data_dir>/mcp-cache`)."""
 
 
+class FleetSettings(_Section):
+    """Where the fleet's Temporal service is (`luminaguard fleet`)."""
+
+    address: str = "127.0.0.1:7233"
+    """HOST:PORT of the Temporal frontend (`fleet dev` serves 7233)."""
+    profile: str | None = None
+    """A `temporalio.envconfig` profile (TLS, API key, namespace, address) to connect with instead."""
+    namespace: str = "default"
+    task_queue: str = "luminaguard"
+
+
 class Settings(_Section):
     """Everything LuminaGuard reads from configuration."""
 
@@ -281,6 +293,9 @@ class Settings(_Section):
 
     router: RouterSettings = Field(default_factory=RouterSettings)
     """Model routing."""
+
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    """The fleet on Temporal."""
 
     source: str = Field("defaults", exclude=True)
     """Where these settings came from (for messages)."""

