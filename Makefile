@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/policy_bench.py
 	$(BIN)/python bench/router_bench.py
 	$(BIN)/python bench/swarm_bench.py
+	$(BIN)/python bench/fleet_bench.py
 	$(BIN)/python bench/mcp_bench.py
 	$(BIN)/python bench/service_bench.py
 	$(BIN)/python bench/service_bench.py --backend microvm --n 7
