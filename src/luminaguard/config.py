@@ -262,6 +262,8 @@ class FleetSettings(_Section):
     """A `temporalio.envconfig` profile (TLS, API key, namespace, address) to connect with instead."""
     namespace: str = "default"
     task_queue: str = "luminaguard"
+    inbox: bool = False
+    """`luminaguard serve` shows the cards fleet runs wait on in its inbox, and carries the decisions made there back to them."""
 
 
 class Settings(_Section):

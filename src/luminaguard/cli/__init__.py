@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         code: int = args.handler(args)
-        if args.command == "fleet":
+        if args.command == "fleet" or getattr(args, "fleet_used", False):
             _exit_now(code)
         return code
     except UserError as exc:
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_now(code: int) -> None:
-    """End a `fleet` command here: the Temporal SDK's native threads can abort
+    """End a command that used the fleet here: the Temporal SDK's native threads can abort
     the interpreter while it finalizes (after the command's work is done and
     printed), which would turn its exit code into a crash."""
     import os

@@ -52,6 +52,13 @@ def add_fleet(sub: Any) -> None:
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
 
+    inbox = fsub.add_parser(
+        "inbox", help="show the fleet's waiting cards in this machine's approval inbox"
+    )
+    _address(inbox)
+    inbox.add_argument("--once", action="store_true", help="one pass, then exit")
+    inbox.set_defaults(handler=cmd_inbox)
+
     for name, approved in (("approve", True), ("deny", False)):
         p = fsub.add_parser(name, help=f"{name} the call waiting in a run")
         _address(p)
@@ -181,6 +188,32 @@ def cmd_status(args: argparse.Namespace) -> int:
             say(f"  waits: call {waiting['call_id']} ({waiting['tool']}, {waiting['risk']})")
             say("  " + waiting["summary"].replace("\n", "\n  "))
             say(f"  decide: luminaguard fleet approve|deny {r['id']} {waiting['call_id']}")
+    return EXIT_OK
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """Keep the fleet's waiting cards in the local inbox, and carry the
+    decisions made there back to their runs (`serve` does it too, with
+    ``fleet.inbox``)."""
+    import asyncio
+
+    settings = _settings()
+    from luminaguard.fleet.bridge import InboxBridge, bridge
+    from luminaguard.policy.inbox import InboxStore
+
+    store = InboxStore(settings.data_dir / "inbox.db")
+
+    async def main() -> None:
+        client = await _client(args, settings)
+        if args.once:
+            for line in await InboxBridge(client, store).sync():
+                say(line)
+            return
+        say(f"fleet inbox: cards of {settings.fleet.address} in {store.path}; Ctrl-C stops")
+        await bridge(client, store, say)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
     return EXIT_OK
 
 

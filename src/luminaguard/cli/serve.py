@@ -15,6 +15,8 @@ from luminaguard.cli.common import EXIT_ERROR, EXIT_OK, say
 from luminaguard.errors import UsageError
 
 STOP_WAIT_S = 10.0
+RECONNECT_S = 5.0
+"""How often `serve` tries the fleet's service again while it does not answer."""
 
 
 def add_serve(sub: Any) -> None:
@@ -82,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"the service already runs (pid {state['pid']}, port {state['port']}): "
             "luminaguard serve --stop first"
         )
+    args.fleet_used = settings.fleet.inbox  # its SDK must end the process (cli._exit_now)
     return _serve(settings, args.port)
 
 
@@ -99,6 +102,8 @@ def _serve(settings: Any, port: int) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     pools.start()
+    if settings.fleet.inbox:
+        _bridge_fleet(settings)
     state = write_state(data_dir, service)
 
     def stop(signum: int, frame: object) -> None:
@@ -120,6 +125,37 @@ def _serve(settings: Any, port: int) -> int:
         service.shutdown()
         pools.stop()
     return EXIT_OK
+
+
+def _bridge_fleet(settings: Any) -> None:
+    """The fleet's waiting cards in this inbox (``fleet.bridge``), from a thread
+    of its own: connected once the fleet's service answers."""
+    import asyncio
+    import importlib.util
+    import threading
+
+    if importlib.util.find_spec("temporalio") is None:
+        raise UsageError("fleet.inbox needs the Temporal SDK: pip install 'luminaguard[fleet]'")
+
+    def say(line: str) -> None:
+        print(f"  fleet: {line}", flush=True)
+
+    async def main() -> None:
+        from luminaguard.fleet.bridge import bridge
+        from luminaguard.fleet.client import connect
+        from luminaguard.policy.inbox import InboxStore
+
+        while True:
+            try:
+                client = await connect(settings.fleet)
+                break
+            except UsageError as exc:
+                say(f"{exc}; trying again in {RECONNECT_S:g} s")
+                await asyncio.sleep(RECONNECT_S)
+        say(f"cards of fleet runs at {settings.fleet.address} are shown in this inbox")
+        await bridge(client, InboxStore(Path(settings.data_dir) / "inbox.db"), say)
+
+    threading.Thread(target=lambda: asyncio.run(main()), name="fleet-inbox", daemon=True).start()
 
 
 def cmd_open(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ whose heartbeat lapsed but which still runs holds it: the retry waits).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 from pathlib import Path
@@ -38,6 +39,9 @@ from luminaguard.policy.policyfile import Policy
 BEAT_S = 0.5
 CARD_TEXT_LIMIT = 8 * 1024
 """The card text a waiting step carries (the whole card is in the journal)."""
+CARD_LIMIT = 256 * 1024
+"""The largest card a waiting step carries whole, for the inbox (history
+payloads are refused over 2 MiB)."""
 
 
 class FleetApprover:
@@ -162,6 +166,7 @@ class Steps:
                     change_hash=card.change_hash,
                     summary=render_card_text(card)[:CARD_TEXT_LIMIT],
                     allowed=allowed_principals(policy, waits.call.name, card),
+                    card=_bounded(card),
                 ),
             )
         finally:
@@ -175,3 +180,8 @@ class Steps:
             message=result.message,
             worker=self.name,
         )
+
+
+def _bounded(card: DiffCard) -> dict[str, Any] | None:
+    whole = card.to_dict()
+    return whole if len(json.dumps(whole, default=str)) <= CARD_LIMIT else None

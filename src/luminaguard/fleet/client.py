@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from luminaguard.config import FleetSettings
 from luminaguard.errors import ConfigError, UsageError
@@ -94,8 +94,10 @@ async def status(client: Client, run_id: str) -> dict[str, Any]:
     return {"id": run_id, "status": "failed", "outcome": name, "message": f"the workflow {name}"}
 
 
-async def statuses(client: Client) -> list[dict[str, Any]]:
-    ids = [w.id async for w in client.list_workflows("WorkflowType = 'AgentRun'")]
+async def statuses(client: Client, *, running: bool = False) -> list[dict[str, Any]]:
+    """Every fleet run's status (``running``: only the runs not ended)."""
+    query = "WorkflowType = 'AgentRun'" + (" AND ExecutionStatus = 'Running'" if running else "")
+    ids = [w.id async for w in client.list_workflows(query)]
     return list(await asyncio.gather(*(status(client, i) for i in ids)))
 
 
@@ -112,6 +114,16 @@ async def decide(client: Client, run_id: str, answer: Answer) -> str:
             raise UsageError(f"fleet run {run_id} has ended: nothing in it waits") from None
         raise UsageError(f"fleet run {run_id}: {exc.message}") from None
     return applied
+
+
+async def is_fleet_run(client: Client, run_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(run_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 async def policy_of(client: Client, run_id: str) -> str:

@@ -1,11 +1,12 @@
 """What a fleet run's workflow and activities pass each other: plain data,
 small by design. A run's conversation, cards and tool output stay in its
 journal (the activities read and write it); the workflow carries ids,
-counters, a card's hash and summary, and the person's answers."""
+counters, the card waiting for a person (bounded), and the answers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 STATUSES = ("running", "waiting", "finished", "failed", "denied")
 
@@ -52,6 +53,9 @@ class Waiting:
     summary: str
     allowed: list[str] | None = None
     """The principals who may approve it; None: anyone who may decide at all."""
+    card: dict[str, Any] | None = None
+    """The whole card (``DiffCard.to_dict``) for the approval inbox
+    (``fleet.bridge``); None when it is over ``CARD_LIMIT``."""
 
 
 @dataclass

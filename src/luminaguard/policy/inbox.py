@@ -219,6 +219,15 @@ class InboxStore:
         row = self.db.execute(f"SELECT {COLUMNS} FROM pending WHERE id = ?", (item_id,)).fetchone()
         return _pending(row) if row else None
 
+    def find(self, run_id: str, card_hash: str, call_id: str) -> Pending | None:
+        """The newest item of this card of this call, decided or not."""
+        rows = self.db.execute(
+            f"SELECT {COLUMNS} FROM pending WHERE run_id = ? AND card_hash = ? ORDER BY id DESC",
+            (run_id, card_hash),
+        ).fetchall()
+        items = (_pending(r) for r in rows)
+        return next((i for i in items if i.card.context.get("call_id") == call_id), None)
+
     def pending(self) -> list[Pending]:
         rows = self.db.execute(
             f"SELECT {COLUMNS} FROM pending WHERE status = 'pending' ORDER BY created, id"

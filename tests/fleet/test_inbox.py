@@ -1,0 +1,140 @@
+"""Fleet cards in the local approval inbox (`fleet inbox`, `serve` with
+fleet.inbox): decided there, carried back through the run's Update."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import LUMINAGUARD, write_playbook
+from tests.fleet.conftest import Workers, lg, settled, status, wait_for
+
+WRITE = {"name": "write_file", "arguments": {"path": "a.txt", "content": "a\n"}}
+
+
+def pending() -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(lg("approvals", "list", "--json").stdout)
+    return items
+
+
+def bridge_once() -> str:
+    return lg("fleet", "inbox", "--once").stdout
+
+
+def submit(ws: Path, playbook: Path, *extra: str) -> str:
+    out = lg(
+        "fleet", "submit", "--workspace", str(ws), "--playbook", str(playbook), *extra, "write"
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_a_card_decided_in_the_inbox_reaches_its_run_and_never_a_second_call(
+    workspace: Path, workers: Workers, tmp_path: Path, data_dir: Path
+) -> None:
+    workers.start()
+    # The same call twice: two cards with the same content, for two calls.
+    playbook = write_playbook(
+        tmp_path / "pb.json",
+        [{"tool_calls": [WRITE]}, {"tool_calls": [WRITE]}, {"content": "done"}],
+    )
+    run = submit(workspace, playbook)
+    first = wait_for(run, settled)["waiting"]
+    assert "posted" in bridge_once()
+    [item] = pending()
+    assert item["run_id"] == run and item["card"]["hash"] == first["card_hash"]
+    assert item["card"]["context"]["call_id"] == first["call_id"]
+    assert bridge_once() == ""  # posted once, however often the bridge passes
+
+    lg("approvals", "decide", str(item["id"]), "deny", "--reason", "not this one")
+    assert "denied" in bridge_once()
+    second = wait_for(
+        run, lambda s: s["status"] != "waiting" or s["waiting"]["call_id"] != first["call_id"]
+    )["waiting"]
+    assert second["card_hash"] == first["card_hash"] and second["call_id"] != first["call_id"]
+    # The denial was of the first call: the second asks again.
+    bridge_once()
+    [again] = pending()
+    assert again["id"] != item["id"] and again["card"]["context"]["call_id"] == second["call_id"]
+    assert status(run)["status"] == "waiting"
+
+    lg("approvals", "decide", str(again["id"]), "approve")
+    bridge_once()
+    assert wait_for(run, lambda s: s["status"] != "waiting")["status"] in ("running", "finished")
+    assert wait_for(run, settled)["status"] == "finished"
+    assert (workspace / "a.txt").read_text() == "a\n"
+    records = json.loads(lg("audit", "show", run, "--json").stdout)
+    records = records["records"] if isinstance(records, dict) else records
+    decisions = [r["data"] for r in records if r["type"] == "decision"]
+    assert [d["approved"] for d in decisions] == [False, True]
+    assert all(d["by"].endswith("(fleet inbox)") for d in decisions), decisions
+    assert "not this one" in decisions[0]["reason"]
+
+
+def test_a_card_decided_elsewhere_leaves_the_inbox_and_a_refused_one_is_asked_again(
+    workspace: Path, workers: Workers, tmp_path: Path
+) -> None:
+    import getpass
+
+    me = getpass.getuser()
+    roles = tmp_path / "roles.toml"
+    roles.write_text(f'[roles.reader]\nmax_risk = "green"\n[principals.{me}]\nrole = "reader"\n')
+    workers.start()
+    playbook = write_playbook(tmp_path / "pb.json", [{"tool_calls": [WRITE]}, {"content": "done"}])
+
+    # Decided with `fleet approve`: the inbox's copy is withdrawn.
+    run = submit(workspace, playbook)
+    waiting = wait_for(run, settled)["waiting"]
+    bridge_once()
+    assert [i["run_id"] for i in pending()] == [run]
+    lg("fleet", "approve", run, waiting["call_id"])
+    wait_for(run, lambda s: s["status"] == "finished")
+    assert "withdrew" in bridge_once()
+    assert pending() == []
+
+    # Approved in the inbox by someone the run's policy does not let approve: refused, asked again.
+    other = tmp_path / "other"
+    other.mkdir()
+    run = submit(other, playbook, "--policy", str(roles))
+    wait_for(run, settled)
+    bridge_once()
+    [item] = pending()
+    lg("approvals", "decide", str(item["id"]), "approve")
+    said = bridge_once()
+    assert "refused" in said and "may not approve" in said, said
+    [again] = pending()
+    assert again["id"] != item["id"] and status(run)["status"] == "waiting"
+    assert not (other / "a.txt").exists()
+
+
+def test_serve_shows_the_fleets_cards_in_its_inbox(
+    workspace: Path, workers: Workers, tmp_path: Path
+) -> None:
+    workers.start()
+    playbook = write_playbook(tmp_path / "pb.json", [{"tool_calls": [WRITE]}, {"content": "done"}])
+    run = submit(workspace, playbook)
+    wait_for(run, settled)
+    serve = subprocess.Popen(
+        [*LUMINAGUARD, "serve"],
+        env={**os.environ, "LUMINAGUARD_FLEET__INBOX": "true"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not pending():
+            assert time.monotonic() < deadline and serve.poll() is None, "serve posted nothing"
+            time.sleep(0.3)
+        [item] = pending()
+        assert item["run_id"] == run
+        lg("approvals", "decide", str(item["id"]), "approve")
+        assert wait_for(run, lambda s: s["status"] == "finished")["status"] == "finished"
+    finally:
+        serve.terminate()
+        out, _ = serve.communicate(timeout=30)
+    assert serve.returncode == 0, out
+    assert f"approved #{item['id']} in run {run}" in out, out
