@@ -34,6 +34,7 @@ from luminaguard.core.card import DiffCard
 from luminaguard.core.decision import ApprovalRequest, Decision
 from luminaguard.errors import AwaitingDecision, RunBusy, UserError
 from luminaguard.fleet.data import Answer, StepInput, StepOutput, Waiting
+from luminaguard.policy.approver import Unattended
 from luminaguard.policy.policyfile import Policy
 
 BEAT_S = 0.5
@@ -44,9 +45,10 @@ CARD_LIMIT = 256 * 1024
 payloads are refused over 2 MiB)."""
 
 
-class FleetApprover:
+class FleetApprover(Unattended):
     """Answers a card with the person's decision the workflow holds for it (on
-    the same card hash), or ends the step to ask for one."""
+    the same card hash), or ends the step to ask for one. A server's question
+    has no one to ask in a fleet step: declined (``Unattended``)."""
 
     def __init__(self, answers: list[Answer]) -> None:
         self.answers = {(a.call_id, a.change_hash): a for a in answers}
@@ -60,17 +62,6 @@ class FleetApprover:
         if answer.card_hash != card.hash:
             reason += f" (decided on card {answer.card_hash[:12]}, with the same changes)"
         return Decision(answer.approved, answer.by, reason, principal=answer.principal)
-
-    async def elicit(
-        self,
-        server: str,
-        message: str,
-        schema: dict[str, Any] | None,
-        *,
-        context: dict[str, Any] | None = None,
-    ) -> tuple[str, dict[str, Any] | None]:
-        """A server's question has no one to ask in a fleet step: declined."""
-        return "decline", None
 
 
 def allowed_principals(policy: Policy, tool: str, card: DiffCard) -> list[str] | None:
