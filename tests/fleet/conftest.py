@@ -3,18 +3,21 @@ workers run as `luminaguard fleet worker` processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.conftest import LUMINAGUARD, missing
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -124,9 +127,23 @@ def workers(fleet_env: str) -> Iterator[Workers]:
     w.stop()
 
 
+def on_fleet(work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(client)`` with a client of this test's fleet, in this process
+    (what `fleet status` does, without a process start for each poll)."""
+    from luminaguard.config import FleetSettings
+    from luminaguard.fleet.client import connect
+
+    async def go() -> T:
+        address = json.loads(os.environ["LUMINAGUARD_FLEET__ADDRESS"])
+        return await work(await connect(FleetSettings(address=address)))
+
+    return asyncio.run(go())
+
+
 def status(run: str) -> dict[str, Any]:
-    runs: list[dict[str, Any]] = json.loads(lg("fleet", "status", run, "--json").stdout)["runs"]
-    return runs[0]
+    from luminaguard.fleet.client import status as of
+
+    return on_fleet(lambda client: of(client, run))
 
 
 def wait_for(

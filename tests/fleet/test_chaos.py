@@ -15,15 +15,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_playbook
-from tests.fleet.conftest import DevServer, Workers, lg
+from tests.fleet.conftest import DevServer, Workers, lg, on_fleet
 
 RUNS = 20
 ENDED = ("finished", "failed", "denied")
 
 
 def runs_now() -> dict[str, dict[str, Any]]:
-    shown = json.loads(lg("fleet", "status", "--json").stdout)["runs"]
-    return {r["id"]: r for r in shown}
+    from luminaguard.fleet.client import statuses
+
+    return {r["id"]: r for r in on_fleet(statuses)}
 
 
 def mid_command(journals: list[Path], workspaces: list[Path]) -> int:

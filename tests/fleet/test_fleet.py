@@ -56,6 +56,8 @@ def test_a_run_waits_for_each_card_and_finishes_as_approved(
         assert again.returncode == 2, again
         assert any(w in again.stderr for w in ("decided already", "does not wait", "has ended"))
     assert now["status"] == "finished", now
+    shown = json.loads(lg("fleet", "status", run, "--json").stdout)["runs"]
+    assert [r["status"] for r in shown] == ["finished"]
     assert "len(values)\n" in (project / "calc.py").read_text()
     assert decided, "the demo's writes and commands wait for a person"
     lg("audit", "verify", run)

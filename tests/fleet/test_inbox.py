@@ -51,9 +51,12 @@ def test_a_card_decided_in_the_inbox_reaches_its_run_and_never_a_second_call(
 
     lg("approvals", "decide", str(item["id"]), "deny", "--reason", "not this one")
     assert "denied" in bridge_once()
-    second = wait_for(
-        run, lambda s: s["status"] != "waiting" or s["waiting"]["call_id"] != first["call_id"]
-    )["waiting"]
+    moved = wait_for(
+        run,
+        lambda s: settled(s) and (s["waiting"] or {}).get("call_id") != first["call_id"],
+    )
+    second = moved["waiting"]
+    assert second is not None, moved
     assert second["card_hash"] == first["card_hash"] and second["call_id"] != first["call_id"]
     # The denial was of the first call: the second asks again.
     bridge_once()
