@@ -50,7 +50,8 @@ def template(image: Image, accel: str) -> Iterator[Template]:
 def test_the_image_is_cached_and_reproducible(image: Image, tmp_path: Path) -> None:
     again, built = build_image(CACHE, say=lambda line: None)
     assert not built and again.directory == image.directory
-    elsewhere, built = build_image(tmp_path, say=lambda line: None)
+    # The kernel and initramfs again from nothing (the root image, debootstrap's, is not compared).
+    elsewhere, built = build_image(tmp_path, say=lambda line: None, rootfs=False)
     assert built
     assert describe(elsewhere)["initrd_sha256"] == describe(image)["initrd_sha256"]
     assert elsewhere.vmlinux.read_bytes() == image.vmlinux.read_bytes()
