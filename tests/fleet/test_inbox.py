@@ -17,8 +17,15 @@ WRITE = {"name": "write_file", "arguments": {"path": "a.txt", "content": "a\n"}}
 
 
 def pending() -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = json.loads(lg("approvals", "list", "--json").stdout)
-    return items
+    """The inbox's pending items, as `approvals list --json` shows them (read here)."""
+    from luminaguard.config import load_settings
+    from luminaguard.policy.inbox import InboxStore
+
+    store = InboxStore(load_settings(Path.cwd()).data_dir / "inbox.db")
+    try:
+        return [i.to_dict() for i in store.pending()]
+    finally:
+        store.close()
 
 
 def bridge_once() -> str:
@@ -44,7 +51,7 @@ def test_a_card_decided_in_the_inbox_reaches_its_run_and_never_a_second_call(
     run = submit(workspace, playbook)
     first = wait_for(run, settled)["waiting"]
     assert "posted" in bridge_once()
-    [item] = pending()
+    [item] = json.loads(lg("approvals", "list", "--json").stdout)
     assert item["run_id"] == run and item["card"]["hash"] == first["card_hash"]
     assert item["card"]["context"]["call_id"] == first["call_id"]
     assert bridge_once() == ""  # posted once, however often the bridge passes
