@@ -267,3 +267,27 @@ def test_a_run_started_without_the_fleet_key_is_never_worked(
     assert asyncio.run(start_plain()) == "RUNNING"
     assert not (data_dir / "runs" / f"{run.run_id}.jsonl").exists()
     assert (project / "calc.py").read_text() == (DEMO / "project" / "calc.py").read_text()
+
+
+def test_an_approval_with_a_grant_answers_the_same_call_again_without_asking(
+    workspace: Path, workers: Workers, tmp_path: Path
+) -> None:
+    command = {"name": "shell", "arguments": {"command": "python3 -c pass"}}
+    playbook = write_playbook(
+        tmp_path / "pb.json",
+        [{"tool_calls": [command]}, {"tool_calls": [command]}, {"content": "ok"}],
+    )
+    workers.start()
+    run = submit(workspace, playbook)
+    waiting = wait_for(run, settled)["waiting"]
+    bad = lg("fleet", "approve", run, waiting["call_id"], "--grant-hours", "-1", check=False)
+    assert bad.returncode == 2 and "positive" in bad.stderr
+    lg("fleet", "approve", run, waiting["call_id"], "--grant-hours", "1")
+    end = wait_for(
+        run, lambda s: settled(s) and (s["waiting"] or {}).get("call_id") != waiting["call_id"]
+    )
+    assert end["status"] == "finished", end  # the second command did not wait
+    decisions = [r["data"] for r in journal(run) if r["type"] == "decision"]
+    assert [d["by"].split()[0] for d in decisions][1] == "grant", decisions
+    grants = json.loads(lg("grants", "list", "--json", cwd=workspace).stdout)
+    assert len(grants) == 1 and grants[0]["created_by"].endswith("(fleet)"), grants

@@ -71,7 +71,7 @@ def test_a_card_decided_in_the_inbox_reaches_its_run_and_never_a_second_call(
     assert again["id"] != item["id"] and again["card"]["context"]["call_id"] == second["call_id"]
     assert status(run)["status"] == "waiting"
 
-    lg("approvals", "decide", str(again["id"]), "approve")
+    lg("approvals", "decide", str(again["id"]), "approve", "--grant-hours", "2")
     bridge_once()
     assert wait_for(run, lambda s: s["status"] != "waiting")["status"] in ("running", "finished")
     assert wait_for(run, settled)["status"] == "finished"
@@ -82,6 +82,10 @@ def test_a_card_decided_in_the_inbox_reaches_its_run_and_never_a_second_call(
     assert [d["approved"] for d in decisions] == [False, True]
     assert all(d["by"].endswith("(fleet inbox)") for d in decisions), decisions
     assert "not this one" in decisions[0]["reason"]
+    # The inbox's grant went with the approval, and was made where the call ran.
+    grants = json.loads(lg("grants", "list", "--json", cwd=workspace).stdout)
+    assert [g["created_by"] for g in grants] == [decisions[1]["by"]], grants
+    assert decisions[1]["grant"] == grants[0]["id"]
 
 
 def test_a_card_decided_elsewhere_leaves_the_inbox_and_a_refused_one_is_asked_again(

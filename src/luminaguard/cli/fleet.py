@@ -67,6 +67,14 @@ def add_fleet(sub: Any) -> None:
         p.add_argument("--as", dest="as_", metavar="NAME", help="who is deciding")
         p.add_argument("--reason", default="")
         p.add_argument("--card", help="the card hash decided on (refused if the card changed)")
+        if approved:
+            p.add_argument(
+                "--grant-hours",
+                type=float,
+                default=0.0,
+                metavar="H",
+                help="also grant calls like this one for H hours",
+            )
         p.set_defaults(handler=cmd_decide, approved=approved)
 
 
@@ -226,6 +234,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from luminaguard.policy.permissions import acting_principal
     from luminaguard.policy.policyfile import parse_policy
 
+    if getattr(args, "grant_hours", 0.0) < 0:
+        raise UsageError("--grant-hours must be positive")
+
     async def main() -> str:
         client = await _client(args, settings)
         text = await policy_of(client, args.run)
@@ -238,6 +249,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
             reason=args.reason or ("approved" if args.approved else "denied"),
             principal=who,
             card_hash=args.card or "",
+            grant_hours=getattr(args, "grant_hours", 0.0),
         )
         return await decide(client, args.run, answer)
 

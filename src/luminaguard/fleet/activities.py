@@ -32,6 +32,7 @@ from temporalio.exceptions import ApplicationError
 
 from luminaguard.core.card import DiffCard
 from luminaguard.core.decision import ApprovalRequest, Decision
+from luminaguard.core.grant import new_grant
 from luminaguard.errors import AwaitingDecision, RunBusy, UserError
 from luminaguard.fleet.data import Answer, StepInput, StepOutput, Waiting
 from luminaguard.policy.approver import Unattended
@@ -61,7 +62,10 @@ class FleetApprover(Unattended):
         reason = answer.reason
         if answer.card_hash != card.hash:
             reason += f" (decided on card {answer.card_hash[:12]}, with the same changes)"
-        return Decision(answer.approved, answer.by, reason, principal=answer.principal)
+        grant = (
+            new_grant(card, answer.grant_hours) if answer.approved and answer.grant_hours else None
+        )
+        return Decision(answer.approved, answer.by, reason, grant=grant, principal=answer.principal)
 
 
 def allowed_principals(policy: Policy, tool: str, card: DiffCard) -> list[str] | None:

@@ -99,6 +99,7 @@ class InboxBridge:
                     reason=item.reason or ("approved" if approved else "denied") + " in the inbox",
                     principal=who,
                     card_hash=item.card.hash,
+                    grant_hours=(item.grant_hours or 0.0) if approved else 0.0,
                 ),
             )
         except UsageError as exc:

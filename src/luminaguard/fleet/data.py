@@ -39,6 +39,9 @@ class Answer:
     change_hash: str = ""
     """What that card would change (``DiffCard.change_hash``; the workflow fills it in):
     the answer holds for a new preview with the same changes."""
+    grant_hours: float = 0.0
+    """With an approval: also grant calls like it for this many hours
+    (``new_grant``; stored by the worker that carries the call out)."""
 
 
 @dataclass

@@ -111,6 +111,8 @@ class AgentRun:
                 f"the card of call {answer.call_id} changed (it is {waiting.card_hash[:12]} now): "
                 "read it again before deciding"
             )
+        if answer.grant_hours and (not answer.approved or answer.grant_hours < 0):
+            raise ValueError("a grant goes with an approval, for a positive number of hours")
         given = self.answers.get(f"{waiting.call_id}/{waiting.change_hash}")
         if given is not None:
             raise ValueError(f"call {answer.call_id} was decided already (by {given.by})")
