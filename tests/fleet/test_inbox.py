@@ -124,8 +124,22 @@ def test_a_card_decided_elsewhere_leaves_the_inbox_and_a_refused_one_is_asked_ag
     assert not (other / "a.txt").exists()
 
 
-def test_serve_shows_the_fleets_cards_in_its_inbox(
-    workspace: Path, workers: Workers, tmp_path: Path
+def swarms_page(data_dir: Path) -> str:
+    import http.client
+
+    from luminaguard.service.web import read_state, token
+
+    state = read_state(data_dir)
+    assert state is not None
+    conn = http.client.HTTPConnection("127.0.0.1", int(state["port"]), timeout=10)
+    conn.request("GET", "/swarms", headers={"Cookie": f"luminaguard_token={token(data_dir)}"})
+    response = conn.getresponse()
+    assert response.status == 200
+    return response.read().decode()
+
+
+def test_serve_shows_the_fleets_cards_in_its_inbox_and_its_runs_on_a_page(
+    workspace: Path, workers: Workers, tmp_path: Path, data_dir: Path
 ) -> None:
     workers.start()
     playbook = write_playbook(tmp_path / "pb.json", [{"tool_calls": [WRITE]}, {"content": "done"}])
@@ -145,6 +159,13 @@ def test_serve_shows_the_fleets_cards_in_its_inbox(
             time.sleep(0.3)
         [item] = pending()
         assert item["run_id"] == run
+        # The swarms page shows the fleet's runs, and what each waits on.
+        page = swarms_page(data_dir)
+        while run not in page:  # the pass that posted the card tells the page after
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)
+            page = swarms_page(data_dir)
+        assert "waiting" in page and "write_file (yellow)" in page, page
         lg("approvals", "decide", str(item["id"]), "approve")
         assert wait_for(run, lambda s: s["status"] == "finished")["status"] == "finished"
     finally:

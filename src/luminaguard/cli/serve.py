@@ -97,13 +97,21 @@ def _serve(settings: Any, port: int) -> int:
     data_dir = Path(settings.data_dir)
     principal = acting_principal(None, load_policy(settings.policy).principals)
     pools = PoolService(data_dir)
+    fleet_runs: list[dict[str, Any]] = []
     try:
-        service = WebService(data_dir, port=port, principal=principal, pools=pools.stats)
+        service = WebService(
+            data_dir,
+            port=port,
+            principal=principal,
+            pools=pools.stats,
+            fleet=(lambda: list(fleet_runs)) if settings.fleet.inbox else None,
+            fleet_address=settings.fleet.address,
+        )
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     pools.start()
     if settings.fleet.inbox:
-        _bridge_fleet(settings)
+        _bridge_fleet(settings, lambda runs: fleet_runs.__setitem__(slice(None), runs))
     state = write_state(data_dir, service)
 
     def stop(signum: int, frame: object) -> None:
@@ -127,7 +135,7 @@ def _serve(settings: Any, port: int) -> int:
     return EXIT_OK
 
 
-def _bridge_fleet(settings: Any) -> None:
+def _bridge_fleet(settings: Any, seen: Any) -> None:
     """The fleet's waiting cards in this inbox (``fleet.bridge``), from a thread
     of its own: connected once the fleet's service answers."""
     import asyncio
@@ -153,7 +161,7 @@ def _bridge_fleet(settings: Any) -> None:
                 say(f"{exc}; trying again in {RECONNECT_S:g} s")
                 await asyncio.sleep(RECONNECT_S)
         say(f"cards of fleet runs at {settings.fleet.address} are shown in this inbox")
-        await bridge(client, InboxStore(Path(settings.data_dir) / "inbox.db"), say)
+        await bridge(client, InboxStore(Path(settings.data_dir) / "inbox.db"), say, seen)
 
     threading.Thread(target=lambda: asyncio.run(main()), name="fleet-inbox", daemon=True).start()
 

@@ -32,6 +32,8 @@ class InboxBridge:
         self.client, self.store = client, store
         self.relayed: set[int] = set()
         """Items carried to their run already (its status may lag a moment)."""
+        self.runs: list[dict[str, Any]] = []
+        """The fleet's running runs as the last pass saw them (the service's page)."""
         self.fleet_runs: dict[str, bool] = {}
         """Whether a run id is a fleet run's (else a local run's), once asked."""
 
@@ -39,7 +41,7 @@ class InboxBridge:
         """One pass: post new waiting cards, relay decisions, withdraw cards
         no run waits on any more. What happened, a line each."""
         said: list[str] = []
-        runs = await statuses(self.client, running=True)
+        runs = self.runs = await statuses(self.client, running=True)
         waits: dict[str, dict[str, Any]] = {
             r["id"]: r["waiting"] for r in runs if r.get("status") == "waiting" and r.get("waiting")
         }
@@ -110,14 +112,21 @@ class InboxBridge:
         return f"{item.status} #{item.id} in run {run_id} (as {who})"
 
 
-async def bridge(client: Client, store: InboxStore, say: Callable[[str], None]) -> None:
-    """Keep the inbox and the fleet in step until cancelled; a pass that fails
-    (the service unreachable) is said and tried again."""
+async def bridge(
+    client: Client,
+    store: InboxStore,
+    say: Callable[[str], None],
+    seen: Callable[[list[dict[str, Any]]], None] = lambda runs: None,
+) -> None:
+    """Keep the inbox and the fleet in step until cancelled, telling ``seen``
+    the running runs after each pass; a pass that fails (the service
+    unreachable) is said and tried again."""
     bridge = InboxBridge(client, store)
     while True:
         try:
             for line in await bridge.sync():
                 say(line)
+            seen(bridge.runs)
         except Exception as exc:  # the next pass tries again; the error is said
             say(f"fleet inbox: {exc}")
         await asyncio.sleep(POLL_S)

@@ -114,7 +114,11 @@ class WebService:
         port: int = 0,
         principal: str,
         pools: Callable[[], list[dict[str, Any]]] | None = None,
+        fleet: Callable[[], list[dict[str, Any]]] | None = None,
+        fleet_address: str = "",
     ) -> None:
+        """``fleet``: the fleet's running runs, when this service bridges a
+        fleet's cards (``fleet.inbox``)."""
         from luminaguard.policy.inbox import InboxStore
 
         self.data_dir = data_dir
@@ -122,6 +126,7 @@ class WebService:
         self.csrf = csrf_for(self.secret)
         self.principal = principal
         self.pools = pools or list
+        self.fleet, self.fleet_address = fleet, fleet_address
         self.history = PoolHistory(self.pools)
         self.store = InboxStore(data_dir / "inbox.db")
         self.lock = threading.Lock()
@@ -183,9 +188,10 @@ class WebService:
         changes state. ``index``: an open run index to ask (an event stream
         keeps one, rather than opening it at every look)."""
         if page == "/swarms":
-            state = [
+            state: list[Any] = [
                 (str(repo), s["items_detail"], _still(s["agents"])) for repo, s in self.swarms()
             ]
+            state += [_still_run(r) for r in (self.fleet() if self.fleet else [])]
             return (zlib.crc32(json.dumps(state, default=str).encode()),)
         if not page.startswith("/runs/"):
             with self.lock:
@@ -545,6 +551,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             parts.append(
                 "<p>No swarm yet: <code>luminaguard swarm add TASK</code> in a repository.</p>"
             )
+        if self.service.fleet is not None:
+            parts += self._fleet_section(self.service.fleet())
         for repo, st in swarms:
             c = st["items"]
             parts += [
@@ -582,6 +590,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             parts.append("</table></details></section>")
         parts.append("</body></html>")
         return "".join(parts)
+
+    def _fleet_section(self, runs: list[dict[str, Any]]) -> list[str]:
+        """The fleet's running runs: each one's state, steps, worker, and the
+        call it waits on (its card is in the inbox)."""
+        e = html.escape
+        parts = [
+            f"<section><h2>Fleet at {e(self.service.fleet_address)} ({len(runs)} running)</h2>",
+            "<table><tr><th>run</th><th>state</th><th>steps</th><th>worker</th>"
+            "<th>waits on</th></tr>",
+        ]
+        for r in runs:
+            w = r.get("waiting") or None
+            waits = (
+                f"<a href='/'>{e(inert(str(w.get('tool', ''))))} ({e(str(w.get('risk', '')))}),"
+                f" call {e(inert(str(w.get('call_id', ''))))}</a>"
+                if isinstance(w, dict)
+                else "–"
+            )
+            parts.append(
+                f"<tr><td>{e(inert(str(r.get('id', ''))))}</td>"
+                f"<td>{e(inert(str(r.get('status', ''))))}</td>"
+                f"<td>{e(str(r.get('steps', 0)))}</td>"
+                f"<td>{e(inert(str(r.get('worker') or '–')))}</td><td>{waits}</td></tr>"
+            )
+        parts.append("</table></section>")
+        return parts
 
     def _stats_page(self, hours: float) -> str:
         """Providers' latency, success and cost over the last ``hours``, and
@@ -804,6 +838,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _plain(self, status: int, text: str) -> None:
         self._send(status, text, "text/plain")
+
+
+def _still_run(run: dict[str, Any]) -> tuple[Any, ...]:
+    """What of a fleet run shows on the page (its steps and state, not a clock)."""
+    waiting = run.get("waiting") or {}
+    return (run.get("id"), run.get("status"), run.get("steps"), waiting.get("call_id"))
 
 
 def _still(agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
