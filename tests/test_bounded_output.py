@@ -59,6 +59,50 @@ def test_a_diff_is_cut_with_a_count_and_a_huge_one_is_not_computed() -> None:
     assert len(summary) < DIFF_LIMIT + 500
 
 
+def patched(old: str, diff: str) -> str:
+    """``old`` with the hunks of a unified ``diff`` applied (every file ends in a newline here)."""
+    import re
+
+    a, out, pos = old.splitlines(keepends=True), [], 0
+    for line in diff.splitlines(keepends=True)[2:]:
+        hunk = re.match(r"@@ -(\d+)(?:,(\d+))? ", line)
+        if hunk:
+            start = int(hunk.group(1)) - (1 if int(hunk.group(2) or 1) else 0)
+            out += a[pos:start]
+            pos = start
+        elif line[0] == " ":
+            out.append(a[pos])
+            pos += 1
+        elif line[0] == "-":
+            pos += 1
+        else:
+            out.append(line[1:])
+    return "".join(out + a[pos:])
+
+
+def test_a_long_file_with_changes_everywhere_is_diffed_exactly() -> None:
+    """Long texts are diffed anchored on their unique lines: each diff, applied,
+    gives the new text, repeated lines and all."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(25):
+        lines = [f"l{rng.randint(0, rng.choice([3, 40, 10_000]))}\n" for _ in range(5000)]
+        new = list(lines)
+        for _ in range(rng.randint(1, 400)):
+            at = rng.randrange(len(new))
+            roll = rng.random()
+            if roll < 0.4:
+                del new[at]
+            elif roll < 0.7:
+                new.insert(at, f"added {rng.randint(0, 50)}\n")
+            else:
+                new[at] = f"changed {rng.randint(0, 9)}\n"
+        diff = unified_diff("".join(lines), "".join(new), "f.txt", limit=10**9)
+        assert diff.startswith("--- a/f.txt\n+++ b/f.txt\n@@ ")
+        assert patched("".join(lines), diff) == "".join(new)
+
+
 def test_cut_and_bounded_keep_short_text_and_name_long_text_by_its_hash() -> None:
     assert cut("short", 10) == "short"
     text = "a" * 100

@@ -182,7 +182,9 @@ def test_bad_submissions_are_one_clear_error(project: Path, fleet_env: str, tmp_
     assert policy.returncode == 2 and "not valid TOML" in policy.stderr
     nowhere = lg("fleet", "status", "--address", "127.0.0.1:1", check=False)
     assert nowhere.returncode == 2 and "cannot reach" in nowhere.stderr
-    assert "Traceback" not in missing.stderr + policy.stderr + nowhere.stderr
+    no_run = lg("fleet", "approve", "no-such-run", "call_1", check=False)
+    assert no_run.returncode == 2 and "no-such-run" in no_run.stderr, no_run.stderr
+    assert "Traceback" not in missing.stderr + policy.stderr + nowhere.stderr + no_run.stderr
 
 
 @pytest.mark.slow

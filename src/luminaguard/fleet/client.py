@@ -127,9 +127,12 @@ async def is_fleet_run(client: Client, run_id: str) -> bool:
 
 
 async def policy_of(client: Client, run_id: str) -> str:
-    text: str = await client.get_workflow_handle(run_id).query(
-        AgentRun.policy, rpc_timeout=QUERY_TIMEOUT
-    )
+    try:
+        text: str = await client.get_workflow_handle(run_id).query(
+            AgentRun.policy, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as exc:
+        raise UsageError(f"fleet run {run_id}: {exc.message}") from None
     return text
 
 
