@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import LUMINAGUARD, write_playbook
-from tests.fleet.conftest import Workers, lg, settled, status, wait_for
+from tests.fleet.conftest import Workers, lg, on_fleet, settled, status, wait_for
 
 WRITE = {"name": "write_file", "arguments": {"path": "a.txt", "content": "a\n"}}
 
@@ -29,7 +29,16 @@ def pending() -> list[dict[str, Any]]:
 
 
 def bridge_once() -> str:
-    return lg("fleet", "inbox", "--once").stdout
+    """One pass of the bridge, as `fleet inbox --once` makes it, in this process."""
+    from luminaguard.config import load_settings
+    from luminaguard.fleet.bridge import InboxBridge
+    from luminaguard.policy.inbox import InboxStore
+
+    store = InboxStore(load_settings(Path.cwd()).data_dir / "inbox.db")
+    try:
+        return "".join(f"{line}\n" for line in on_fleet(lambda c: InboxBridge(c, store).sync()))
+    finally:
+        store.close()
 
 
 def submit(ws: Path, playbook: Path, *extra: str) -> str:
@@ -50,7 +59,7 @@ def test_a_card_decided_in_the_inbox_reaches_its_run_and_never_a_second_call(
     )
     run = submit(workspace, playbook)
     first = wait_for(run, settled)["waiting"]
-    assert "posted" in bridge_once()
+    assert "posted" in lg("fleet", "inbox", "--once").stdout
     [item] = json.loads(lg("approvals", "list", "--json").stdout)
     assert item["run_id"] == run and item["card"]["hash"] == first["card_hash"]
     assert item["card"]["context"]["call_id"] == first["call_id"]
@@ -173,3 +182,26 @@ def test_serve_shows_the_fleets_cards_in_its_inbox_and_its_runs_on_a_page(
         out, _ = serve.communicate(timeout=30)
     assert serve.returncode == 0, out
     assert f"approved #{item['id']} in run {run}" in out, out
+
+
+def test_a_card_stays_in_the_inbox_while_no_worker_answers_for_its_run(
+    workspace: Path, workers: Workers, tmp_path: Path
+) -> None:
+    playbook = write_playbook(tmp_path / "pb.json", [{"tool_calls": [WRITE]}, {"content": "done"}])
+    worker = workers.start()
+    run = submit(workspace, playbook)
+    wait_for(run, settled)
+    bridge_once()
+    [item] = pending()
+    worker.kill()
+    worker.wait()
+    # Nobody can say what the run waits on now: its card is kept, not withdrawn.
+    assert "withdrew" not in bridge_once()
+    assert [i["id"] for i in pending()] == [item["id"]]
+    workers.start()
+    lg("approvals", "decide", str(item["id"]), "approve")
+    deadline = time.monotonic() + 30
+    while "approved" not in bridge_once():
+        assert time.monotonic() < deadline, status(run)
+        time.sleep(0.3)
+    assert wait_for(run, lambda s: s["status"] == "finished")["status"] == "finished"

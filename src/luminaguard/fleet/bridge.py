@@ -47,12 +47,15 @@ class InboxBridge:
         }
         for run_id, waiting in waits.items():
             item = self.store.find(run_id, waiting["card_hash"], waiting["call_id"])
-            if item is None:
+            if item is None or item.status == "expired":  # new, or withdrawn and back
                 said.append(self._post(run_id, waiting))
             elif item.status in ("approved", "denied") and item.id not in self.relayed:
                 said.append(await self._relay(run_id, waiting, item))
         self.fleet_runs.update((r["id"], True) for r in runs)
+        unknown = {r["id"] for r in runs if r.get("unanswered")}  # no worker to ask: kept
         for item in self.store.pending():
+            if item.run_id in unknown:
+                continue
             now = waits.get(item.run_id)
             if (
                 now is not None

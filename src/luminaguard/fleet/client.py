@@ -89,6 +89,7 @@ async def status(client: Client, run_id: str) -> dict[str, Any]:
                 "status": "running",
                 "waiting": None,
                 "message": "no worker is answering",
+                "unanswered": True,
             }
     name = state.name.lower() if state is not None else "unknown"
     return {"id": run_id, "status": "failed", "outcome": name, "message": f"the workflow {name}"}
