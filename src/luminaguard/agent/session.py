@@ -6,6 +6,7 @@ Used by `luminaguard run`, the demo and the swarm's workers alike.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import time
@@ -268,8 +269,9 @@ class Session:
             await self._disconnect()
 
     async def _disconnect(self) -> None:
-        for source in self.mcp:
-            await source.server.close()
+        """Close every MCP server at once: each may wait out a grace period
+        before it is stopped (the SDK's, 2 s, for one that outlives its stdin)."""
+        await asyncio.gather(*(source.server.close() for source in self.mcp))
 
     async def _connect(self) -> None:
         for source in self.mcp:

@@ -113,6 +113,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if args.server not in servers:
         known = ", ".join(sorted(servers)) or "none configured"
         raise UsageError(f"no MCP server {args.server!r} in the config; known servers: {known}")
+    if args.mcp_command == "prompt":
+        _prompt_arguments(args.arguments)  # a malformed one is said before the server starts
     cfg = servers[args.server]
     authorization = None
     if cfg.url and (args.mcp_command == "login" or sys.stdin.isatty()):
@@ -239,17 +241,22 @@ def _mcp_browse(handle: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _prompt_arguments(pairs: list[str]) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"prompt arguments are KEY=VALUE, not {pair!r}")
+        given[key] = value
+    return given
+
+
 def _mcp_prompt(handle: Any, args: argparse.Namespace) -> int:
     """prompts/get, after checking the name and the arguments against the
     server's own list (one sentence for a mistake, not the server's error)."""
     import asyncio
 
-    given: dict[str, str] = {}
-    for pair in args.arguments:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise UsageError(f"prompt arguments are KEY=VALUE, not {pair!r}")
-        given[key] = value
+    given = _prompt_arguments(args.arguments)
 
     async def render() -> Any:
         try:
