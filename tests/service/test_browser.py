@@ -89,16 +89,14 @@ def test_two_agents_wait_and_the_page_decides_both(
         # (its event stream says so within WATCH_S): let that settle first.
         page.wait_for_timeout(500)
         page.locator("section.card").nth(1).wait_for()
-        with page.expect_navigation():
-            page.locator("section.card").first.get_by_role(
-                "button", name="Approve", exact=True
-            ).click()
-        assert "Approvals waiting: 1" in page.content(), page.content()
+        # Each decision leads to the inbox again (waited for by what it says:
+        # a reload the event stream makes meanwhile is a navigation too).
+        page.locator("section.card").first.get_by_role("button", name="Approve", exact=True).click()
+        page.get_by_text("Approvals waiting: 1").wait_for(timeout=30_000)
         card = page.locator("section.card").first
         card.get_by_placeholder("why (optional)").fill("not this one")
-        with page.expect_navigation():
-            card.get_by_role("button", name="Deny").click()
-        assert "Approvals waiting: 0" in page.content()
+        card.get_by_role("button", name="Deny").click()
+        page.get_by_text("Approvals waiting: 0").wait_for(timeout=30_000)
         outputs = [run.communicate(timeout=60) for _, run in runs]
     finally:
         for _, run in runs:

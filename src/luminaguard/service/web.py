@@ -54,15 +54,22 @@ LIVE_JS = """\
 // A page follows what it shows. A run's page is sent each journal record as
 // it lands (a "record" event: set as text, never as HTML); any other change
 // (a card comes or goes, a run ends, a swarm moves) reloads the page, unless
-// the person is typing a reason. Served as a file: the CSP allows no inline
-// script.
+// the person is typing a reason or sending a decision. Served as a file: the
+// CSP allows no inline script.
 const seen = document.documentElement.dataset.version || "";
 const events = new EventSource(
   "/events?page=" + encodeURIComponent(location.pathname) + "&seen=" + encodeURIComponent(seen));
+let submitting = false;
 events.onmessage = () => {
   const typing = document.activeElement && document.activeElement.tagName === "INPUT";
-  if (!typing) location.reload();
+  if (!typing && !submitting) location.reload();
 };
+// A decision being sent is never cut off by a reload: the page it leads to
+// follows on from there.
+document.addEventListener("submit", () => {
+  submitting = true;
+  events.close();
+});
 events.addEventListener("record", (event) => {
   const rec = JSON.parse(event.data);
   const row = document.createElement("tr");
