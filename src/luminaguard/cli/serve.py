@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def _serve(settings: Any, port: int) -> int:
     return EXIT_OK
 
 
-def _bridge_fleet(settings: Any, seen: Any) -> None:
+def _bridge_fleet(settings: Any, seen: Callable[[list[dict[str, Any]]], None]) -> None:
     """The fleet's waiting cards in this inbox (``fleet.bridge``), from a thread
     of its own: connected once the fleet's service answers."""
     import asyncio

@@ -6,8 +6,9 @@ it), and carries a decision made there back to the run as its ``decide``
 Update, where the workflow's validator checks it like any other: the card
 must still be the one waiting, and the decider a principal the run's policy
 lets approve it. It keeps no state of its own: the inbox item of a waiting
-card is found again by the run's id and the card's hash, so a bridge that
-restarts neither posts a card twice nor loses a decision made meanwhile.
+card is found again by the run's id, the card's hash and the call's id, so a
+bridge that restarts neither posts a card twice nor loses a decision made
+meanwhile, and a decision never goes to another call with the same card.
 """
 
 from __future__ import annotations
@@ -57,11 +58,7 @@ class InboxBridge:
             if item.run_id in unknown:
                 continue
             now = waits.get(item.run_id)
-            if (
-                now is not None
-                and item.card.hash == now["card_hash"]
-                and item.card.context.get("call_id") == now["call_id"]
-            ):
+            if now is not None and _waited_on(item.card, now):
                 continue
             if item.run_id not in self.fleet_runs:
                 self.fleet_runs[item.run_id] = await is_fleet_run(self.client, item.run_id)
@@ -75,12 +72,7 @@ class InboxBridge:
             card = DiffCard.from_dict(waiting["card"])
         except (KeyError, TypeError, ValueError) as exc:
             return f"run {run_id}: its card cannot be shown in the inbox ({exc}); use `luminaguard fleet status {run_id}`"
-        context = card.context
-        if (
-            card.hash != waiting["card_hash"]
-            or context.get("run_id") != run_id
-            or context.get("call_id") != waiting["call_id"]
-        ):
+        if not _waited_on(card, waiting) or card.context.get("run_id") != run_id:
             return f"run {run_id}: its card does not match what the run waits on; not posted"
         item_id = self.store.put(card)
         return f"posted #{item_id}: run {run_id} waits on call {waiting['call_id']} ({card.tool}, {card.risk.label})"
@@ -113,6 +105,14 @@ class InboxBridge:
             return f"run {run_id}: #{item.id} was refused ({exc}); posted again as #{again}"
         self.relayed.add(item.id)
         return f"{item.status} #{item.id} in run {run_id} (as {who})"
+
+
+def _waited_on(card: DiffCard, waiting: dict[str, Any]) -> bool:
+    """Whether ``card`` is the one ``waiting`` names: its hash, for its call
+    (two calls can have cards of the same content)."""
+    return bool(
+        card.hash == waiting["card_hash"] and card.context.get("call_id") == waiting["call_id"]
+    )
 
 
 async def bridge(

@@ -60,6 +60,12 @@ class Waiting:
     """The whole card (``DiffCard.to_dict``) for the approval inbox
     (``fleet.bridge``); None when it is over ``CARD_LIMIT``."""
 
+    @property
+    def key(self) -> str:
+        """What an answer to it is held under: a call can have two cards (a
+        preview, then its live rerun), and an answer holds for the same changes."""
+        return f"{self.call_id}/{self.change_hash}"
+
 
 @dataclass
 class StepInput:

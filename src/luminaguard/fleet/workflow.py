@@ -43,7 +43,7 @@ class AgentRun:
         self.steps = 0
         self.waiting: Waiting | None = None
         self.answers: dict[str, Answer] = {}
-        """By call id and change hash: a call can have two cards (a preview, then its live rerun)."""
+        """By ``Waiting.key``."""
         self.outcome = ""
         self.message = ""
         self.worker = ""
@@ -82,18 +82,15 @@ class AgentRun:
 
     def _answered(self) -> bool:
         """Whether the waiting card has its answer."""
-        w = self.waiting
-        return w is not None and f"{w.call_id}/{w.change_hash}" in self.answers
+        return self.waiting is not None and self.waiting.key in self.answers
 
     @workflow.update
     async def decide(self, answer: Answer) -> str:
         """A person's decision on the waiting call; the card hash it applies to."""
         assert self.waiting is not None
         w = self.waiting
-        self.answers[f"{w.call_id}/{w.change_hash}"] = replace(
-            answer, card_hash=w.card_hash, change_hash=w.change_hash
-        )
-        return self.waiting.card_hash
+        self.answers[w.key] = replace(answer, card_hash=w.card_hash, change_hash=w.change_hash)
+        return w.card_hash
 
     @decide.validator
     def check(self, answer: Answer) -> None:
@@ -113,7 +110,7 @@ class AgentRun:
             )
         if answer.grant_hours and (not answer.approved or answer.grant_hours < 0):
             raise ValueError("a grant goes with an approval, for a positive number of hours")
-        given = self.answers.get(f"{waiting.call_id}/{waiting.change_hash}")
+        given = self.answers.get(waiting.key)
         if given is not None:
             raise ValueError(f"call {answer.call_id} was decided already (by {given.by})")
         if (
