@@ -293,3 +293,24 @@ def test_an_approval_with_a_grant_answers_the_same_call_again_without_asking(
     assert [d["by"].split()[0] for d in decisions][1] == "grant", decisions
     grants = json.loads(lg("grants", "list", "--json", cwd=workspace).stdout)
     assert len(grants) == 1 and grants[0]["created_by"].endswith("(fleet)"), grants
+
+
+def test_the_update_refuses_a_grant_with_a_denial_or_for_negative_hours(
+    workspace: Path, workers: Workers, tmp_path: Path
+) -> None:
+    """What a client other than the CLI could send: the validator refuses it."""
+    from luminaguard.errors import UsageError
+    from luminaguard.fleet.client import decide
+    from luminaguard.fleet.data import Answer
+    from tests.fleet.conftest import on_fleet
+
+    command = {"name": "shell", "arguments": {"command": "python3 -c pass"}}
+    playbook = write_playbook(tmp_path / "pb.json", [{"tool_calls": [command]}, {"content": "ok"}])
+    workers.start()
+    run = submit(workspace, playbook)
+    call = wait_for(run, settled)["waiting"]["call_id"]
+    for approved, hours in ((False, 1.0), (True, -1.0)):
+        answer = Answer(call, approved, "someone (fleet)", grant_hours=hours)
+        with pytest.raises(UsageError, match="a grant goes with an approval"):
+            on_fleet(lambda client, a=answer: decide(client, run, a))
+    assert status(run)["status"] == "waiting"
