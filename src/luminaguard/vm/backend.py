@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import io
 import os
 import shutil
@@ -122,17 +123,18 @@ def _template(image: Image, accel: str, data_dir: Path) -> Template:
     if template.state.exists() and template.ram.exists():
         return template
     directory.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="making-", dir=directory.parent))
-    try:
-        make_template(image, accel, scratch)
+    # One process boots and saves it (seconds under TCG); another waits, then uses it.
+    with open(directory.parent / ".making.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if template.state.exists() and template.ram.exists():
+            return template
+        scratch = Path(tempfile.mkdtemp(prefix="making-", dir=directory.parent))
         try:
+            make_template(image, accel, scratch)
+            shutil.rmtree(directory, ignore_errors=True)  # a partial one, left by a crash
             scratch.rename(directory)
-        except OSError:
-            # Another process saved the same template meanwhile: theirs is as good.
-            if not template.state.exists():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return template
 
 

@@ -21,6 +21,7 @@ One command, cached, reproducible:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import lzma
@@ -141,7 +142,17 @@ def build_image(
 ) -> tuple[Image, bool]:
     """The image for the current inputs, built unless it is already there;
     returns it and whether it was built now. ``say`` hears each step;
-    ``rootfs``: with the guest's root image (debootstrap, a minute the first time)."""
+    ``rootfs``: with the guest's root image (debootstrap, a minute the first time).
+    One build at a time per data dir: a second process waits, then finds it built."""
+    (data_dir / "vm").mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "vm" / ".build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_image(data_dir, say=say, rootfs=rootfs)
+
+
+def _build_image(
+    data_dir: Path, *, say: Callable[[str], None], rootfs: bool
+) -> tuple[Image, bool]:
     root_image = build_rootfs(data_dir, say=say) if rootfs else None
     for tool in ("apt-get", "apt-cache", "dpkg-deb", "gcc"):
         if shutil.which(tool) is None:
