@@ -8,11 +8,18 @@ STAMP   = $(VENV)/.installed-stamp
 
 # `make test FAST=1` skips the suites marked slow (CI runs them all).
 PYTEST_ARGS ?=
+# Three pytest-xdist workers on two cores: most of a test waits on a sandbox,
+# a server or a guest. The micro-VM's tests keep to one worker, as the fleet's
+# do (tests/conftest.py). `make test JOBS=0` runs them in one process.
+JOBS ?= 3
+ifneq ($(JOBS),0)
+PYTEST_ARGS += -n $(JOBS) --dist loadgroup
+endif
 ifdef FAST
 PYTEST_ARGS += -m "not slow"
 endif
 
-.PHONY: install demo test check lint typecheck bench clean mcp-servers
+.PHONY: install bytecode demo test check lint typecheck bench clean mcp-servers
 
 install: $(STAMP)
 
@@ -25,6 +32,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 	@echo "==> installed"
 
+# The project's bytecode, written ahead (an editable install writes none, and
+# with PYTHONDONTWRITEBYTECODE set each command would compile every module it
+# imports, a third of a second, on every start). Only changed files are redone.
+bytecode: install
+	@$(BIN)/python -m compileall -q src
+
 # The reference MCP servers the tests use, from npm and PyPI (as `npx` and
 # `uvx` would fetch them), into .cache/mcp.
 # Best effort: without npm (or its registry) the MCP tests skip and say why.
@@ -35,10 +48,10 @@ mcp-servers: install
 	test -x .cache/conformance/node_modules/.bin/conformance || { echo "installing npm package @modelcontextprotocol/conformance into .cache/conformance…"; npm install --prefix .cache/conformance --no-audit --no-fund --silent @modelcontextprotocol/conformance; }
 	$(BIN)/python -c "from pathlib import Path; from luminaguard.mcp.launch import resolve_uvx; [resolve_uvx([p], p, Path('.cache/mcp')) for p in ('mcp-server-time', 'mcp-server-git')]"
 
-demo: install
+demo: bytecode
 	$(BIN)/luminaguard demo
 
-test: install
+test: bytecode
 	-$(MAKE) --no-print-directory mcp-servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -51,7 +64,7 @@ typecheck: install
 
 check: lint typecheck test
 
-bench: install
+bench: bytecode
 	-$(MAKE) --no-print-directory mcp-servers
 	@# Codex, to compare the whole CLI with (best effort: without npm the bench says so).
 	-test -x .cache/codex/node_modules/.bin/codex || npm install --prefix .cache/codex --no-audit --no-fund @openai/codex

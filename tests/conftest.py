@@ -15,6 +15,20 @@ import pytest
 from luminaguard.config import SandboxSettings
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs one worker per core and one more,
+    ``--dist loadgroup``), the micro-VM's tests share one worker, as the
+    fleet's do: their guests run under TCG, and two workers' guests at once
+    starve each other on a two-core machine; the fleet's tests share one
+    Temporal dev server and time failovers."""
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if path.startswith("tests/vm/") or "microvm" in item.nodeid or "micro_vm" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("microvm"))
+        elif path.startswith("tests/fleet/"):
+            item.add_marker(pytest.mark.xdist_group("fleet"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
