@@ -150,9 +150,7 @@ def build_image(
         return _build_image(data_dir, say=say, rootfs=rootfs)
 
 
-def _build_image(
-    data_dir: Path, *, say: Callable[[str], None], rootfs: bool
-) -> tuple[Image, bool]:
+def _build_image(data_dir: Path, *, say: Callable[[str], None], rootfs: bool) -> tuple[Image, bool]:
     root_image = build_rootfs(data_dir, say=say) if rootfs else None
     for tool in ("apt-get", "apt-cache", "dpkg-deb", "gcc"):
         if shutil.which(tool) is None:

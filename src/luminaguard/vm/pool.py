@@ -34,6 +34,11 @@ not run yet is translated on first use, so the set-up steps of a command
 (unpack, overlay, pack) are run once on nothing, leaving nothing behind."""
 
 
+READY_S = 30.0
+"""A spare whose warm-up takes longer is broken (seconds under TCG on a
+loaded host): it is dropped, and counted as a failure, rather than waited on."""
+
+
 class ClonePool(Spares[Vm]):
     """Keeps ``size`` paused clones of ``template`` ready."""
 
@@ -50,8 +55,8 @@ class ClonePool(Spares[Vm]):
             vm.resume()
             assert vm.agent is not None
             vm.agent.ping()
-            vm.agent.run(WARM_UP)
-            vm.agent.run(REHEARSAL)
+            vm.agent.run(WARM_UP, timeout_s=READY_S)
+            vm.agent.run(REHEARSAL, timeout_s=READY_S)
             vm.pause()
         except BaseException:
             vm.close()
