@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+from luminaguard.errors import VmError
 from luminaguard.sandbox.pool import Spares
 from luminaguard.vm.image import Image
 from luminaguard.vm.qemu import Template, Vm, clone
@@ -34,9 +35,13 @@ not run yet is translated on first use, so the set-up steps of a command
 (unpack, overlay, pack) are run once on nothing, leaving nothing behind."""
 
 
-READY_S = 30.0
-"""A spare whose warm-up takes longer is broken (seconds under TCG on a
-loaded host): it is dropped, and counted as a failure, rather than waited on."""
+READY_S = 15.0
+"""A spare's warm-up steps take milliseconds, seconds on a loaded host. Past
+this the clone is taken for stuck: under TCG on a loaded host a few in a
+hundred restored clones stop making progress early (the guest busy, its agent
+still answering pings; not understood yet). It is dropped, counted as a
+failure, and another clone is made."""
+MAKE_TRIES = 3
 
 
 class ClonePool(Spares[Vm]):
@@ -50,19 +55,35 @@ class ClonePool(Spares[Vm]):
 
     def _make(self) -> Vm:
         started = time.monotonic()
+        for attempt in range(1, MAKE_TRIES + 1):
+            try:
+                vm = self._ready_clone()
+            except VmError:  # AgentTimeout too
+                if attempt == MAKE_TRIES:
+                    raise
+                self.stats.failures += 1
+                continue
+            self.stats.spawn_ms.append((time.monotonic() - started) * 1000)
+            self.stats.spawned += 1
+            return vm
+        raise AssertionError("unreachable")
+
+    def _ready_clone(self) -> Vm:
         vm = clone(self.image, self.template, self.accel)
         try:
             vm.resume()
             assert vm.agent is not None
             vm.agent.ping()
-            vm.agent.run(WARM_UP, timeout_s=READY_S)
-            vm.agent.run(REHEARSAL, timeout_s=READY_S)
+            for step in (WARM_UP, REHEARSAL):
+                r = vm.agent.run(step, timeout_s=READY_S)
+                if r.timed_out or r.exit_code != 0:
+                    raise VmError(
+                        f"a fresh clone's warm-up ended {r.exit_code}: {r.stderr[-200:]!r}"
+                    )
             vm.pause()
         except BaseException:
             vm.close()
             raise
-        self.stats.spawn_ms.append((time.monotonic() - started) * 1000)
-        self.stats.spawned += 1
         return vm
 
     def _drop(self, spare: Vm) -> None:
