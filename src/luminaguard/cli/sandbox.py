@@ -163,7 +163,8 @@ def pool_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{row['backend']:<7} {inert(str(row['workspace']))}\n"
             f"        idle {row['idle']}  in use {row['in_use']}  waiting {row['waiters']}  "
-            f"served {row['served']} ({row['served_idle']} from idle)  failures {row['failures']}\n"
+            f"served {row['served']} ({row['served_idle']} from idle)  failures {row['failures']}  "
+            f"replaced {row.get('replaced', 0)}\n"
             f"        spawn p50 {spawn['p50']} ms p95 {spawn['p95']} ms  "
             f"acquire p50 {acquire['p50']} ms p95 {acquire['p95']} ms"
         )

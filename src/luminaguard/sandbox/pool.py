@@ -106,6 +106,8 @@ class PoolStats:
     """Of those, the ones an idle sandbox was ready for."""
     spawned: int = 0
     failures: int = 0
+    replaced: int = 0
+    """Sandboxes found broken while being made ready, and made again (micro-VM clones)."""
     spawn_ms: deque[float] = field(default_factory=_samples)
     """Starting a sandbox until it is ready."""
     acquire_ms: deque[float] = field(default_factory=_samples)
@@ -120,6 +122,7 @@ class PoolStats:
             "served_idle": self.served_idle,
             "spawned": self.spawned,
             "failures": self.failures,
+            "replaced": self.replaced,
             "spawn_ms": _summary(self.spawn_ms),
             "acquire_ms": _summary(self.acquire_ms),
         }

@@ -243,6 +243,7 @@ POOL_METRICS = (
     ("served_idle", "counter", "Of those, the ones a ready sandbox was waiting for."),
     ("spawned", "counter", "Sandboxes started ahead of need."),
     ("failures", "counter", "Sandboxes that failed to start."),
+    ("replaced", "counter", "Sandboxes found broken while made ready, and made again."),
 )
 
 
