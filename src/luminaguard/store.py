@@ -9,8 +9,11 @@ where its transactions are.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from luminaguard.errors import AuditError
@@ -30,6 +33,20 @@ def private_file(path: Path) -> int:
     """Open ``path`` to append, created 0600 in a private directory; the descriptor."""
     private_dir(path.parent)
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Held by one process at a time: an flock on the file ``lock`` (created,
+    with its directory, if need be); the others wait. Let go when the block
+    ends or the process dies."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def connect(

@@ -42,6 +42,7 @@ from pathlib import Path
 from luminaguard.config import McpServer
 from luminaguard.errors import ConfigError, LuminaGuardError
 from luminaguard.protocols import ProcessLaunch, ProcessSpec
+from luminaguard.store import exclusive
 
 INSTALL_TIMEOUT_S = 600
 
@@ -147,8 +148,6 @@ def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
     in place under a lock and marked complete only once the command is there;
     an unmarked one is an interrupted install and is built again.
     """
-    import fcntl
-
     key = re.sub(r"[^a-zA-Z0-9._-]+", "_", "+".join(requirements))
     target = cache / "uv" / key
     script = target / "bin" / command
@@ -156,8 +155,7 @@ def resolve_uvx(requirements: list[str], command: str, cache: Path) -> Path:
     if marker.exists() and script.exists():
         return script
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(target.parent / f".{key}.lock"):
         if marker.exists() and script.exists():
             return script
         shutil.rmtree(target, ignore_errors=True)

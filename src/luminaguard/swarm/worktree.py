@@ -14,13 +14,13 @@ whose config names a program to run).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from luminaguard.errors import GitError, UsageError
+from luminaguard.store import exclusive
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "LuminaGuard",
@@ -135,14 +135,8 @@ def worktrees_dir(repo: Path) -> Path:
 def repo_lock(repo: Path) -> Iterator[None]:
     """Serialise worktree changes between workers: concurrent `git worktree`
     commands on one repository trip over each other's administrative files."""
-    lock = repo / ".luminaguard" / "git.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with exclusive(repo / ".luminaguard" / "git.lock"):
+        yield
 
 
 def create(repo: Path, item_id: str, branch: str, base: str) -> Path:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import fcntl
 import io
 import os
 import shutil
@@ -57,6 +56,7 @@ from luminaguard.sandbox.network import NetworkMode
 from luminaguard.sandbox.profile import SANDBOX_ENV, SANDBOX_UID
 from luminaguard.sandbox.workspace import Workspace, WorkspaceFiles
 from luminaguard.service_socket import peer_uid
+from luminaguard.store import exclusive
 from luminaguard.vm.image import Image, find_image
 from luminaguard.vm.pool import ClonePool
 from luminaguard.vm.qemu import (
@@ -124,8 +124,7 @@ def _template(image: Image, accel: str, data_dir: Path) -> Template:
         return template
     directory.parent.mkdir(parents=True, exist_ok=True)
     # One process boots and saves it (seconds under TCG); another waits, then uses it.
-    with open(directory.parent / ".making.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(directory.parent / ".making.lock"):
         if template.state.exists() and template.ram.exists():
             return template
         scratch = Path(tempfile.mkdtemp(prefix="making-", dir=directory.parent))

@@ -21,7 +21,6 @@ One command, cached, reproducible:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import lzma
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from luminaguard.errors import CompileError, ImageError
 from luminaguard.sandbox import native
+from luminaguard.store import exclusive
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
@@ -144,9 +144,7 @@ def build_image(
     returns it and whether it was built now. ``say`` hears each step;
     ``rootfs``: with the guest's root image (debootstrap, a minute the first time).
     One build at a time per data dir: a second process waits, then finds it built."""
-    (data_dir / "vm").mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "vm" / ".build.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(data_dir / "vm" / ".build.lock"):
         return _build_image(data_dir, say=say, rootfs=rootfs)
 
 
