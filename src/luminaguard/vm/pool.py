@@ -58,15 +58,14 @@ class ClonePool(Spares[Vm]):
         for attempt in range(1, MAKE_TRIES + 1):
             try:
                 vm = self._ready_clone()
+                break
             except VmError:  # AgentTimeout too
                 if attempt == MAKE_TRIES:
                     raise  # a failure (``_refill_one``), or the acquire's error
                 self.stats.replaced += 1
-                continue
-            self.stats.spawn_ms.append((time.monotonic() - started) * 1000)
-            self.stats.spawned += 1
-            return vm
-        raise AssertionError("unreachable")
+        self.stats.spawn_ms.append((time.monotonic() - started) * 1000)
+        self.stats.spawned += 1
+        return vm
 
     def _ready_clone(self) -> Vm:
         vm = clone(self.image, self.template, self.accel)
