@@ -11,14 +11,12 @@ own path).
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import json
 import time
 from typing import Any
 
 from luminaguard.core.effects import unified_diff
-from luminaguard.stats import percentiles, series_line
+from luminaguard.stats import bench_cli, percentiles, series_line
 
 
 def cases() -> dict[str, tuple[str, str]]:
@@ -63,18 +61,14 @@ def main(n: int) -> dict[str, Any]:
     return out
 
 
+def show(result: dict[str, Any]) -> None:
+    for name, r in result.items():
+        print(name)
+        print("  " + series_line("unified_diff", r["unified_diff"]))
+        print("  " + series_line("baseline_difflib", r["baseline_difflib"]))
+        same = "the same diff" if r["same_diff"] else "another diff of the same change"
+        print(f"  ratio (p50): {r['ratio_p50']}x ({same} as difflib's)")
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    result = main(args.n)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, r in result.items():
-            print(name)
-            print("  " + series_line("unified_diff", r["unified_diff"]))
-            print("  " + series_line("baseline_difflib", r["baseline_difflib"]))
-            same = "the same diff" if r["same_diff"] else "another diff of the same change"
-            print(f"  ratio (p50): {r['ratio_p50']}x ({same} as difflib's)")
+    bench_cli(main, 3, show)

@@ -10,9 +10,7 @@ The service is started for the run, on a temporary data directory.
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import json
 import os
 import re
 import subprocess
@@ -23,7 +21,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from luminaguard.stats import percentiles, series_line
+from luminaguard.stats import bench_cli, percentiles, series_line
 
 REQUESTS = 10_000
 
@@ -108,16 +106,10 @@ def main(n: int) -> dict[str, Any]:
     }
 
 
+def show(result: dict[str, Any]) -> None:
+    for name, series in result.items():
+        print(series_line(name, series))
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    result = main(args.n)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(series_line("card_to_page_event", result["card_to_page_event"]))
-        print(series_line("baseline_insert", result["baseline_insert"]))
-        print(series_line("metrics_scrape_10k_requests", result["metrics_scrape_10k_requests"]))
-        print(series_line("baseline_healthz", result["baseline_healthz"]))
+    bench_cli(main, 20, show)

@@ -11,8 +11,6 @@ The speed issue's goal: the run at most 3x the bare POST (p50).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.llm.scripted_server import Script, ScriptedServer
-from luminaguard.stats import percentiles, series_line
+from luminaguard.stats import bench_cli, percentiles, series_line
 
 POST = """
 import json, sys, urllib.request
@@ -90,15 +88,11 @@ def main(n: int) -> dict[str, Any]:
     return out
 
 
+def show(result: dict[str, Any]) -> None:
+    for name in ("baseline_post", "run_first_request"):
+        print(series_line(name, result[name]))
+    print(f"run / bare POST (p50): {result['ratio_p50_run_over_post']}x (goal <= 3x)")
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=10)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    result = main(args.n)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name in ("baseline_post", "run_first_request"):
-            print(series_line(name, result[name]))
-        print(f"run / bare POST (p50): {result['ratio_p50_run_over_post']}x (goal <= 3x)")
+    bench_cli(main, 10, show)

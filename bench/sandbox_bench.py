@@ -11,9 +11,7 @@ what is measured is the overlay and the effect scan, not the command.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -24,7 +22,7 @@ from luminaguard.config import SandboxSettings
 from luminaguard.sandbox.bench import SERIES, pool_bench
 from luminaguard.sandbox.bwrap import Layout, launch
 from luminaguard.sandbox.preview import commit, discard, run_preview
-from luminaguard.stats import percentiles, report
+from luminaguard.stats import bench_cli, percentiles, report
 
 COMMAND = ["/bin/sh", "-c", "echo changed >> file-0.txt"]
 
@@ -117,25 +115,21 @@ async def main(n: int) -> dict[str, Any]:
     return {"pool": pool, "preview": previews, "commit": commits}
 
 
+def show(result: dict[str, Any]) -> None:
+    print(report(result["pool"], SERIES))
+    for r in result["preview"]:
+        print(
+            f"preview, {r['files']:>6} files: exec p50 {r['exec']['p50_ms']:6.2f} ms, "
+            f"preview p50 {r['preview']['p50_ms']:6.2f} ms (p95 {r['preview']['p95_ms']:6.2f}), "
+            f"overhead {r['overhead_p50_ms']:5.2f} ms"
+        )
+    for r in result["commit"]:
+        print(
+            f"commit, {r['files']:>4} modified files: plain writes p50 "
+            f"{r['plain_writes']['p50_ms']:6.2f} ms, commit p50 {r['commit']['p50_ms']:6.2f} ms "
+            f"(p95 {r['commit']['p95_ms']:6.2f}), ratio {r['ratio_p50']}x"
+        )
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=50)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    result = asyncio.run(main(args.n))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(report(result["pool"], SERIES))
-        for r in result["preview"]:
-            print(
-                f"preview, {r['files']:>6} files: exec p50 {r['exec']['p50_ms']:6.2f} ms, "
-                f"preview p50 {r['preview']['p50_ms']:6.2f} ms (p95 {r['preview']['p95_ms']:6.2f}), "
-                f"overhead {r['overhead_p50_ms']:5.2f} ms"
-            )
-        for r in result["commit"]:
-            print(
-                f"commit, {r['files']:>4} modified files: plain writes p50 "
-                f"{r['plain_writes']['p50_ms']:6.2f} ms, commit p50 {r['commit']['p50_ms']:6.2f} ms "
-                f"(p95 {r['commit']['p95_ms']:6.2f}), ratio {r['ratio_p50']}x"
-            )
+    bench_cli(lambda n: asyncio.run(main(n)), 50, show)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -40,3 +40,22 @@ def report(result: Mapping[str, Any], names: Sequence[str], indent: str = "") ->
         ratios = ", ".join(f"{k} {v}x" for k, v in result["ratios_p50"].items())
         lines.append(f"{indent}ratios over the baseline (p50): {ratios}")
     return "\n".join(lines)
+
+
+def bench_cli(
+    measure: Callable[[int], Mapping[str, Any]], n: int, show: Callable[[Any], None]
+) -> None:
+    """A benchmark's command line: ``--n`` samples a series (default ``n``);
+    the result as JSON with ``--json``, else as ``show`` prints it."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = measure(args.n)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        show(result)
