@@ -60,7 +60,7 @@ class ClonePool(Spares[Vm]):
                 vm = self._ready_clone()
                 break
             except VmError:  # AgentTimeout too
-                if attempt == MAKE_TRIES:
+                if attempt == MAKE_TRIES or self._closed:  # a closing pool waits on no retry
                     raise  # a failure (``_refill_one``), or the acquire's error
                 self.stats.replaced += 1
         self.stats.spawn_ms.append((time.monotonic() - started) * 1000)
