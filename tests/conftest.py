@@ -16,8 +16,8 @@ from luminaguard.config import SandboxSettings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs one worker per core and one more,
-    ``--dist loadgroup``), the micro-VM's tests share one worker, as the
+    """Under pytest-xdist (`make test` runs three workers, ``--dist
+    loadgroup``), the micro-VM's tests share one worker, as the
     fleet's do: their guests run under TCG, and two workers' guests at once
     starve each other on a two-core machine; the fleet's tests share one
     Temporal dev server and time failovers."""

@@ -115,15 +115,18 @@ class _Anchored(difflib.SequenceMatcher[str]):
     difflib matches only the gaps between anchors. Near linear where difflib
     alone is quadratic in the number of changes."""
 
+    a: list[str]
+    b: list[str]
+    matching_blocks: list[difflib.Match] | None
+    """difflib's own cache of the blocks (``set_seqs`` empties it)."""
+
     def __init__(self, a: list[str], b: list[str]) -> None:
         super().__init__(None, a, b, autojunk=False)
-        self.lines = a, b
-        self.blocks: list[difflib.Match] | None = None
 
     def get_matching_blocks(self) -> list[difflib.Match]:
-        if self.blocks is not None:
-            return self.blocks
-        a, b = self.lines
+        if self.matching_blocks is not None:
+            return self.matching_blocks
+        a, b = self.a, self.b
         # What both begin and end with matches as it is; the rest is anchored.
         head = 0
         while head < min(len(a), len(b)) and a[head] == b[head]:
@@ -157,8 +160,9 @@ class _Anchored(difflib.SequenceMatcher[str]):
                 merged[-1] = (merged[-1][0], merged[-1][1], merged[-1][2] + n)
             else:
                 merged.append((x, y, n))
-        self.blocks = [difflib.Match(*m) for m in [*merged, (len(a), len(b), 0)]]
-        return self.blocks
+        found = [difflib.Match(*m) for m in [*merged, (len(a), len(b), 0)]]
+        self.matching_blocks = found
+        return found
 
 
 def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -185,7 +189,7 @@ def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _unified(matcher: _Anchored, fromfile: str, tofile: str) -> Iterator[str]:
     """``difflib.unified_diff``'s lines, from ``matcher``'s opcodes (3 lines of context)."""
-    a, b = matcher.lines
+    a, b = matcher.a, matcher.b
     for k, group in enumerate(matcher.get_grouped_opcodes(3)):
         if k == 0:
             yield f"--- {fromfile}\n"

@@ -608,7 +608,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "<th>waits on</th></tr>",
         ]
         for r in runs:
-            w = r.get("waiting") or None
+            w = r.get("waiting")
             waits = (
                 f"<a href='/'>{e(inert(str(w.get('tool', ''))))} ({e(str(w.get('risk', '')))}),"
                 f" call {e(inert(str(w.get('call_id', ''))))}</a>"
