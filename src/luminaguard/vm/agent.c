@@ -358,14 +358,15 @@ static void run(char *data, uint32_t len) {
             }
             free(frame);
         }
-        if (status < 0) {
-            int ws;
-            pid_t done = waitpid(pid, &ws, WNOHANG);
+        /* Reap the command and any orphans re-parented to us (we are PID 1)
+         * in one loop: a separate waitpid(pid) before it left a window in
+         * which the command exited and was reaped here as an orphan, its
+         * status lost, and this loop spun on the readable pidfd for ever. */
+        int ws;
+        pid_t done;
+        while ((done = waitpid(-1, &ws, WNOHANG)) > 0) {
             if (done == pid)
                 status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        }
-        /* Reap orphans re-parented to us (we are PID 1). */
-        while (waitpid(-1, NULL, WNOHANG) > 0) {
         }
     }
     if (stdin_fd >= 0)

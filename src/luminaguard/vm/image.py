@@ -80,8 +80,9 @@ echo "no virtio-serial port named {port}"
 ROOTFS_SUITE = "bookworm"
 ROOTFS_PACKAGES = ("python3", "git", "ca-certificates")
 """The guest's userland beyond Debian's minimal base: what the tools run."""
-IMAGE_VERSION = 2
-"""Bumped when the layout of an image changes."""
+IMAGE_VERSION = 3
+"""Bumped when the layout of an image changes, or when an older image must
+not be used again (3: version 2's agent could lose a command's exit)."""
 
 
 @dataclass(frozen=True)
