@@ -32,7 +32,7 @@ from luminaguard.errors import UsageError
 
 
 class Role(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_risk: Risk = Risk.RED
     """The highest level this role may approve."""
@@ -46,7 +46,7 @@ class Role(BaseModel):
 
 
 class Principal(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: str
     """The name of a role in [roles]."""

@@ -53,7 +53,7 @@ from luminaguard.policy.ratelimit import Limit
 class GrantSpec(BaseModel):
     """A standing grant in the policy file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tool: str
     """The tool it covers, or "*"."""
@@ -90,7 +90,7 @@ class GrantSpec(BaseModel):
 class Policy(BaseModel):
     """Which actions may run without a person's decision."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     auto_approve: frozenset[Risk] = frozenset({Risk.GREEN})
     """Risk levels that run without asking. Safe default: GREEN only."""

@@ -40,7 +40,7 @@ def exhausted(key: str, limit: Limit, retry_after_s: float | None) -> QuotaExcee
 
 
 class Limit(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     scope: Literal["tool", "provider", "agent", "run"]
     """What the bucket is counted per: each tool, each provider, each agent, or each run."""
