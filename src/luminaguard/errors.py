@@ -26,6 +26,7 @@
     │   ├── ServerError           5xx (and Anthropic's 529 overloaded)
     │   ├── BadRequest            4xx other than 429: retrying will not help
     │   │   └── ContextTooLong    the conversation does not fit the model's context
+    │   ├── NotHttp               the endpoint's answer is not HTTP as we can read it
     │   └── AllAttemptsFailed     the router ran out of deployments and fallbacks
     ├── McpServerError            an MCP server could not be started, or failed
     │   └── BadMcpServer          its config is wrong: no such command, or it does not speak MCP; also a UserError
@@ -175,6 +176,10 @@ class BadRequest(ProviderError):
 
 class ContextTooLong(BadRequest):
     """The conversation does not fit the model's context window."""
+
+
+class NotHttp(ProviderError):
+    """The endpoint's answer is not HTTP/1.x as we can read it (``llm/http.py``)."""
 
 
 class AllAttemptsFailed(ProviderError):

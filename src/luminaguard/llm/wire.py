@@ -3,7 +3,8 @@
 Tool names are sanitised for the wire (OpenAI allows `[a-zA-Z0-9_-]{1,64}`):
 ``mcp:server/tool`` goes out as ``mcp__server__tool`` and comes back mapped.
 
-Both formats are spoken directly, on one HTTP client (``events``): a POST of
+Both formats are spoken directly, on one HTTP client (``events``, on
+``llm/http.py``): a POST of
 JSON answered by server-sent events. The vendors' SDKs are not used: importing
 them cost most of a second before the first request (``bench/cli_startup.py``).
 Errors (statuses, a dead connection, a timeout, an answer that is not an
@@ -12,23 +13,24 @@ event stream) are translated into ours here, in one place.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
-import sys
 from collections.abc import AsyncIterator, Sequence
-from types import ModuleType
 from typing import Any
 
 from luminaguard.errors import (
     BadRequest,
     ContextTooLong,
+    NotHttp,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     ServerError,
 )
+from luminaguard.llm.http import Client
 from luminaguard.messages import Message, ToolCall, ToolSpec
 
 _BAD = re.compile(r"[^a-zA-Z0-9_-]")
@@ -42,37 +44,21 @@ CONTEXT_HINTS = (
 
 
 class LoopClients:
-    """One HTTP client per running event loop: an httpx client cannot cross loops."""
+    """One HTTP client per running event loop: a connection cannot cross loops."""
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self.clients: dict[int, Any] = {}
+        self.clients: dict[int, Client] = {}
 
-    def get(self) -> Any:
+    def get(self) -> Client:
         import asyncio
 
-        httpx = _httpx()
         loop = id(asyncio.get_running_loop())
         if loop not in self.clients:
-            self.clients = {loop: httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))}
+            for old in self.clients.values():
+                old.close()
+            self.clients = {loop: Client(self.timeout_s)}
         return self.clients[loop]
-
-
-def _httpx() -> ModuleType:
-    """httpx without its command-line tool: ``import httpx`` loads that too
-    (click, rich, pygments: ~80 ms, before a run's first request) whenever
-    they are installed, and here they are (uvicorn, rich). We never run it."""
-    if "httpx" not in sys.modules:
-        cli = ModuleType("httpx._main")
-        cli.main = _no_cli  # type: ignore[attr-defined]
-        sys.modules.setdefault("httpx._main", cli)
-    import httpx
-
-    return httpx
-
-
-def _no_cli() -> None:
-    raise RuntimeError("httpx's command-line tool is not loaded in LuminaGuard")
 
 
 async def events(
@@ -80,14 +66,12 @@ async def events(
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """POST ``body`` as JSON to ``url``; the answer's server-sent events as
     (event name, data), every failure as one of our ``ProviderError``s."""
-    httpx = _httpx()
-
     try:
-        async with clients.get().stream("POST", url, json=body, headers=headers) as response:
-            if response.status_code >= 400:
-                text = (await response.aread()).decode("utf-8", "replace")
+        async with clients.get().post(url, json.dumps(body).encode(), headers) as response:
+            if response.status >= 400:
+                text = (await response.read()).decode("utf-8", "replace")
                 raise status_error(
-                    response.status_code, _error_message(text), response.headers.get("retry-after")
+                    response.status, _error_message(text), response.headers.get("retry-after")
                 )
             kind = response.headers.get("content-type", "").split(";")[0].strip()
             if kind != "text/event-stream":
@@ -96,7 +80,7 @@ async def events(
                     "events: is it an OpenAI- or Anthropic-compatible endpoint?"
                 )
             name = ""
-            async for line in response.aiter_lines():
+            async for line in response.lines():
                 if not line:
                     name = ""
                 elif line.startswith("event:"):
@@ -114,10 +98,14 @@ async def events(
                     if name == "error" or ("error" in parsed and "choices" not in parsed):
                         raise _stream_error(parsed)
                     yield name, parsed
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeout(f"timed out waiting for {url}: {exc or type(exc).__name__}") from exc
-    except httpx.TransportError as exc:
+    except TimeoutError as exc:
+        raise ProviderTimeout(f"timed out waiting for {url}: {exc or 'no answer'}") from exc
+    except (OSError, asyncio.IncompleteReadError) as exc:
         raise ProviderUnavailable(f"cannot connect to {url}: {exc or type(exc).__name__}") from exc
+    except NotHttp as exc:
+        raise NotHttp(f"{url} answered in a way that is not HTTP: {exc}") from exc
+    except ValueError as exc:  # the URL, a header (a key with a line break) or the proxy's
+        raise ProviderError(f"cannot send a request to {url}: {exc}") from exc
 
 
 def _error_message(text: str) -> str:
