@@ -201,3 +201,46 @@ def test_https_verifies_the_server_s_certificate(
             OpenAIProvider("m", base_url=url, api_key="k").complete(HISTORY, [])
         )
         assert answer.content == "over tls"
+
+
+def test_https_through_a_proxy_is_a_tunnel_and_still_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert_file, key_file = _certificate(tmp_path)
+    tunnels: list[bytes] = []
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        tunnels.append(head.split(b"\r\n")[0])
+        host, port = head.split()[1].decode().rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    with ScriptedServer([{"content": "tunnelled"}]) as server:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert_file, key_file)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+
+        async def main() -> str:
+            proxy = await asyncio.start_server(tunnel, "127.0.0.1", 0)
+            monkeypatch.setenv("HTTPS_PROXY", f"127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+            url = f"https://127.0.0.1:{server.server_port}/v1"
+            try:
+                turn = await OpenAIProvider("m", base_url=url, api_key="k").complete(HISTORY, [])
+            finally:
+                proxy.close()
+            return str(turn.content)
+
+        assert asyncio.run(main()) == "tunnelled"
+    assert tunnels == [f"CONNECT 127.0.0.1:{server.server_port} HTTP/1.1".encode()]
