@@ -109,25 +109,23 @@ def tls_context() -> ssl.SSLContext:
 class Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    absolute: bool
-    """Requests name the whole URL (plain HTTP through a proxy)."""
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
 
 
-async def _open(target: Target, timeout_s: float) -> Connection:
-    proxy = proxy_for(target)
+async def _open(target: Target, proxy: Proxy | None, timeout_s: float) -> Connection:
     host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(host, port, limit=MAX_HEAD), timeout_s
     )
-    conn = Connection(reader, writer, absolute=proxy is not None and target.scheme == "http")
+    conn = Connection(reader, writer)
     try:
         if target.scheme == "https":
             if proxy is not None:
-                lines = [f"CONNECT {target.host}:{target.port} HTTP/1.1", f"Host: {target.host}"]
+                tunnel = f"{target.host}:{target.port}"
+                lines = [f"CONNECT {tunnel} HTTP/1.1", f"Host: {tunnel}"]
                 if proxy.auth:
                     lines.append(f"Proxy-Authorization: {proxy.auth}")
                 writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -248,12 +246,32 @@ class Response:
                 yield pending[:cut]
                 pending = pending[end:]
         pending += decoder.decode(b"", final=True)
-        for line in pending.splitlines():
-            yield line
+        if pending:  # the last line, without an end (or ended by the held-back \r)
+            yield pending.removesuffix("\r")
 
     @property
     def reusable(self) -> bool:
         return self.done and "close" not in self.headers.get("connection", "").lower()
+
+
+def _request(target: Target, proxy: Proxy | None, body: bytes, headers: dict[str, str]) -> bytes:
+    """The POST's bytes; ValueError for a header that would break the request."""
+    if any("\r" in v or "\n" in v for v in (*headers, *headers.values())):
+        raise ValueError("a request header holds a line break")
+    absolute = proxy is not None and target.scheme == "http"  # plain HTTP through a proxy
+    path = f"http://{target.authority}{target.path}" if absolute else target.path
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {target.authority}",
+        "Accept: */*",
+        "User-Agent: luminaguard",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    if absolute and proxy is not None and proxy.auth:
+        lines.append(f"Proxy-Authorization: {proxy.auth}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 class Client:
@@ -262,17 +280,22 @@ class Client:
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self.idle: dict[Target, list[Connection]] = {}
+        self.idle: dict[tuple[Target, Proxy | None], list[Connection]] = {}
+        """By where they lead (scheme, host, port) and the proxy they go through."""
 
     @contextlib.asynccontextmanager
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AsyncIterator[Response]:
         target = Target.of(url)
-        where = Target(target.scheme, target.host, target.port, "")
+        proxy = proxy_for(target)
+        request = _request(target, proxy, body, headers)  # refused before any connection
+        key = (Target(target.scheme, target.host, target.port, ""), proxy)
         for attempt in range(2):
-            reused = bool(self.idle.get(where))
-            conn = self.idle[where].pop() if reused else await _open(target, self.timeout_s)
+            reused = bool(self.idle.get(key))
+            conn = self.idle[key].pop() if reused else await _open(target, proxy, self.timeout_s)
             try:
-                response = await self._send(conn, target, body, headers)
+                conn.writer.write(request)
+                await asyncio.wait_for(conn.writer.drain(), self.timeout_s)
+                status, response_headers = await _head(conn.reader, self.timeout_s)
                 break
             except (ConnectionError, asyncio.IncompleteReadError):
                 conn.close()
@@ -282,39 +305,14 @@ class Client:
             except BaseException:
                 conn.close()
                 raise
+        response = Response(status, response_headers, conn, self.timeout_s)
         try:
             yield response
         finally:
             if response.reusable:
-                self.idle.setdefault(where, []).append(conn)
+                self.idle.setdefault(key, []).append(conn)
             else:
                 conn.close()
-
-    async def _send(
-        self, conn: Connection, target: Target, body: bytes, headers: dict[str, str]
-    ) -> Response:
-        if any("\r" in v or "\n" in v for v in (*headers, *headers.values())):
-            raise ValueError("a request header holds a line break")
-        path = (
-            f"{target.scheme}://{target.authority}{target.path}" if conn.absolute else target.path
-        )
-        lines = [
-            f"POST {path} HTTP/1.1",
-            f"Host: {target.authority}",
-            "Accept: */*",
-            "User-Agent: luminaguard",
-            "Content-Type: application/json",
-            f"Content-Length: {len(body)}",
-            *(f"{k}: {v}" for k, v in headers.items()),
-        ]
-        if conn.absolute:
-            proxy = proxy_for(target)
-            if proxy is not None and proxy.auth:
-                lines.append(f"Proxy-Authorization: {proxy.auth}")
-        conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await asyncio.wait_for(conn.writer.drain(), self.timeout_s)
-        status, response_headers = await _head(conn.reader, self.timeout_s)
-        return Response(status, response_headers, conn, self.timeout_s)
 
     def close(self) -> None:
         for conns in self.idle.values():
