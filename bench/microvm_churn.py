@@ -1,13 +1,13 @@
-"""Micro-VM clone churn: many clones, each resumed, pinged and given the
-pool's warm-up commands, then closed; how many got stuck and what a clone's
-life cost.
+"""Micro-VM clone churn: many clones, each made ready as the pool makes its
+spares (``vm.pool.ready_clone``: resumed, pinged, warmed up, paused), then
+closed; how many got stuck and what a clone's life cost.
 
     python bench/microvm_churn.py [--n 60] [--load]
 
 `--load` keeps the host busy meanwhile (three looping bwrap sandboxes and a
 CPU spinner), the condition under which version 2's guest agent lost a
 command's exit now and then (1-3 clones in 60). A stuck clone is one whose
-command does not end within 15 s.
+warm-up does not end within the pool's ``READY_S``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from luminaguard.sandbox.profile import find_bwrap
 from luminaguard.stats import percentiles, series_line
 from luminaguard.vm.backend import _template, vm_data_dir
 from luminaguard.vm.image import find_image
-from luminaguard.vm.pool import REHEARSAL, WARM_UP
-from luminaguard.vm.qemu import accelerator, clone
+from luminaguard.vm.pool import ready_clone
+from luminaguard.vm.qemu import accelerator
 
 
 def _load() -> list[subprocess.Popen[bytes]]:
@@ -51,19 +51,12 @@ def main() -> None:
     try:
         for i in range(args.n):
             started = time.monotonic()
-            vm = clone(image, template, accel)
             try:
-                vm.resume()
-                assert vm.agent is not None
-                vm.agent.ping()
-                for command in (WARM_UP, REHEARSAL, WARM_UP):
-                    vm.agent.run(command, timeout_s=15)
+                ready_clone(image, template, accel).close()
                 lives.append((time.monotonic() - started) * 1000)
             except LuminaGuardError as exc:
                 stuck += 1
                 print(f"clone {i}: stuck ({exc})", flush=True)
-            finally:
-                vm.close()
     finally:
         for proc in load:
             proc.kill()
@@ -74,7 +67,7 @@ def main() -> None:
     if lives:
         print(
             series_line("clone life", percentiles(lives)),
-            "(clone, resume, ping, 3 commands, close)",
+            "(clone, resume, ping, warm-up, pause, close)",
         )
 
 

@@ -37,11 +37,31 @@ not run yet is translated on first use, so the set-up steps of a command
 
 READY_S = 15.0
 """A spare's warm-up steps take milliseconds, seconds on a loaded host. Past
-this the clone is taken for stuck: under TCG on a loaded host a few in a
-hundred restored clones stop making progress early (the guest busy, its agent
-still answering pings; not understood yet). It is dropped and another clone
-is made (counted in ``replaced``)."""
+this the clone is taken for stuck, dropped, and another made (counted in
+``replaced``). Image version 2's agent could hang a command for good (a few
+clones in a hundred under TCG on a loaded host; see docs/architecture.md);
+this stays as the defence against a guest that stops for another reason."""
 MAKE_TRIES = 3
+
+
+def ready_clone(image: Image, template: Template, accel: str) -> Vm:
+    """A clone of ``template``, resumed, warmed up (``WARM_UP``, ``REHEARSAL``)
+    and paused again: what a pool keeps. VmError (AgentTimeout too) if it is
+    stuck or its warm-up fails; the clone is closed then."""
+    vm = clone(image, template, accel)
+    try:
+        vm.resume()
+        assert vm.agent is not None
+        vm.agent.ping()
+        for step in (WARM_UP, REHEARSAL):
+            r = vm.agent.run(step, timeout_s=READY_S)
+            if r.timed_out or r.exit_code != 0:
+                raise VmError(f"a fresh clone's warm-up ended {r.exit_code}: {r.stderr[-200:]!r}")
+        vm.pause()
+    except BaseException:
+        vm.close()
+        raise
+    return vm
 
 
 class ClonePool(Spares[Vm]):
@@ -57,7 +77,7 @@ class ClonePool(Spares[Vm]):
         started = time.monotonic()
         for attempt in range(1, MAKE_TRIES + 1):
             try:
-                vm = self._ready_clone()
+                vm = ready_clone(self.image, self.template, self.accel)
                 break
             except VmError:  # AgentTimeout too
                 if attempt == MAKE_TRIES or self._closed:  # a closing pool waits on no retry
@@ -65,24 +85,6 @@ class ClonePool(Spares[Vm]):
                 self.stats.replaced += 1
         self.stats.spawn_ms.append((time.monotonic() - started) * 1000)
         self.stats.spawned += 1
-        return vm
-
-    def _ready_clone(self) -> Vm:
-        vm = clone(self.image, self.template, self.accel)
-        try:
-            vm.resume()
-            assert vm.agent is not None
-            vm.agent.ping()
-            for step in (WARM_UP, REHEARSAL):
-                r = vm.agent.run(step, timeout_s=READY_S)
-                if r.timed_out or r.exit_code != 0:
-                    raise VmError(
-                        f"a fresh clone's warm-up ended {r.exit_code}: {r.stderr[-200:]!r}"
-                    )
-            vm.pause()
-        except BaseException:
-            vm.close()
-            raise
         return vm
 
     def _drop(self, spare: Vm) -> None:
