@@ -70,6 +70,7 @@ bench: bytecode
 	-test -x .cache/codex/node_modules/.bin/codex || npm install --prefix .cache/codex --no-audit --no-fund @openai/codex
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/run_start_bench.py
+	$(BIN)/python bench/http_bench.py
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/tiers_bench.py
 	$(BIN)/python bench/policy_bench.py
