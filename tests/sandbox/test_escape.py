@@ -20,6 +20,7 @@ import pytest
 from luminaguard.config import SandboxSettings
 from luminaguard.protocols import ExecResult
 from luminaguard.sandbox import cgroups, open_sandbox
+from luminaguard.sandbox.profile import ETC_ALLOW
 
 
 @dataclass
@@ -148,6 +149,27 @@ def test_host_files_outside_the_workspace_cannot_be_read(box: Box, tmp_path: Pat
     r = box.sh(f"cat {secret}; cat /etc/shadow; cat /root/.bash_history; ls /home; true")
     assert token not in r.stdout
     assert r.stdout.strip() == ""
+
+
+def test_etc_holds_only_the_allow_list_and_cannot_be_changed(box: Box) -> None:
+    r = box.sh(
+        "ls -A /etc; for f in /etc/hosts /etc/ld.so.cache /etc/passwd; do "
+        "echo x >> $f && echo WROTE $f; done; touch /etc/new && echo MADE; "
+        "mv /etc/hosts /etc/h2 && echo MOVED; rm -f /etc/passwd && echo REMOVED; true"
+    )
+    assert not any(word in r.stdout for word in ("WROTE", "MADE", "MOVED", "REMOVED")), r.stdout
+    listed = set(r.stdout.split())
+    assert {"passwd", "group"} <= listed
+    if box.backend != "microvm":  # a guest has its own /etc; only the host's is filtered
+        assert listed <= {*ETC_ALLOW, "passwd", "group"}, listed - {*ETC_ALLOW, "passwd", "group"}
+    assert "sandbox:x:1000" in box.sh("cat /etc/passwd").stdout
+    # Read-only mounts, not only files the sandbox user does not own.
+    mounts = [line.split() for line in box.sh("cat /proc/self/mountinfo").stdout.splitlines()]
+    under_etc = [m for m in mounts if m[4] == "/etc" or m[4].startswith("/etc/")]
+    if box.backend == "bwrap":
+        assert under_etc, "no mount at /etc"
+    writable = [m[4] for m in under_etc if "ro" not in m[5].split(",")]
+    assert not writable, writable
 
 
 def test_host_processes_cannot_be_seen_or_killed(box: Box) -> None:

@@ -183,3 +183,28 @@ def test_a_missing_bind_is_an_error_never_a_fallback_to_root(
     with pytest.raises(SandboxError, match="/nonexistent/x"):
         asyncio.run(sb.exec(["/bin/true"]))
     assert "WARNING" not in capsys.readouterr().err
+
+
+def test_the_prepared_etc_is_made_once_and_again_when_an_entry_is_replaced(
+    tmp_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bwrap sandbox's /etc is prepared once in our namespace; a host file
+    renamed over one of its entries (as ``ldconfig`` does) is the new one inside."""
+    from luminaguard.sandbox import profile
+
+    entry = tmp_path / "lg-test-entry"
+    entry.write_text("old")
+    entry.chmod(0o644)
+    entries = (*profile.etc_entries(), (str(entry), False))
+    monkeypatch.setattr(profile, "etc_entries", lambda: entries)
+    sb = BwrapSandbox(workspace, SandboxSettings(pool_size=0))
+    cat = ["cat", "/etc/lg-test-entry"]
+    assert asyncio.run(sb.exec(cat)).stdout == "old"
+    first = hostuser.prepared_etc()
+    assert hostuser.prepared_etc() == first  # not made again per sandbox
+    fresh = tmp_path / "fresh"
+    fresh.write_text("new")
+    fresh.chmod(0o644)
+    fresh.replace(entry)
+    assert asyncio.run(sb.exec(cat)).stdout == "new"
+    assert hostuser.prepared_etc() != first

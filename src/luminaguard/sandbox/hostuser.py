@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -58,7 +58,9 @@ OPEN_TREE_CLONE = 1
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
 MOUNT_ATTR_IDMAP = 0x0010_0000
+MS_BIND = 0x1000
 CLONE_FS = 0x0000_0200
 CLONE_NEWNS = 0x0002_0000
 MS_REC, MS_SLAVE = 0x4000, 0x8_0000
@@ -92,6 +94,7 @@ class Namespace:
         self._lock = threading.Lock()
         self._staged: dict[tuple[str, bool], Staged] = {}
         self._userns: dict[tuple[int, int], int] = {}
+        self._etc: tuple[tuple[tuple[int, int], ...], Path] | None = None
         self._count = 0
         # An empty directory on the host; in our namespace a tmpfs is mounted
         # on it and every staged mount goes below. Reachable by HOST_ID (0711).
@@ -197,6 +200,48 @@ class Namespace:
         finally:
             os.close(tree)
 
+    def etc(self, entries: Sequence[tuple[str, bool]], files: Mapping[str, bytes]) -> Path:
+        """The sandbox's /etc, ready to be bound whole: a tmpfs holding ``files``
+        (passwd, group) and a bind of each allowed host entry, every mount in it
+        read-only. Made once, and again when an entry has been replaced since (a
+        file renamed over, as ``ldconfig`` does): a bind shows the old one."""
+        identity = tuple(_identity(path) for path, _ in entries)
+        with self._lock:
+            known = self._etc
+            if known is not None and known[0] == identity:
+                return known[1]
+            self._count += 1
+            target = self.base / f"{self._count}-etc"
+            present = [e for e, id_ in zip(entries, identity, strict=True) if id_ != MISSING]
+            self._in_thread(lambda: self._make_etc(target, present, files))
+            self._etc = (identity, target)
+        if known is not None:
+            # Sandboxes running hold their own copy of the old one's mounts.
+            self.unmount(known[1])
+        return target
+
+    def _make_etc(
+        self, target: Path, entries: Sequence[tuple[str, bool]], files: Mapping[str, bytes]
+    ) -> None:
+        self._enter()
+        target.mkdir()
+        self._check(self._libc.mount(b"tmpfs", bytes(target), b"tmpfs", 0, b"mode=0755,size=1m"))
+        for name, data in files.items():
+            (target / name).write_bytes(data)
+            (target / name).chmod(0o644)
+        for path, is_dir in entries:
+            point = target / Path(path).name
+            if is_dir:
+                point.mkdir()
+            else:
+                point.touch()
+            self._check(self._libc.mount(path.encode(), bytes(point), None, MS_BIND | MS_REC, None))
+        attr = ctypes.create_string_buffer(
+            struct.pack("QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0),
+            32,
+        )
+        self._call(SYS_MOUNT_SETATTR, -100, bytes(target), AT_RECURSIVE, attr, 32)
+
     def overlay(self, lower: Path, upper: Path, work: Path) -> Path:
         """A copy-on-write overlay of ``lower`` (a staged path), writes landing in
         ``upper``: for a backend that cannot make the overlay itself (gVisor).
@@ -298,6 +343,28 @@ def adapt(layout: Layout) -> tuple[Layout, list[str]]:
         raise SandboxError(
             f"a path the sandbox needs cannot be bound into it:{where} {exc.strerror or exc}"
         ) from None
+
+
+def prepared_etc() -> Path | None:
+    """The prepared /etc (``Namespace.etc``) where sandboxes start in our
+    namespace; None where they do not (not root, or the namespace failed)."""
+    ns = namespace()
+    if ns is None:
+        return None
+    from luminaguard.sandbox.profile import GROUP, PASSWD, etc_entries
+
+    return ns.etc(etc_entries(), {"passwd": PASSWD.encode(), "group": GROUP.encode()})
+
+
+MISSING = (-1, -1)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return MISSING
+    return (st.st_dev, st.st_ino)
 
 
 def _adapted(ns: Namespace, layout: Layout) -> Layout:

@@ -103,8 +103,14 @@ class Spawn:
         # As root: bwrap's view of the layout and the prefix that starts it
         # as an unprivileged host user (``hostuser``).
         self._bwrap_layout, self._prefix = hostuser.adapt(self.layout)
-        data = {"passwd": PASSWD.encode(), "group": GROUP.encode()}
-        data["seccomp"] = seccomp.filter_program()
+        data = {"seccomp": seccomp.filter_program()}
+        # Started in our namespace, it gets the /etc prepared there (passwd
+        # and group included); otherwise they come as data.
+        etc = hostuser.prepared_etc() if self._prefix else None
+        if etc is not None:
+            self._bwrap_layout = replace(self._bwrap_layout, etc=str(etc))
+        if etc is None or fds == "files":  # the shell opens all three FILE_FDS
+            data |= {"passwd": PASSWD.encode(), "group": GROUP.encode()}
         if fds == "inherit":
             numbers = {name: _data_fd(blob) for name, blob in data.items()}
             self._fds = list(numbers.values())
