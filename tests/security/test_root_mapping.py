@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -144,9 +145,9 @@ def test_the_self_test_refuses_a_sandbox_mapped_to_host_root(
     """Break the mapping on purpose (bwrap or runsc started as root again): no sandbox starts."""
     spawner = backend_class(process_backend).spawner
     assert self_test(SandboxSettings(), spawner) is None
-    prefix = hostuser.Namespace.prefix
-    as_root = lambda self: [a for a in prefix(self) if not a.startswith("--set")]  # noqa: E731
-    monkeypatch.setattr(hostuser.Namespace, "prefix", as_root)
+    entry = hostuser.Namespace.entry
+    as_root = lambda self: replace(entry(self), uid=0, gid=0)  # noqa: E731
+    monkeypatch.setattr(hostuser.Namespace, "entry", as_root)
     problem = self_test(SandboxSettings(), spawner)
     assert problem is not None and "host root" in problem
 

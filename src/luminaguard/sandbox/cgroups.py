@@ -89,7 +89,12 @@ class Cgroup:
 
     @classmethod
     def for_settings(cls, settings: SandboxSettings) -> Cgroup:
-        return cls(settings.memory_mb * 1024 * 1024, settings.pids_max)
+        return cls(*cls.sizes(settings))
+
+    @staticmethod
+    def sizes(settings: SandboxSettings) -> tuple[int, int]:
+        """(memory bytes, process count): what a sandbox's cgroup is made with."""
+        return settings.memory_mb * 1024 * 1024, settings.pids_max
 
     def __init__(self, memory_bytes: int, pids_max: int) -> None:
         self.support = support()

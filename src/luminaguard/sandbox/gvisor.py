@@ -136,6 +136,8 @@ def _refuse_host(mode: NetworkMode) -> None:
 class GvisorSpawn(Spawn):
     """One gVisor sandbox about to start: its bundle, cgroup and proxy directory."""
 
+    launches = False  # runsc starts by spawn_limited, in a cgroup sized for gVisor too
+
     _overlay: Path | None = None
 
     @staticmethod

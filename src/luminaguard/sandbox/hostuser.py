@@ -83,6 +83,13 @@ class Staged:
     path: Path
 
 
+@dataclass(frozen=True)
+class Entry:
+    mount_ns: str
+    uid: int
+    gid: int
+
+
 class Namespace:
     """This process's private mount namespace and what is staged in it."""
 
@@ -148,15 +155,20 @@ class Namespace:
         self._check(self._libc.unshare(CLONE_FS))
         self._check(self._libc.setns(self.fd, CLONE_NEWNS))
 
-    def prefix(self) -> list[str]:
-        """Starts the rest of a command line in our namespace, as ``HOST_ID``.
+    def entry(self) -> Entry:
+        """How a sandbox's start enters our namespace and becomes ``HOST_ID``.
         A path under /proc, not an inherited fd: the MCP SDK's spawner passes none."""
+        return Entry(f"/proc/{os.getpid()}/fd/{self.fd}", HOST_ID, HOST_ID)
+
+    def prefix(self) -> list[str]:
+        """Starts the rest of a command line as ``entry`` says, by nsenter."""
         assert self.nsenter is not None
+        entry = self.entry()
         return [
             self.nsenter,
-            f"--mount=/proc/{os.getpid()}/fd/{self.fd}",
-            f"--setuid={HOST_ID}",
-            f"--setgid={HOST_ID}",
+            f"--mount={entry.mount_ns}",
+            f"--setuid={entry.uid}",
+            f"--setgid={entry.gid}",
             "--",
         ]
 

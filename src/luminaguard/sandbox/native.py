@@ -19,6 +19,7 @@ from pathlib import Path
 from luminaguard.errors import CompileError
 
 SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.c")
+LAUNCH_SOURCE = Path(__file__).with_name("launch.c")
 
 
 def compile_static(source: Path, out: Path) -> None:
@@ -46,6 +47,15 @@ def supervisor() -> Path | None:
     """The compiled warm-sandbox supervisor, or None where it cannot be built."""
     try:
         return cached(SUPERVISOR_SOURCE)
+    except (CompileError, OSError):
+        return None
+
+
+@functools.cache
+def launcher() -> Path | None:
+    """The compiled host-side launcher (``launcher.py``), or None where it cannot be built."""
+    try:
+        return cached(LAUNCH_SOURCE)
     except (CompileError, OSError):
         return None
 

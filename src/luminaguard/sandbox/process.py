@@ -79,14 +79,18 @@ class Limits:
             "--",
         ]
 
-    def preexec(self, join: Callable[[], None] | None = None) -> Callable[[], None]:
-        values = [
+    def rlimits(self) -> list[tuple[int, int]]:
+        """(resource, limit) pairs, each set as both soft and hard limit."""
+        return [
             (resource.RLIMIT_AS, self.memory_bytes),
             (resource.RLIMIT_CPU, self.cpu_s),
             (resource.RLIMIT_FSIZE, self.file_bytes),
             (resource.RLIMIT_NOFILE, self.open_files),
             (resource.RLIMIT_CORE, 0),
         ]
+
+    def preexec(self, join: Callable[[], None] | None = None) -> Callable[[], None]:
+        values = self.rlimits()
 
         def apply() -> None:
             # Join the cgroup before anything else: from here on, every

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from luminaguard.config import SandboxSettings
 from luminaguard.errors import LuminaGuardError, SandboxUnavailable
+from luminaguard.sandbox import native
 
 if TYPE_CHECKING:
     from luminaguard.sandbox.spawn import Spawn
@@ -172,6 +173,8 @@ class Gate:
             Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
             str(os.geteuid()),
             _code_hash(),
+            # Whether sandboxes start by the native launcher or the shell chain.
+            str(native.launcher()),
             settings.model_dump_json(),
         ]
         for binary in self._binaries():
@@ -184,7 +187,8 @@ class Gate:
 def _code_hash() -> str:
     """The sandbox code's identity: any change to it (an upgrade, an edit) is a new key."""
     digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for source in sorted([*here.glob("*.py"), *here.glob("*.c")]):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
 

@@ -18,6 +18,7 @@ private files that a shell opens as fds 7-9 just before it execs bwrap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ from luminaguard.config import SandboxSettings
 from luminaguard.errors import SandboxError
 from luminaguard.sandbox import hostuser, seccomp
 from luminaguard.sandbox.cgroups import Cgroup
+from luminaguard.sandbox.launcher import SPARES, Launcher, data_fd
 from luminaguard.sandbox.network import EgressProxy
 from luminaguard.sandbox.process import spawn_limited
 from luminaguard.sandbox.profile import (
@@ -72,11 +74,14 @@ class Spawn:
         if gated:
             self.gate().check(settings)
         self.settings = settings
-        self.cgroup = self.cgroup_for(settings)
         self.limits = limits_of(settings)
         self.pass_fds = tuple(pass_fds)
         self._fds: list[int] = []
         self._private: Path | None = None
+        self._launcher: Launcher | None = None
+        if self.launches and fds == "inherit":
+            self._launcher = SPARES.take(Cgroup.sizes(settings), bwrap_data(), self.pass_fds)
+        self.cgroup = self._launcher.cgroup if self._launcher else self.cgroup_for(settings)
         try:
             if layout.network.proxied:
                 layout = replace(layout, proxy_dir=self._private_dir() / "net")
@@ -86,6 +91,10 @@ class Spawn:
         except BaseException:
             self.close()
             raise
+
+    launches = True
+    """Started by the native launcher where there is one (``launcher.py``). A
+    subclass that starts its own way, or sizes its cgroup otherwise, says False."""
 
     @staticmethod
     def cgroup_for(settings: SandboxSettings) -> Cgroup:
@@ -103,20 +112,24 @@ class Spawn:
         # As root: bwrap's view of the layout and the prefix that starts it
         # as an unprivileged host user (``hostuser``).
         self._bwrap_layout, self._prefix = hostuser.adapt(self.layout)
-        data = {"seccomp": seccomp.filter_program()}
         # Started in our namespace, it gets the /etc prepared there (passwd
         # and group included); otherwise they come as data.
         etc = hostuser.prepared_etc() if self._prefix else None
         if etc is not None:
             self._bwrap_layout = replace(self._bwrap_layout, etc=str(etc))
-        if etc is None or fds == "files":  # the shell opens all three FILE_FDS
-            data |= {"passwd": PASSWD.encode(), "group": GROUP.encode()}
-        if fds == "inherit":
-            numbers = {name: _data_fd(blob) for name, blob in data.items()}
+        data = bwrap_data()
+        self._data_used = ("seccomp",) if etc is not None else tuple(data)
+        if self._launcher is not None:
+            self._inner = build_argv(
+                find_bwrap(), self._bwrap_layout, self._launcher.data_fds, command
+            )
+            self.argv = [*self._prefix, *self._inner]
+        elif fds == "inherit":
+            numbers = {name: data_fd(data[name]) for name in self._data_used}
             self._fds = list(numbers.values())
             self.argv = self._bwrap_argv(numbers, command)
         else:
-            self.argv = self._opened_by_shell(data, command)
+            self.argv = self._opened_by_shell(data, command)  # the shell opens all three
         self.env = sandbox_env(self._bwrap_layout)
 
     def _private_dir(self) -> Path:
@@ -147,6 +160,15 @@ class Spawn:
 
     def popen(self) -> subprocess.Popen[bytes]:
         """Start it (``fds="inherit"``), in its cgroup and under its limits."""
+        if self._launcher is not None:
+            ns = hostuser.namespace() if self._prefix else None
+            return self._launcher.start(
+                self._inner,
+                self.env,
+                limits=self.limits,
+                entry=ns.entry() if ns is not None else None,
+                data_used=self._data_used,
+            )
         return spawn_limited(
             self.argv,
             env=self.env,
@@ -173,6 +195,8 @@ class Spawn:
 
     def close(self, *, now: bool = False) -> None:
         self.release_data()
+        if self._launcher is not None and not self._launcher.started:
+            self._launcher.discard()  # never told what to run
         if now:
             self.cgroup.destroy()
         else:
@@ -183,10 +207,11 @@ class Spawn:
             self._private = None
 
 
-def _data_fd(data: bytes) -> int:
-    """A readable fd holding ``data``, for bwrap's ``--ro-bind-data`` and ``--seccomp``."""
-    r, w = os.pipe()
-    # Each is a few KiB at most, below the pipe buffer: the write cannot block.
-    os.write(w, data)
-    os.close(w)
-    return r
+@functools.cache
+def bwrap_data() -> dict[str, bytes]:
+    """What bwrap reads from descriptors: the seccomp filter, passwd and group."""
+    return {
+        "seccomp": seccomp.filter_program(),
+        "passwd": PASSWD.encode(),
+        "group": GROUP.encode(),
+    }
